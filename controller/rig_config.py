@@ -1,0 +1,178 @@
+"""The rig configuration file (written by setup.sh / `syncrig setup`, read by the controller and by
+install.sh): cameras, capture settings, directories. Validated with the offending field named;
+saved atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from syncrig_agent.ids import InvalidName, validate_camera_name
+from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT
+
+CONFIG_VERSION = 1
+# Hostnames / IPv4 / IPv6 literals only: these end up as ssh arguments, so nothing else passes.
+_HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:]{2,39}\]?")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_REMOTE_DIR_RE = re.compile(r"(?:~/)?[A-Za-z0-9._/-]{1,200}")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the field."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SYNCRIG_HOME", Path.home() / ".config" / "syncrig"))
+
+
+@dataclass
+class CameraEntry:
+    name: str
+    host: str
+    role: str = "client"
+    ssh_user: str = "pi"
+
+
+@dataclass
+class RigConfig:
+    cameras: list[CameraEntry]
+    fps: float = 56.0
+    width: int = 1536
+    height: int = 864
+    bitrate: int = 25_000_000
+    keyframe_interval_s: float = 1.0
+    sessions_root: str = "~/syncrig-sessions"
+    pi_data_dir: str = "~/syncrig/recordings"
+    pi_install_dir: str = "~/syncrig"
+    control_port: int = DEFAULT_CONTROL_PORT
+    fanout_port: int = DEFAULT_FANOUT_PORT
+    heartbeat_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 10.0
+    secret_file: str = str(default_home() / "secret")
+    version: int = CONFIG_VERSION
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def server(self) -> CameraEntry:
+        return next(c for c in self.cameras if c.role == "server")
+
+    def validate(self) -> RigConfig:
+        if not self.cameras:
+            raise ConfigError("cameras: at least one camera is needed")
+        names = set()
+        for i, cam in enumerate(self.cameras):
+            where = f"cameras[{i}]"
+            try:
+                validate_camera_name(cam.name)
+            except InvalidName as exc:
+                raise ConfigError(f"{where}.name: {exc}") from None
+            if cam.name in names:
+                raise ConfigError(f"{where}.name: duplicate camera name {cam.name!r}")
+            names.add(cam.name)
+            if not isinstance(cam.host, str) or not _HOST_RE.fullmatch(cam.host) or ".." in cam.host:
+                raise ConfigError(f"{where}.host: not a host name or IP address: {cam.host!r}")
+            if cam.role not in ("server", "client"):
+                raise ConfigError(f"{where}.role: must be 'server' or 'client', got {cam.role!r}")
+            if not isinstance(cam.ssh_user, str) or not _USER_RE.fullmatch(cam.ssh_user):
+                raise ConfigError(f"{where}.ssh_user: not a valid user name: {cam.ssh_user!r}")
+        servers = [c.name for c in self.cameras if c.role == "server"]
+        if len(servers) != 1:
+            raise ConfigError(
+                f"cameras: exactly one camera must have role 'server', found {servers or 'none'}"
+            )
+        numeric = {
+            "fps": (1.0, 240.0),
+            "bitrate": (100_000, 200_000_000),
+            "keyframe_interval_s": (0.05, 60.0),
+            "control_port": (1, 65535),
+            "fanout_port": (1, 65535),
+            "heartbeat_interval_s": (0.05, 60.0),
+            "heartbeat_timeout_s": (0.1, 3600.0),
+        }
+        for name, (low, high) in numeric.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"{name}: must be a number in {low}..{high}, got {value!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 8192 or value % 2:
+                raise ConfigError(f"{name}: must be an even number of pixels in 64..8192, got {value!r}")
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
+        for name in ("pi_data_dir", "pi_install_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _REMOTE_DIR_RE.fullmatch(value) or ".." in value:
+                raise ConfigError(
+                    f"{name}: only letters, digits, '.', '_', '-', '/' and a leading '~/' "
+                    f"are allowed, got {value!r}"
+                )
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RigConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("the configuration must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown field(s): {', '.join(unknown)}")
+        raw_cams = data.get("cameras")
+        if not isinstance(raw_cams, list):
+            raise ConfigError("cameras: must be a list")
+        cams = []
+        cam_fields = {f.name for f in fields(CameraEntry)}
+        for i, c in enumerate(raw_cams):
+            if not isinstance(c, dict):
+                raise ConfigError(f"cameras[{i}]: must be an object")
+            bad = sorted(set(c) - cam_fields)
+            if bad:
+                raise ConfigError(f"cameras[{i}]: unknown field(s): {', '.join(bad)}")
+            if "name" not in c or "host" not in c:
+                raise ConfigError(f"cameras[{i}]: 'name' and 'host' are required")
+            cams.append(CameraEntry(**c))
+        rest = {k: v for k, v in data.items() if k != "cameras"}
+        return cls(cameras=cams, **rest).validate()
+
+
+def load_config(path: Path | str) -> RigConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path} (run ./setup.sh first)") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    return RigConfig.from_dict(data)
+
+
+def save_config(path: Path | str, config: RigConfig) -> Path:
+    """Validate, then write atomically (temp file in the same directory + rename)."""
+    config.validate()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(config.to_dict(), fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def parse_camera_spec(spec: str, index: int) -> CameraEntry:
+    """`NAME=[USER@]HOST` as given to setup.sh; the first camera is the server (cam0)."""
+    name, sep, target = spec.partition("=")
+    if not sep:
+        raise ConfigError(f"--camera {spec!r}: expected NAME=[USER@]HOST")
+    user, at, host = target.rpartition("@")
+    entry = CameraEntry(
+        name=name, host=host, role="server" if index == 0 else "client", ssh_user=user if at else "pi"
+    )
+    return entry

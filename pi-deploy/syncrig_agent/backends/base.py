@@ -1,0 +1,145 @@
+"""The camera backend interface.
+
+A backend turns a frame grid into frames: the synthetic sensor is triggered at each grid target;
+a real Pi sensor free-runs and its frames are labelled with the grid slot they belong to. Either
+way it hands `CapturedFrame`s (I420 pixels + honest timestamps) to `deliver`, which feeds the
+encoder → outputs chain, and it never blocks on that chain.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..grid import FrameGrid
+from ..timing.camera_clock import CameraClock
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    grid_index: int
+    wall_ns: int  # capture time on the shared clock (the camera's disciplined wall clock)
+    sensor_ns: int  # the sensor's own timestamp (monotonic domain)
+    target_ns: int  # Tn of grid_index
+
+
+@dataclass
+class CapturedFrame:
+    image: np.ndarray  # I420 / yuv420p, shape (H*3//2, W), uint8; owned by the receiver
+    meta: FrameMeta
+
+
+@dataclass
+class CaptureStats:
+    """Counters of one capture run; every frame that is not written is counted in exactly one."""
+
+    captured: int = 0
+    sensor_drops: int = 0  # the sensor delivered nothing for a slot
+    late_skips: int = 0  # woke more than half a period late: slot left empty, grid kept
+    queue_overflows: int = 0  # encoder could not keep up: frame discarded, counted
+    first_index: int | None = None
+    last_index: int | None = None
+    wake_errors_ns: list[int] = field(default_factory=list)  # bounded window for STATUS
+
+    def note_wake_error(self, err_ns: int) -> None:
+        self.wake_errors_ns.append(err_ns)
+        if len(self.wake_errors_ns) > 4096:
+            del self.wake_errors_ns[:2048]
+
+    def summary(self) -> dict:
+        errs = np.asarray(self.wake_errors_ns, dtype=np.int64)
+        wake = {}
+        if errs.size:
+            wake = {
+                "p50_us": float(np.percentile(errs, 50) / 1e3),
+                "p99_us": float(np.percentile(errs, 99) / 1e3),
+                "max_us": float(errs.max() / 1e3),
+            }
+        return {
+            "captured": self.captured,
+            "sensor_drops": self.sensor_drops,
+            "late_skips": self.late_skips,
+            "queue_overflows": self.queue_overflows,
+            "first_index": self.first_index,
+            "last_index": self.last_index,
+            "wake_error": wake,
+        }
+
+
+class CaptureControl:
+    """Tells a running capture when to end: at a grid index (clean stop) or at once (abort)."""
+
+    def __init__(self) -> None:
+        self._end_index: int | None = None
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+
+    def stop_at_index(self, end_index: int) -> None:
+        with self._lock:
+            # A second STOP may only bring the end closer, never extend a stopping recording.
+            if self._end_index is None or end_index < self._end_index:
+                self._end_index = end_index
+
+    def abort(self) -> None:
+        self._abort.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._abort.is_set()
+
+    @property
+    def end_index(self) -> int | None:
+        return self._end_index
+
+    def finished(self, index: int) -> bool:
+        end = self._end_index
+        return self._abort.is_set() or (end is not None and index >= end)
+
+
+class CameraBackend(ABC):
+    """Base class: configure once (`open`), then `run` one capture per session."""
+
+    kind: str = "base"
+    #: Triggered sensors expose when asked; free-running ones must be phase-locked to the grid.
+    triggered: bool = True
+
+    def __init__(self, width: int, height: int, clock: CameraClock) -> None:
+        self.width = width
+        self.height = height
+        self.clock = clock
+
+    def open(self) -> None:
+        """Acquire the device and allocate buffers, so that arming a session is cheap."""
+
+    @abstractmethod
+    def run(
+        self,
+        grid: FrameGrid,
+        control: CaptureControl,
+        deliver: Callable[[CapturedFrame], bool],
+        stats: CaptureStats,
+    ) -> None:
+        """Capture until `control` says stop. `deliver` returns False when the frame was discarded."""
+
+    def close(self) -> None:
+        """Release the device."""
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "width": self.width, "height": self.height, "clock": self.clock.describe()}
+
+
+def make_backend(kind: str, width: int, height: int, clock: CameraClock, **options: object) -> CameraBackend:
+    """Backends are imported lazily: picamera2 only exists on a Pi."""
+    if kind == "synthetic":
+        from .synthetic import SyntheticCamera
+
+        return SyntheticCamera(width, height, clock, **options)  # type: ignore[arg-type]
+    if kind == "picamera2":
+        from .pi_camera import Picamera2Camera
+
+        return Picamera2Camera(width, height, clock, **options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown camera backend {kind!r} (expected 'synthetic' or 'picamera2')")

@@ -1,0 +1,154 @@
+"""The camera an agent owns, and what START/STOP/STATUS do to it (the same in both roles)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from .backends.base import CameraBackend, make_backend
+from .capture import CameraSession, CaptureOptions
+from .encoders.base import EncoderSettings
+from .grid import FrameGrid
+from .health import health_report
+from .ids import validate_camera_name
+from .protocol import RequestError
+from .settings import AgentSettings
+from .timing.camera_clock import CameraClock, SimulatedClock, SystemClock
+
+log = logging.getLogger(__name__)
+
+
+def make_clock(settings: AgentSettings) -> CameraClock:
+    sim = settings.simulation
+    if settings.backend == "synthetic":
+        return SimulatedClock(offset_ns=round(sim.clock_offset_us * 1000), drift_ppm=sim.drift_ppm)
+    return SystemClock()
+
+
+def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
+    if settings.backend == "synthetic":
+        return make_backend(
+            "synthetic",
+            settings.width,
+            settings.height,
+            clock,
+            camera_name=settings.name,
+            drop_probability=settings.simulation.drop_probability,
+            spin_us=settings.spin_us,
+        )
+    return make_backend("picamera2", settings.width, settings.height, clock, spin_us=settings.spin_us)
+
+
+class CameraAgent:
+    def __init__(self, settings: AgentSettings, backend: CameraBackend | None = None) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.data_dir = Path(settings.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = make_clock(settings) if backend is None else backend.clock
+        self.backend = backend or build_backend(settings, self.clock)
+        self.backend.open()
+        self.session: CameraSession | None = None
+        self.last_summary: dict | None = None
+        self._lock = threading.Lock()
+
+    # -- commands ----------------------------------------------------------------------------
+    def start(self, session_id: str, t0_ns: int, period_ns: int, fps: float, basename: str | None) -> dict:
+        with self._lock:
+            if self.session is not None and self.session.running:
+                raise RequestError(
+                    "busy", f"{self.name} is already recording session {self.session.session_id}"
+                )
+            try:
+                camera_file = validate_camera_name(basename or self.name)
+            except ValueError as exc:
+                raise RequestError("bad_field", f"files: {exc}") from None
+            s = self.settings
+            encoder = EncoderSettings(
+                width=s.width,
+                height=s.height,
+                fps=fps,
+                bitrate=s.bitrate,
+                keyframe_interval=max(1, round(fps * s.keyframe_interval_s)),
+                codec=s.codec,
+                preset=s.preset,
+                threads=s.encoder_threads,
+                queue_frames=s.queue_frames,
+            )
+            options = CaptureOptions(
+                realtime=s.realtime,
+                fifo_priority=s.fifo_priority,
+                min_free_bytes=s.min_free_mb * 1024 * 1024,
+            )
+            session = CameraSession(
+                camera_file,
+                session_id,
+                self.data_dir,
+                FrameGrid(t0_ns, period_ns),
+                self.backend,
+                encoder,
+                options,
+            )
+            try:
+                info = session.arm()
+            except FileExistsError as exc:
+                raise RequestError("exists", str(exc)) from None
+            except OSError as exc:
+                raise RequestError("io_error", f"{self.name}: cannot create recording files: {exc}") from None
+            self.session = session
+            log.info("%s armed for session %s, T0=%d", self.name, session_id, t0_ns)
+            return {"camera": self.name, **info}
+
+    def stop(self, stop_ns: int | None, timeout: float = 30.0) -> dict:
+        """Stop at `stop_ns` (grid-aligned) or now, wait until the files are closed, summarise."""
+        session = self.session
+        if session is None:
+            return {"camera": self.name, "recording": False, "summary": self.last_summary}
+        if session.running:
+            session.stop_at(stop_ns if stop_ns is not None else self.clock.now_ns())
+        if not session.wait(timeout):
+            session.abort("stop timed out")
+            session.wait(5.0)
+        summary = session.summary()
+        self.last_summary = summary
+        return {"camera": self.name, "recording": False, "summary": summary}
+
+    def abort(self, reason: str) -> None:
+        session = self.session
+        if session is not None and session.running:
+            session.abort(reason)
+            session.wait(10.0)
+            self.last_summary = session.summary()
+
+    @property
+    def recording(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def status(self) -> dict:
+        session = self.session
+        current = None
+        if session is not None:
+            current = {
+                "session_id": session.session_id,
+                "running": session.running,
+                "frames": session.local.frames if session.local else 0,
+                "stats": session.stats.summary(),
+                "error": session.error,
+                "t0_ns": session.grid.t0_ns,
+                "period_ns": session.grid.period_ns,
+            }
+        return {
+            "name": self.name,
+            "role": self.settings.role,
+            "state": "recording" if self.recording else "idle",
+            "session": current,
+            "clock": self.clock.describe(),
+            "clock_now_ns": self.clock.now_ns(),
+            "backend": self.backend.describe(),
+            "health": health_report(self.data_dir),
+        }
+
+    def close(self) -> None:
+        self.abort("agent shutting down")
+        self.backend.close()

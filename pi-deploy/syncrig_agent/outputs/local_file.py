@@ -1,0 +1,110 @@
+"""The local recording: `raw/<cam>.h264` + `raw/<cam>.pts` + `raw/<cam>.frames.csv`.
+
+The three files are one output so they can never disagree: every frame appends to all three, and
+if any write fails all three stop at the same frame. This copy on the Pi is the source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..formats.frame_table import FrameRow, write_frame_header, write_frame_row
+from ..formats.pts import PTS_HEADER, format_pts_line
+from .base import Output
+
+
+class OutputExists(FileExistsError):
+    """A recording file already exists: recordings are never overwritten."""
+
+
+def recording_paths(raw_dir: Path, camera: str) -> dict[str, Path]:
+    return {
+        "h264": raw_dir / f"{camera}.h264",
+        "pts": raw_dir / f"{camera}.pts",
+        "frames": raw_dir / f"{camera}.frames.csv",
+    }
+
+
+class LocalFileOutput(Output):
+    essential = True
+
+    def __init__(
+        self,
+        raw_dir: Path | str,
+        camera: str,
+        t0_ns: int,
+        flush_interval_s: float = 0.5,
+        min_free_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        super().__init__()
+        self.paths = recording_paths(Path(raw_dir), camera)
+        self.t0_ns = t0_ns
+        self.flush_interval_s = flush_interval_s
+        self.min_free_bytes = min_free_bytes
+        self.bytes_written = 0
+        self._last_flush = time.monotonic()
+        self._open_files()
+
+    def _open_files(self) -> None:
+        existing = [str(p) for p in self.paths.values() if p.exists()]
+        if existing:
+            raise OutputExists(f"refusing to overwrite existing recording files: {', '.join(existing)}")
+        created: list[Path] = []
+        try:
+            # 'x' = O_EXCL: even a file appearing between the check above and now is not clobbered.
+            self._video = open(self.paths["h264"], "xb")
+            created.append(self.paths["h264"])
+            self._pts = open(self.paths["pts"], "x", encoding="ascii")
+            created.append(self.paths["pts"])
+            self._table = open(self.paths["frames"], "x", encoding="ascii", newline="")
+            created.append(self.paths["frames"])
+        except BaseException:
+            for path in created:  # only the empty files we just made ourselves
+                path.unlink(missing_ok=True)
+            raise
+        self._pts.write(PTS_HEADER + "\n")
+        write_frame_header(self._table)
+
+    def output_frame(self, frame) -> None:  # type: ignore[override]
+        meta = frame.meta
+        self._video.write(frame.data)
+        self._pts.write(format_pts_line(meta.wall_ns - self.t0_ns) + "\n")
+        write_frame_row(
+            self._table,
+            FrameRow(
+                frame=frame.position,
+                grid_index=meta.grid_index,
+                wall_ns=meta.wall_ns,
+                sensor_ns=meta.sensor_ns,
+                target_ns=meta.target_ns,
+                keyframe=int(frame.keyframe),
+                size=len(frame.data),
+            ),
+        )
+        self.bytes_written += len(frame.data)
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_interval_s:
+            self._last_flush = now
+            self._flush()
+            free = shutil.disk_usage(self.paths["h264"].parent).free
+            if free < self.min_free_bytes:
+                # Stop while the files are still whole rather than die mid-write on a full disk.
+                self.fail(f"disk nearly full ({free // (1024 * 1024)} MiB free); recording stopped cleanly")
+
+    def _flush(self) -> None:
+        for fh in (self._video, self._pts, self._table):
+            fh.flush()
+
+    def stop(self) -> None:
+        super().stop()
+        for fh in (self._video, self._pts, self._table):
+            if fh.closed:
+                continue
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fh.close()

@@ -1,0 +1,37 @@
+"""Shared fixtures: simulated rigs as real agent processes on loopback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from controller.simrig import SimCamera, SimulatedRig
+
+# Small frames keep the suite fast on 2 cores; the timing path is the same at any size.
+TEST_WIDTH = 320
+TEST_HEIGHT = 240
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path):
+    rigs: list[SimulatedRig] = []
+
+    def factory(n: int = 3, *, cameras: list[SimCamera] | None = None, **kwargs) -> SimulatedRig:
+        cams = cameras or [SimCamera(f"cam{i}") for i in range(n)]
+        kwargs.setdefault("width", TEST_WIDTH)
+        kwargs.setdefault("height", TEST_HEIGHT)
+        kwargs.setdefault("bitrate", 1_000_000)
+        rig = SimulatedRig(tmp_path / f"rig{len(rigs)}", cams, **kwargs)
+        rigs.append(rig)
+        rig.start()
+        return rig
+
+    yield factory
+    for rig in rigs:
+        rig.stop()
+
+
+def pytest_report_header(config):
+    return [f"syncrig tests: running as uid {os.getuid()}"]

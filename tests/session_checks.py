@@ -1,0 +1,76 @@
+"""Independent checks of a recorded session: decode every frame, read the capture time drawn into
+its pixels, and compare with what the sidecar files claim. Used by the tests; deliberately does
+not reuse the writer's code paths except the format readers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from syncrig_agent.formats import read_frame_table, read_manifest, read_pts
+from syncrig_agent.timecode import read_timecode
+
+
+@dataclass
+class CameraCheck:
+    name: str
+    decoded: int
+    pts_lines: int
+    table_rows: int
+    grid: np.ndarray
+    pts_ns: np.ndarray  # ns since T0 from the .pts
+    pixel_ns: np.ndarray  # true capture time read from the pixels (absolute ns)
+    wall_ns: np.ndarray
+
+
+def decode_luma_timecodes(h264: Path) -> list[int | None]:
+    values = []
+    with av.open(str(h264), format="h264") as container:
+        for frame in container.decode(video=0):
+            y = frame.to_ndarray(format="gray")
+            values.append(read_timecode(y))
+    return values
+
+
+def ffmpeg_frame_count(h264: Path) -> int:
+    """Count frames with a real FFmpeg process (independent of PyAV's demuxer)."""
+    import imageio_ffmpeg
+
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    out = subprocess.run(
+        [exe, "-hide_banner", "-nostats", "-f", "h264", "-i", str(h264), "-map", "0:v", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    counts = re.findall(r"frame=\s*(\d+)", out)
+    assert counts, out
+    return int(counts[-1])
+
+
+def check_camera(session_dir: Path, name: str) -> CameraCheck:
+    raw = session_dir / "raw"
+    codes = decode_luma_timecodes(raw / f"{name}.h264")
+    pts = read_pts(raw / f"{name}.pts")
+    table = read_frame_table(raw / f"{name}.frames.csv")
+    assert all(c is not None for c in codes), f"{name}: a decoded frame has no readable timecode"
+    return CameraCheck(
+        name=name,
+        decoded=len(codes),
+        pts_lines=len(pts),
+        table_rows=len(table["frame"]),
+        grid=table["grid_index"],
+        pts_ns=pts.times_ns,
+        pixel_ns=np.asarray(codes, dtype=np.int64),
+        wall_ns=table["wall_ns"],
+    )
+
+
+def check_session(session_dir: Path) -> tuple[object, dict[str, CameraCheck]]:
+    manifest = read_manifest(session_dir)
+    return manifest, {name: check_camera(session_dir, name) for name in manifest.camera_names}

@@ -1,0 +1,218 @@
+"""Agents as real processes on loopback: start/stop, bad commands, authentication, duplicate
+names, heartbeat auto-stop, reconnect after a server restart, no overwrite."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.simrig import SimCamera
+from syncrig_agent.grid import period_ns_for_fps
+from syncrig_agent.links import connect_peer
+from syncrig_agent.protocol import AuthenticationFailed, RemoteError
+
+from session_checks import check_camera
+
+FPS = 30.0
+PERIOD = period_ns_for_fps(FPS)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def files_of(rig, camera: str, session: str) -> Path:
+    return rig.data_dir(camera) / session / "raw"
+
+
+def test_start_stop_on_shared_grid(make_rig) -> None:
+    rig = make_rig(3)
+    with rig.link() as link:
+        started = link.start("s1", PERIOD, FPS, {n: n for n in rig.camera_names})
+        assert started["lead_ns"] <= 500_000_000
+        assert set(started["cameras"]) == set(rig.camera_names)
+        t0 = started["t0_ns"]
+        time.sleep(1.0)
+        status = link.status()
+        assert status["session"]["session_id"] == "s1"
+        assert status["server"]["state"] == "recording"
+        stopped = link.stop()
+    ends = set()
+    for name in rig.camera_names:
+        summary = stopped["cameras"][name]["summary"]
+        assert summary["error"] is None, summary
+        assert summary["end_index"] is not None
+        ends.add(summary["end_index"])
+        cam = check_camera(rig.data_dir(name) / "s1", name)
+        assert cam.decoded == cam.pts_lines == summary["frames"] > 20
+        assert (cam.grid < summary["end_index"]).all()
+        assert abs(int(cam.wall_ns[0]) - t0) < 1_000_000  # the first frame is frame 0 at T0
+    assert len(ends) == 1, f"cameras stopped at different grid indices: {ends}"
+
+
+def test_bad_commands_get_clear_errors_and_link_survives(make_rig) -> None:
+    rig = make_rig(2)
+    with rig.link() as link:
+        with pytest.raises(RemoteError) as err:
+            link.request({"type": "explode"})
+        assert err.value.code == "unknown_command"
+        with pytest.raises(RemoteError) as err:
+            link.start("../../etc", PERIOD, FPS, {"cam0": "cam0"})
+        assert err.value.code == "bad_field" and "session_id" in str(err.value)
+        with pytest.raises(RemoteError) as err:
+            link.start("s2", PERIOD, FPS, {"cam0": "cam0", "cam9": "cam9"})
+        assert err.value.code == "cameras_missing" and "cam9" in str(err.value)
+        with pytest.raises(RemoteError) as err:
+            link.start("s2", PERIOD, FPS, {"cam0": "../x"})
+        assert err.value.code == "bad_field"
+        with pytest.raises(RemoteError) as err:
+            link.request({"type": "start", "session_id": "s2", "period_ns": True, "files": {}})
+        assert err.value.code == "bad_field" and "period_ns" in str(err.value)
+        # Nothing was recorded by any of those, and the link still works.
+        assert link.status()["server"]["state"] == "idle"
+        assert not any((rig.data_dir(n) / "s2").exists() for n in rig.camera_names)
+
+
+def test_wrong_secret_is_refused(make_rig) -> None:
+    rig = make_rig(1)
+    with pytest.raises(AuthenticationFailed):
+        connect_peer(
+            rig.control_address, b"not-the-secret-at-all-0123456789", {"name": "x", "role": "controller"}
+        )
+    with pytest.raises(AuthenticationFailed):
+        connect_peer(
+            ("127.0.0.1", rig.fanout_port),
+            b"not-the-secret-at-all-0123456789",
+            {"name": "cam7", "role": "client"},
+        )
+    with rig.link() as link:
+        assert link.status()["clients"] == {}
+
+
+def test_duplicate_camera_name_is_refused(make_rig) -> None:
+    rig = make_rig(2)
+    with pytest.raises(RemoteError) as err:
+        connect_peer(("127.0.0.1", rig.fanout_port), rig.secret, {"name": "cam1", "role": "client"})
+    assert err.value.code == "duplicate_name"
+    with pytest.raises(RemoteError) as err:
+        connect_peer(("127.0.0.1", rig.fanout_port), rig.secret, {"name": "cam0", "role": "client"})
+    assert err.value.code == "duplicate_name"
+    # A controller may not pose as a camera on the fan-out port, nor a camera on the control port.
+    with pytest.raises(RemoteError) as err:
+        connect_peer(rig.control_address, rig.secret, {"name": "cam5", "role": "client"})
+    assert err.value.code == "wrong_role"
+    with rig.link() as link:
+        status = link.status()
+        assert status["clients"]["cam1"]["connected"]
+
+
+def test_no_overwrite_of_an_existing_session(make_rig) -> None:
+    rig = make_rig(2)
+    with rig.link() as link:
+        link.start("keep", PERIOD, FPS, {n: n for n in rig.camera_names}, frames=10)
+        time.sleep(0.8)
+        link.stop()
+        digests = {
+            p: hashlib.sha256(p.read_bytes()).hexdigest()
+            for n in rig.camera_names
+            for p in files_of(rig, n, "keep").iterdir()
+        }
+        with pytest.raises(RemoteError) as err:
+            link.start("keep", PERIOD, FPS, {n: n for n in rig.camera_names}, frames=10)
+        assert err.value.code == "start_failed" and "overwrite" in str(err.value)
+        time.sleep(0.3)
+        assert link.status()["server"]["state"] == "idle"
+    after = {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for n in rig.camera_names
+        for p in files_of(rig, n, "keep").iterdir()
+    }
+    assert after == digests
+
+
+def test_client_stops_cleanly_when_server_goes_silent(make_rig) -> None:
+    rig = make_rig(2, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0)
+    server = rig.processes["cam0"]
+    with rig.link() as link:
+        link.start("silent", PERIOD, FPS, {n: n for n in rig.camera_names})
+    time.sleep(0.5)
+    os.kill(server.pid, signal.SIGSTOP)  # the server hangs: no heartbeats, no STOP
+    try:
+        report = rig.data_dir("cam1") / "silent" / "cam1.capture.json"
+        wait_for(report.exists, 10.0, "cam1 to stop on its own")
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    import json
+
+    summary = json.loads(report.read_text())
+    assert "heard nothing from the server" in summary["error"]
+    cam = check_camera(rig.data_dir("cam1") / "silent", "cam1")
+    # Intact: every frame decodes, sidecars agree with the video.
+    assert cam.decoded == cam.pts_lines == cam.table_rows == summary["frames"] > 10
+    with rig.link() as link:
+        link.stop()
+
+
+def test_client_reconnects_after_server_restart(make_rig) -> None:
+    rig = make_rig(3)
+    port = rig.fanout_port
+    rig.terminate("cam0")
+    rig.spawn_server(fanout_port=port)
+    rig.wait_connected(timeout=30)
+    with rig.link() as link:
+        status = link.status()
+        assert all(status["clients"][n]["connected"] for n in ("cam1", "cam2"))
+        link.start("after", PERIOD, FPS, {n: n for n in rig.camera_names}, frames=15)
+        time.sleep(1.0)
+        result = link.stop()
+    for name in rig.camera_names:
+        assert result["cameras"][name]["summary"]["frames"] == 15
+
+
+def test_stop_at_fixed_frame_count_and_late_stop_does_not_extend(make_rig) -> None:
+    rig = make_rig(2)
+    with rig.link() as link:
+        started = link.start("fixed", PERIOD, FPS, {n: n for n in rig.camera_names}, frames=12)
+        assert started["stop_ns"] == started["t0_ns"] + 12 * PERIOD
+        time.sleep(1.2)
+        result = link.stop()  # arrives after the planned end
+        assert result["stop_ns"] == started["stop_ns"]
+    for name in rig.camera_names:
+        cam = check_camera(rig.data_dir(name) / "fixed", name)
+        assert cam.grid.tolist() == list(range(12))
+
+
+def test_dead_client_does_not_block_start_forever(make_rig) -> None:
+    rig = make_rig(3, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0)
+    rig.processes["cam2"].kill()
+    with rig.link() as link:
+        wait_for(lambda: not link.status()["clients"]["cam2"]["connected"], 5.0, "cam0 to notice cam2 died")
+        with pytest.raises(RemoteError) as err:
+            link.start("partial", PERIOD, FPS, {n: n for n in rig.camera_names})
+        assert err.value.code == "cameras_missing" and "cam2" in str(err.value)
+        # The rest of the rig still records.
+        link.start("partial", PERIOD, FPS, {"cam0": "cam0", "cam1": "cam1"}, frames=6)
+        time.sleep(0.6)
+        result = link.stop()
+    assert result["cameras"]["cam1"]["summary"]["frames"] == 6
+
+
+def test_sigterm_during_recording_closes_files_cleanly(make_rig) -> None:
+    rig = make_rig(1, cameras=[SimCamera("cam0")])
+    with rig.link() as link:
+        link.start("term", PERIOD, FPS, {"cam0": "cam0"})
+    time.sleep(0.7)
+    assert rig.terminate("cam0") == 0
+    cam = check_camera(rig.data_dir("cam0") / "term", "cam0")
+    assert cam.decoded == cam.pts_lines == cam.table_rows > 5
