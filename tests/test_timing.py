@@ -1,0 +1,100 @@
+"""Timing primitives: absolute timers, realtime→monotonic conversion, simulated clocks, and the
+synthetic sensor's behaviour when it wakes late (skip the slot, keep the grid)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syncrig_agent.backends.base import CaptureControl, CaptureStats
+from syncrig_agent.backends.synthetic import SyntheticCamera
+from syncrig_agent.grid import FrameGrid, period_ns_for_fps
+from syncrig_agent.timing import GridWaiter, MonotonicTimer, SimulatedClock, SystemClock
+from syncrig_agent.timing.waiter import realtime_minus_monotonic
+
+
+def test_monotonic_timer_never_wakes_early() -> None:
+    with MonotonicTimer() as timer:
+        for _ in range(20):
+            target = time.monotonic_ns() + 2_000_000
+            timer.arm(target)
+            timer.wait()
+            assert time.monotonic_ns() >= target
+        timer.arm(1)  # a target in the past fires at once instead of disarming
+        timer.wait()
+
+
+def test_realtime_minus_monotonic_matches_clocks() -> None:
+    offset = realtime_minus_monotonic()
+    assert abs((time.time_ns() - time.monotonic_ns()) - offset) < 1_000_000
+
+
+@given(
+    st.integers(-(10**10), 10**10),
+    st.floats(-500, 500, allow_nan=False),
+    st.integers(-(10**12), 10**12),
+)
+def test_simulated_clock_inverse(offset: int, ppm: float, delta: int) -> None:
+    ref = 1_790_000_000_000_000_000
+    clock = SimulatedClock(offset, ppm, reference_ns=ref)
+    real = ref + delta
+    assert abs(clock.to_realtime(clock.from_realtime(real)) - real) <= 2
+
+
+def test_simulated_clock_drifts_as_configured() -> None:
+    ref = 1_790_000_000_000_000_000
+    clock = SimulatedClock(offset_ns=1000, drift_ppm=50.0, reference_ns=ref)
+    # After 10 s of real time a +50 ppm clock is 500 µs ahead (plus its 1 µs offset).
+    assert clock.from_realtime(ref + 10**10) - (ref + 10**10) == 1000 + 500_000
+
+
+def test_grid_waiter_hits_absolute_targets_without_accumulating() -> None:
+    clock = SystemClock()
+    waiter = GridWaiter(clock, spin_ns=200_000)
+    grid = FrameGrid(time.time_ns() + 20_000_000, period_ns_for_fps(100))
+    errors = [waiter.wait_until(grid.target(n)).error_ns for n in range(100)]
+    waiter.close()
+    errs = np.asarray(errors)
+    assert (errs >= 0).all()  # never early
+    # Absolute targets: the error of frame 99 is not the sum of 99 wake latencies.
+    assert np.median(errs[-20:]) < 2_000_000
+
+
+def test_grid_waiter_abort_during_long_wait() -> None:
+    waiter = GridWaiter(SystemClock())
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    assert waiter.wait_until(time.time_ns() + 10**10, should_abort=stop.is_set) is None
+    assert time.monotonic() - started < 1.0
+    waiter.close()
+
+
+def test_late_wake_skips_slots_and_keeps_the_grid() -> None:
+    cam = SyntheticCamera(160, 120, SystemClock(), camera_name="cam0")
+    period = period_ns_for_fps(50)
+    grid = FrameGrid(time.time_ns() + 30_000_000, period)
+    control = CaptureControl()
+    control.stop_at_index(30)
+    stats = CaptureStats()
+    seen = []
+
+    def deliver(frame) -> bool:
+        seen.append(frame.meta)
+        if frame.meta.grid_index == 5:
+            time.sleep(3.5 * period / 1e9)  # a stall: the next slots are missed
+        return True
+
+    cam.run(grid, control, deliver, stats)
+    indices = [m.grid_index for m in seen]
+    assert indices[:6] == [0, 1, 2, 3, 4, 5]
+    assert 6 not in indices and 7 not in indices  # skipped, not shifted
+    assert stats.late_skips >= 2
+    assert len(indices) + stats.late_skips == 30
+    for m in seen:
+        assert m.target_ns == grid.target(m.grid_index)
+        assert 0 <= m.wall_ns - m.target_ns < period // 2
