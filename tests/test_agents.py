@@ -216,3 +216,49 @@ def test_sigterm_during_recording_closes_files_cleanly(make_rig) -> None:
     assert rig.terminate("cam0") == 0
     cam = check_camera(rig.data_dir("cam0") / "term", "cam0")
     assert cam.decoded == cam.pts_lines == cam.table_rows > 5
+
+
+def test_garbage_on_agent_ports_is_dropped_and_agent_keeps_working(make_rig) -> None:
+    import socket
+    import struct
+
+    rig = make_rig(2)
+    payloads = [
+        struct.pack("!I", 0x7FFFFFFF),  # claims 2 GiB
+        struct.pack("!I", 100) + b"{",  # truncated body, then EOF
+        b"\x00\x00",  # truncated header
+        struct.pack("!I", 2) + b"{}",  # a message before any handshake: no type
+        struct.pack("!I", 60) + b'{"type":"start","session_id":"evil","period_ns":1000000000}'[:60],
+    ]
+    for port in (rig.control_port, rig.fanout_port):
+        for payload in payloads:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.recv(4096)  # the challenge
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(6)
+                try:
+                    while sock.recv(4096):
+                        pass  # the agent answers with an error and/or closes
+                except (ConnectionResetError, TimeoutError):
+                    pass
+    with rig.link() as link:
+        status = link.status()
+        assert status["server"]["state"] == "idle" and status["clients"]["cam1"]["connected"]
+        assert set(status["clients"]) == {"cam1"}
+    assert not any(p.name == "evil" for n in rig.camera_names for p in rig.data_dir(n).glob("*"))
+
+
+def test_server_notices_a_silent_client(make_rig) -> None:
+    rig = make_rig(2, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0)
+    client = rig.processes["cam1"]
+    os.kill(client.pid, signal.SIGSTOP)
+    try:
+        with rig.link() as link:
+            wait_for(lambda: not link.status()["clients"]["cam1"]["connected"], 10.0, "cam0 to drop cam1")
+            reason = link.status()["clients"]["cam1"]["close_reason"]
+            assert "heartbeat" in reason
+    finally:
+        os.kill(client.pid, signal.SIGCONT)
+    # Once it runs again it notices the dead link and reconnects by itself.
+    rig.wait_connected(timeout=20)
