@@ -75,7 +75,7 @@ def main() -> int:
     q: queue.Queue = queue.Queue(maxsize=n + 1)
 
     def submit(i: int) -> None:
-        meta = FrameMeta(i, grid.target(i), time.monotonic_ns(), grid.target(i))
+        meta = FrameMeta(i, grid.target(i), time.monotonic_ns(), grid.target(i), grid.target(i) + 5)
         q.put_nowait(CapturedFrame(frames[i % ring], meta))
 
     handoff = per_call_us(submit, n)
@@ -103,7 +103,12 @@ def main() -> int:
         out.start()
         write = per_call_us(
             lambda i: out.output_frame(
-                EncodedFrame(packets[i], i % 56 == 0, FrameMeta(i, grid.target(i) + 5, i, grid.target(i)), i)
+                EncodedFrame(
+                    packets[i],
+                    i % 56 == 0,
+                    FrameMeta(i, grid.target(i) + 5, i, grid.target(i), grid.target(i) + 5),
+                    i,
+                )
             ),
             min(n, len(packets)),
         )

@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--sim-drop-prob", type=float, default=0.0, help="probability of a sensor drop per frame"
     )
+    rec.add_argument(
+        "--sim-trigger",
+        choices=["scheduled", "wake"],
+        default="scheduled",
+        help="scheduled: exposure timed by the camera clock at Tn (like hardware); wake: when software wakes",
+    )
+    rec.add_argument("--sim-jitter-us", type=float, default=0.0, help="trigger jitter, Gaussian sigma (µs)")
     rec.add_argument("--spin-us", type=float, default=300.0, help="spin before each target (µs)")
     rec.add_argument(
         "--rig-dir", type=Path, help="keep the simulated Pis' own files here (default: temporary)"
@@ -223,7 +230,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .recording import CameraInfo, RecordingError, RecordingRequest, record
     from .simrig import RigStartError, SimulatedRig, sim_cameras
 
-    cams = sim_cameras(args.sim, args.sim_offsets_us, args.sim_drift_ppm, args.sim_drop_prob)
+    cams = sim_cameras(
+        args.sim,
+        args.sim_offsets_us,
+        args.sim_drift_ppm,
+        args.sim_drop_prob,
+        args.sim_trigger,
+        args.sim_jitter_us,
+    )
     with tempfile.TemporaryDirectory(prefix="syncrig-rig-") as tmp:
         rig_dir = args.rig_dir or Path(tmp)
         rig = SimulatedRig(

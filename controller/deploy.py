@@ -88,9 +88,8 @@ def plan(config: RigConfig, home_of: dict[str, str]) -> list[CameraDeployment]:
 def package_files() -> list[tuple[Path, str]]:
     """(local file, path relative to the install dir) for the agent package."""
     root = PI_DEPLOY / "syncrig_agent"
-    return [
-        (p, posixpath.join("syncrig_agent", *p.relative_to(root).parts)) for p in sorted(root.rglob("*.py"))
-    ]
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".c"))
+    return [(p, posixpath.join("syncrig_agent", *p.relative_to(root).parts)) for p in files]
 
 
 class DeployError(RuntimeError):

@@ -27,6 +27,8 @@ class SimCamera:
     clock_offset_us: float = 0.0
     drift_ppm: float = 0.0
     drop_probability: float = 0.0
+    trigger: str = "scheduled"
+    jitter_us: float = 0.0
 
 
 class RigStartError(RuntimeError):
@@ -119,6 +121,10 @@ class SimulatedRig:
             str(cam.drift_ppm),
             "--sim-drop-prob",
             str(cam.drop_probability),
+            "--sim-trigger",
+            cam.trigger,
+            "--sim-jitter-us",
+            str(cam.jitter_us),
             "--ready-file",
             str(ready),
         ]
@@ -252,6 +258,8 @@ def sim_cameras(
     offsets_us: list[float] | None = None,
     drift_ppm: list[float] | None = None,
     drop_probability: float = 0.0,
+    trigger: str = "scheduled",
+    jitter_us: float = 0.0,
 ) -> list[SimCamera]:
     if count < 1:
         raise ValueError("--sim needs at least one camera")
@@ -263,6 +271,8 @@ def sim_cameras(
             clock_offset_us=offsets[i] if i < len(offsets) else 0.0,
             drift_ppm=drifts[i] if i < len(drifts) else 0.0,
             drop_probability=drop_probability,
+            trigger=trigger,
+            jitter_us=jitter_us,
         )
         for i in range(count)
     ]

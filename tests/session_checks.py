@@ -26,6 +26,7 @@ class CameraCheck:
     pts_ns: np.ndarray  # ns since T0 from the .pts
     pixel_ns: np.ndarray  # true capture time read from the pixels (absolute ns)
     wall_ns: np.ndarray
+    wake_ns: np.ndarray
 
 
 def decode_luma_timecodes(h264: Path) -> list[int | None]:
@@ -68,6 +69,7 @@ def check_camera(session_dir: Path, name: str) -> CameraCheck:
         pts_ns=pts.times_ns,
         pixel_ns=np.asarray(codes, dtype=np.int64),
         wall_ns=table["wall_ns"],
+        wake_ns=table["wake_ns"],
     )
 
 

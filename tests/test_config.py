@@ -133,6 +133,7 @@ def test_deploy_plan_and_dry_run(tmp_path: Path) -> None:
     assert "User=pi" in deployments[0].unit and "@DIR@" not in deployments[0].unit
     rels = [rel for _, rel in package_files()]
     assert "syncrig_agent/protocol/framing.py" in rels and "syncrig_agent/server.py" in rels
+    assert "syncrig_agent/timing/precise_wait.c" in rels
     path = save_config(tmp_path / "rig.json", cfg)
     r = syncrig("deploy", "--config", str(path), "--dry-run")
     assert r.returncode == 0, r.stderr

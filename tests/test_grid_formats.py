@@ -96,7 +96,7 @@ def test_pts_file_v2_and_squeakshot(tmp_path: Path) -> None:
 
 def test_frame_table_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "cam0.frames.csv"
-    rows = [FrameRow(0, 0, 100, 5, 99, 1, 1234), FrameRow(1, 2, 300, 7, 299, 0, 55)]
+    rows = [FrameRow(0, 0, 100, 5, 99, 1, 1234, 101), FrameRow(1, 2, 300, 7, 299, 0, 55, 302)]
     with open(path, "w") as fh:
         write_frame_header(fh)
         for r in rows:

@@ -111,7 +111,8 @@ def test_drops_are_visible_in_grid_indices(tmp_path: Path) -> None:
         missing = sorted(set(range(expected)) - set(cam.grid.tolist()))
         assert len(missing) == entry["dropped"] == expected - cam.decoded
         assert missing[: len(entry["missing_grid_indices"])] == entry["missing_grid_indices"]
-        assert entry["drops"]["sensor"] == len(missing)
+        drops = entry["drops"]
+        assert drops["sensor"] + drops["late_skips"] + drops["queue_overflows"] == len(missing)
         total_drops += len(missing)
         # The frames around a drop still carry their own capture times (no shift after a drop).
         err = (manifest.t0_ns + cam.pts_ns) - cam.pixel_ns
@@ -130,3 +131,34 @@ def test_unsafe_subject_ids_are_rejected(tmp_path: Path, subject: str) -> None:
 def test_unsafe_project_id_is_rejected(tmp_path: Path) -> None:
     result = run_record(tmp_path / "out", "--project", "proj/../../etc")
     assert result.returncode == 2 and "project ID" in result.stderr
+
+
+def test_clock_offsets_show_in_the_pixels_not_in_the_pts(tmp_path: Path) -> None:
+    # cam1's clock runs 2 ms ahead and cam2's 1.5 ms behind the shared timescale: each camera
+    # exposes when *its* clock says Tn, so in true time cam1 is early and cam2 late, while their
+    # own timestamps claim perfection. The pixels (ground truth) must show it.
+    result = run_record(tmp_path, "--sim-offsets-us", "0,2000,-1500", "--sim-jitter-us", "20")
+    assert result.returncode == 0, result.stderr
+    (session,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    _manifest, cams = check_session(session)
+    ref = cams["cam0"]
+    for name, expected_us in (("cam1", -2000), ("cam2", 1500)):
+        cam = cams[name]
+        common, i_ref, i_cam = np.intersect1d(ref.grid, cam.grid, return_indices=True)
+        true_offset = (cam.pixel_ns[i_cam] - ref.pixel_ns[i_ref]) / 1e3
+        claimed = (cam.pts_ns[i_cam] - ref.pts_ns[i_ref]) / 1e3
+        assert abs(np.median(true_offset) - expected_us) < 50
+        assert abs(np.median(claimed)) < 50
+
+
+def test_software_trigger_model_records_wake_times(tmp_path: Path) -> None:
+    result = run_record(tmp_path, "--sim-trigger", "wake")
+    assert result.returncode == 0, result.stderr
+    (session,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    manifest, cams = check_session(session)
+    for entry in manifest.cameras:
+        cam = cams[entry["name"]]
+        assert cam.decoded == cam.pts_lines == entry["frames"]
+        # In this model the exposure *is* the wake: pts, pixels and wake times coincide.
+        assert np.array_equal(manifest.t0_ns + cam.pts_ns, cam.pixel_ns)
+        assert entry["backend"]["trigger"] == "wake"

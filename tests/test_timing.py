@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,9 +53,11 @@ def test_simulated_clock_drifts_as_configured() -> None:
     assert clock.from_realtime(ref + 10**10) - (ref + 10**10) == 1000 + 500_000
 
 
-def test_grid_waiter_hits_absolute_targets_without_accumulating() -> None:
+@pytest.mark.parametrize("use_native", [True, False], ids=["C-helper", "python-fallback"])
+def test_grid_waiter_hits_absolute_targets_without_accumulating(use_native: bool) -> None:
     clock = SystemClock()
-    waiter = GridWaiter(clock, spin_ns=200_000)
+    waiter = GridWaiter(clock, spin_ns=200_000, use_native=use_native)
+    assert ("C" in waiter.method) == use_native
     grid = FrameGrid(time.time_ns() + 20_000_000, period_ns_for_fps(100))
     errors = [waiter.wait_until(grid.target(n)).error_ns for n in range(100)]
     waiter.close()
@@ -98,3 +101,13 @@ def test_late_wake_skips_slots_and_keeps_the_grid() -> None:
     for m in seen:
         assert m.target_ns == grid.target(m.grid_index)
         assert 0 <= m.wall_ns - m.target_ns < period // 2
+
+
+def test_native_helper_builds_here() -> None:
+    import shutil
+
+    from syncrig_agent.timing import native
+
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("C helper NOT TESTED: no C compiler on this machine (agents use the Python fallback)")
+    assert native.load() is not None, native.failure()

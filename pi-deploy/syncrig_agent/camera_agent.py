@@ -36,6 +36,8 @@ def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
             camera_name=settings.name,
             drop_probability=settings.simulation.drop_probability,
             spin_us=settings.spin_us,
+            trigger=settings.simulation.trigger,
+            jitter_us=settings.simulation.jitter_us,
         )
     return make_backend("picamera2", settings.width, settings.height, clock, spin_us=settings.spin_us)
 

@@ -77,6 +77,12 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--sim-clock-offset-us", type=float, help="synthetic: camera clock offset from the host clock")
     a("--sim-drift-ppm", type=float, help="synthetic: camera clock drift")
     a("--sim-drop-prob", type=float, help="synthetic: probability that the sensor drops a frame")
+    a(
+        "--sim-trigger",
+        choices=["scheduled", "wake"],
+        help="synthetic: exposure at Tn, or when software wakes",
+    )
+    a("--sim-jitter-us", type=float, help="synthetic: trigger jitter (Gaussian sigma, µs)")
     a("--log-level", default="INFO")
 
 
@@ -98,6 +104,8 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         ("sim_clock_offset_us", "clock_offset_us"),
         ("sim_drift_ppm", "drift_ppm"),
         ("sim_drop_prob", "drop_probability"),
+        ("sim_trigger", "trigger"),
+        ("sim_jitter_us", "jitter_us"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -38,6 +38,8 @@ class SimulationSettings:
     clock_offset_us: float = 0.0
     drift_ppm: float = 0.0
     drop_probability: float = 0.0
+    trigger: str = "scheduled"  # "scheduled" (hardware-timed exposure at Tn) or "wake" (software trigger)
+    jitter_us: float = 0.0  # trigger jitter (Gaussian sigma) of the scheduled model
 
 
 @dataclass
@@ -110,6 +112,10 @@ class AgentSettings:
         sim = self.simulation
         if not 0.0 <= sim.drop_probability < 1.0:
             raise SettingsError(f"simulation.drop_probability: must be in [0, 1), got {sim.drop_probability}")
+        if sim.trigger not in ("scheduled", "wake"):
+            raise SettingsError(f"simulation.trigger: must be 'scheduled' or 'wake', got {sim.trigger!r}")
+        if not 0.0 <= sim.jitter_us <= 10_000:
+            raise SettingsError(f"simulation.jitter_us: must be in 0..10000, got {sim.jitter_us}")
         if abs(sim.drift_ppm) > 1000:
             raise SettingsError(f"simulation.drift_ppm: |drift| must be ≤ 1000 ppm, got {sim.drift_ppm}")
         if abs(sim.clock_offset_us) > 10_000_000:

@@ -25,6 +25,7 @@ class FrameMeta:
     wall_ns: int  # capture time on the shared clock (the camera's disciplined wall clock)
     sensor_ns: int  # the sensor's own timestamp (monotonic domain)
     target_ns: int  # Tn of grid_index
+    wake_ns: int  # when the agent's software got to this frame (camera clock): scheduling quality
 
 
 @dataclass

@@ -114,8 +114,9 @@ class Picamera2Camera(CameraBackend):
                     image = request.make_array("main")[:, : self.width].copy()
                 finally:
                     request.release()  # buffers go back to libcamera at once
-                stats.note_wake_error(wall_ns - grid.target(index))
-                frame = CapturedFrame(image, FrameMeta(index, wall_ns, sensor_ns, grid.target(index)))
+                stats.note_wake_error(wall_ns - grid.target(index))  # phase error of a free-running sensor
+                meta = FrameMeta(index, wall_ns, sensor_ns, grid.target(index), self.clock.now_ns())
+                frame = CapturedFrame(image, meta)
                 if deliver(frame):
                     stats.captured += 1
                     stats.first_index = index if stats.first_index is None else stats.first_index

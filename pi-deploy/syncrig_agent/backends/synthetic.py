@@ -1,9 +1,21 @@
 """The simulated camera: a sensor triggered at each grid target.
 
-It behaves like a PTP-synced, triggerable camera with configurable imperfections (clock offset and
-drift through its `SimulatedClock`, random sensor drops). Each frame carries its *true* capture
-time (host CLOCK_REALTIME) drawn into the pixels, while the metadata carries what the camera
-believes (its own clock): comparing the two is how simulation proves or disproves sync.
+It behaves like a PTP-synced, triggerable camera with configurable imperfections: clock offset
+and drift (through its `SimulatedClock`), trigger jitter, random sensor drops. Each frame carries
+its *true* exposure time (host CLOCK_REALTIME) drawn into the pixels, while the metadata carries
+what the camera believes (its own clock): comparing the two is how simulation proves or
+disproves sync.
+
+Two trigger models:
+- "scheduled" (default): the trigger is armed ahead and fires on the camera's clock at Tn (plus
+  jitter), like a camera whose trigger is timed by its PTP clock, and like a real Pi sensor,
+  whose exposure times are set by the sensor, not by when software runs. The agent's software
+  still wakes for every slot to collect the frame; if it is more than half a period late the
+  frame is lost (a visible drop). Host scheduling hiccups — on a VM, vCPU stalls of several ms —
+  then cost frames, never timestamps.
+- "wake": the sensor exposes when the agent's thread wakes up (a pure software trigger), so every
+  scheduling delay lands in the capture times. Used to measure the scheduler itself.
+Either way each frame records `wake_ns`, so the software's wake error is always measured.
 """
 
 from __future__ import annotations
@@ -16,6 +28,8 @@ from ..scene import SyntheticScene
 from ..timing.camera_clock import CameraClock
 from ..timing.waiter import GridWaiter
 from .base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+
+TRIGGER_MODELS = ("scheduled", "wake")
 
 
 class SyntheticCamera(CameraBackend):
@@ -30,20 +44,39 @@ class SyntheticCamera(CameraBackend):
         camera_name: str = "cam",
         drop_probability: float = 0.0,
         spin_us: float = 0.0,
+        trigger: str = "scheduled",
+        jitter_us: float = 0.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(width, height, clock)
         if not 0.0 <= drop_probability < 1.0:
             raise ValueError(f"drop probability must be in [0, 1), got {drop_probability}")
+        if trigger not in TRIGGER_MODELS:
+            raise ValueError(f"trigger model must be one of {TRIGGER_MODELS}, got {trigger!r}")
+        if jitter_us < 0:
+            raise ValueError(f"jitter must be >= 0 µs, got {jitter_us}")
         self.camera_name = camera_name
         self.drop_probability = float(drop_probability)
         self.spin_ns = int(spin_us * 1000)
+        self.trigger = trigger
+        self.jitter_ns = jitter_us * 1000.0
         self._rng = random.Random(seed)
         self._scene: SyntheticScene | None = None
+        self.wait_method: str | None = None
 
     def open(self) -> None:
         seed = sum(self.camera_name.encode())
         self._scene = SyntheticScene(self.width, self.height, self.camera_name, seed=seed)
+
+    def _exposure(self, target: int, wake) -> tuple[int, int, int]:
+        """(exposure on the camera clock, true exposure in host realtime, sensor timestamp)."""
+        if self.trigger == "wake":
+            return wake.actual_ns, wake.actual_realtime_ns, wake.monotonic_ns
+        jitter = round(self._rng.gauss(0.0, self.jitter_ns)) if self.jitter_ns else 0
+        exposure = target + jitter
+        real = self.clock.to_realtime(exposure)
+        # The sensor timestamp lives in the monotonic domain, like libcamera's.
+        return exposure, real, wake.monotonic_ns - (wake.actual_realtime_ns - real)
 
     def run(
         self,
@@ -57,6 +90,7 @@ class SyntheticCamera(CameraBackend):
         scene = self._scene
         assert scene is not None
         waiter = GridWaiter(self.clock, spin_ns=self.spin_ns)
+        self.wait_method = waiter.method
         late_limit = grid.period_ns // 2
         try:
             index = grid.first_index_not_before(self.clock.now_ns())
@@ -66,7 +100,7 @@ class SyntheticCamera(CameraBackend):
                 if wake is None or control.finished(index):
                     break
                 if wake.error_ns > late_limit:
-                    # Too late to be frame `index`: leave the slot empty and rejoin the grid.
+                    # Too late for frame `index`: leave the slot empty and rejoin the grid.
                     rejoin = grid.first_index_not_before(wake.actual_ns)
                     stats.late_skips += rejoin - index
                     index = rejoin
@@ -76,9 +110,10 @@ class SyntheticCamera(CameraBackend):
                     stats.sensor_drops += 1
                     index += 1
                     continue
+                exposure, true_exposure, sensor_ns = self._exposure(target, wake)
                 # The scene reuses its buffers; the copy makes this frame the receiver's own.
-                image = scene.render(wake.actual_realtime_ns, index).copy()
-                meta = FrameMeta(index, wake.actual_ns, wake.monotonic_ns, target)
+                image = scene.render(true_exposure, index).copy()
+                meta = FrameMeta(index, exposure, sensor_ns, target, wake.actual_ns)
                 if deliver(CapturedFrame(image, meta)):
                     stats.captured += 1
                     if stats.first_index is None:
@@ -92,5 +127,11 @@ class SyntheticCamera(CameraBackend):
 
     def describe(self) -> dict:
         info = super().describe()
-        info.update(drop_probability=self.drop_probability, spin_us=self.spin_ns / 1000)
+        info.update(
+            drop_probability=self.drop_probability,
+            spin_us=self.spin_ns / 1000,
+            trigger=self.trigger,
+            jitter_us=self.jitter_ns / 1000,
+            wait_method=self.wait_method,
+        )
         return info

@@ -2,7 +2,8 @@
 
 `grid_index` makes drops visible without guessing (a missing n is a frame that does not exist);
 `wall_ns` is the capture time on the shared clock, `sensor_ns` the sensor's own timestamp
-(CLOCK_MONOTONIC/BOOTTIME domain), `target_ns` the grid target Tn the frame belongs to.
+(CLOCK_MONOTONIC/BOOTTIME domain), `target_ns` the grid target Tn the frame belongs to, `wake_ns`
+when the agent's software got to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class FrameRow:
     target_ns: int
     keyframe: int  # 1 for an IDR frame (a place where a copy or a segment may start)
     size: int  # encoded bytes
+    wake_ns: int  # when the agent's software handled the frame (wake error = wake_ns − target_ns)
 
 
 FRAME_TABLE_COLUMNS = tuple(f.name for f in fields(FrameRow))

@@ -82,6 +82,7 @@ class LocalFileOutput(Output):
                 target_ns=meta.target_ns,
                 keyframe=int(frame.keyframe),
                 size=len(frame.data),
+                wake_ns=meta.wake_ns,
             ),
         )
         self.bytes_written += len(frame.data)

@@ -34,7 +34,31 @@ def enable_process_realtime(priority: int = 10) -> RealtimeSetup:
     setup = enable_realtime(priority, want_fifo=True)
     if setup.sched_fifo:
         _process_priority = priority
+    if hold_cpu_latency_request(0):
+        setup.notes.append("cpu_dma_latency held at 0 µs")
     return setup
+
+
+_latency_fd: int | None = None
+
+
+def hold_cpu_latency_request(microseconds: int = 0) -> bool:
+    """Ask the kernel to keep CPUs out of deep idle states for as long as this process lives.
+
+    Waking a core from deep idle (or, on a VM, a halted vCPU) adds tens to hundreds of µs to a
+    timer wake-up. The request lasts while the file stays open, so the fd is kept for good.
+    """
+    global _latency_fd
+    if _latency_fd is not None:
+        return True
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, int(microseconds).to_bytes(4, "little", signed=True))
+    except OSError as exc:
+        log.info("cpu_dma_latency request not possible (%s); deep idle states stay allowed", exc)
+        return False
+    _latency_fd = fd
+    return True
 
 
 @dataclass

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import native
 from .camera_clock import CameraClock
 from .realtime import process_priority
 from .timerfd import MonotonicTimer
 
 # Longest single sleep: bounds how late an abort is noticed while waiting for a distant target.
 _SLICE_NS = 100_000_000
+# A spin never runs longer than planned + this (a clock step must not spin us at RT priority).
+_SPIN_CAP_NS = 1_000_000
 
 
 def realtime_minus_monotonic() -> int:
@@ -77,12 +80,19 @@ class _FifoWindow:
 
 
 class GridWaiter:
-    def __init__(self, clock: CameraClock, spin_ns: int = 0) -> None:
+    def __init__(self, clock: CameraClock, spin_ns: int = 0, use_native: bool = True) -> None:
         self.clock = clock
         self.spin_ns = max(0, int(spin_ns))
         self._timer = MonotonicTimer()
         # Sampled on the thread that will wait (the capture thread, after enable_realtime).
         self._fifo = _FifoWindow()
+        lib = native.load() if use_native else None
+        self._native = native.NativeWaiter(lib) if lib is not None else None
+
+    @property
+    def method(self) -> str:
+        """How the final wait is done (reported with the capture's realtime setup)."""
+        return "clock_nanosleep+spin in C (GIL released)" if self._native else "timerfd+spin in Python"
 
     def wait_until(self, target_ns: int, should_abort: Callable[[], bool] | None = None) -> Wake | None:
         """Sleep until `target_ns` on the camera clock; None if `should_abort` said so meanwhile.
@@ -100,12 +110,16 @@ class GridWaiter:
             if should_abort is not None and should_abort():
                 self._fifo.relax()
                 return None
+        if self._native is not None:
+            real, now = self._native.wait_and_stamp(target_mono, self.spin_ns, _SPIN_CAP_NS)
+            self._fifo.relax()
+            return Wake(target_ns, self.clock.from_realtime(real), real, now)
         self._timer.sleep_until(target_mono - self.spin_ns)
         now = time.monotonic_ns()
         if self.spin_ns:
             # Bounded spin: never longer than spin_ns past the timer (a clock step could otherwise
             # leave us spinning for seconds at real-time priority).
-            limit = now + self.spin_ns + 1_000_000
+            limit = now + self.spin_ns + _SPIN_CAP_NS
             while now < target_mono and now < limit:
                 # Yielding lets other real-time spinners (other cameras on the same cores) run
                 # between our clock reads, so with more spinners than cores each still reads
