@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from controller.recording import CameraInfo, RecordingRequest, record  # noqa: E402
+from controller.recording import RecordingRequest, record  # noqa: E402
 from controller.simrig import SimulatedRig, sim_cameras  # noqa: E402
 from syncrig_agent.formats import read_frame_table, read_manifest  # noqa: E402
 
@@ -54,12 +54,7 @@ def run_scenario(
     )
     rig.start()
     try:
-        infos = [
-            CameraInfo(
-                c.name, "localhost", "server" if i == 0 else "client", width, height, rig.data_dir(c.name)
-            )
-            for i, c in enumerate(cams)
-        ]
+        infos = rig.camera_infos()
         with rig.link() as link:
             if loaded:
                 with CpuLoad(seconds + 15):

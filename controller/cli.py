@@ -227,7 +227,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from .recording import CameraInfo, RecordingError, RecordingRequest, record
+    from .recording import RecordingError, RecordingRequest, record
     from .simrig import RigStartError, SimulatedRig, sim_cameras
 
     cams = sim_cameras(
@@ -250,17 +250,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             rig.stop()
             return 1
         try:
-            infos = [
-                CameraInfo(
-                    c.name,
-                    "localhost",
-                    "server" if i == 0 else "client",
-                    args.width,
-                    args.height,
-                    rig.data_dir(c.name),
-                )
-                for i, c in enumerate(cams)
-            ]
+            infos = rig.camera_infos()
             request = RecordingRequest(
                 fps=args.fps, seconds=args.seconds, subject=args.subject, project=args.project
             )

@@ -3,13 +3,12 @@ gather every camera's files into one session directory with its manifest."""
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -18,6 +17,7 @@ import numpy as np
 from syncrig_agent import __version__
 from syncrig_agent.formats import SessionManifest, write_manifest
 from syncrig_agent.grid import period_ns_for_fps
+from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
 from .cluster_link import ClusterLink
 from .sessions import create_session_dir, utc_now_iso
@@ -44,7 +44,6 @@ class RecordingRequest:
     seconds: float
     subject: str | None = None
     project: str | None = None
-    extra_manifest: dict = field(default_factory=dict)
 
 
 class RecordingError(RuntimeError):
@@ -92,7 +91,13 @@ def record(
     files = {c.name: c.name for c in cameras}
     # The end is fixed at START: every camera stops by itself after exactly `slots` grid slots,
     # so frame counts are comparable and "expected − recorded" is the number of drops.
-    started = link.start(session_id, period, request.fps, files, frames=slots)
+    try:
+        started = link.start(session_id, period, request.fps, files, frames=slots)
+    except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+        # Nothing was recorded: the empty directory we just made goes (and only it).
+        (session_dir / "raw").rmdir()
+        session_dir.rmdir()
+        raise RecordingError(f"cam0 did not start the recording: {exc}") from None
     t0 = int(started["t0_ns"])
     stop_ns: int | None = t0 + slots * period
     interrupted = False
@@ -109,7 +114,12 @@ def record(
         interrupted = True
         stop_ns = None  # stop as soon as every camera can
     # After the end instant this only collects the summaries (a STOP never extends a recording).
-    stopped = link.stop(at_ns=stop_ns, timeout=60.0 + request.seconds)
+    try:
+        stopped = link.stop(at_ns=stop_ns, timeout=60.0 + request.seconds)
+    except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+        raise RecordingError(
+            f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
+        ) from None
     final_stop = int(stopped["stop_ns"])
     summaries = {}
     for cam in cameras:
@@ -140,10 +150,13 @@ def record(
             "pyav": av.__version__,
             "host": platform.node(),
         },
+        start={
+            "lead_ns": started.get("lead_ns"),
+            "late_cameras": started.get("late", []),
+            "armed": started.get("cameras", {}),
+        },
         notes=["recording interrupted by the user"] if interrupted else [],
     )
-    manifest_extra = {"start": {"lead_ns": started.get("lead_ns"), "late": started.get("late", [])}}
-    manifest.notes.extend(f"{k}: {json.dumps(v)}" for k, v in manifest_extra.items())
     write_manifest(session_dir, manifest)
     return session_dir
 

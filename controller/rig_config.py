@@ -12,6 +12,7 @@ from pathlib import Path
 
 from syncrig_agent.ids import InvalidName, validate_camera_name
 from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT
+from syncrig_agent.validation import check_frame_size, check_ranges
 
 CONFIG_VERSION = 1
 # Hostnames / IPv4 / IPv6 literals only: these end up as ssh arguments, so nothing else passes.
@@ -83,23 +84,20 @@ class RigConfig:
             raise ConfigError(
                 f"cameras: exactly one camera must have role 'server', found {servers or 'none'}"
             )
-        numeric = {
-            "fps": (1.0, 240.0),
-            "bitrate": (100_000, 200_000_000),
-            "keyframe_interval_s": (0.05, 60.0),
-            "control_port": (1, 65535),
-            "fanout_port": (1, 65535),
-            "heartbeat_interval_s": (0.05, 60.0),
-            "heartbeat_timeout_s": (0.1, 3600.0),
-        }
-        for name, (low, high) in numeric.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ConfigError(f"{name}: must be a number in {low}..{high}, got {value!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 8192 or value % 2:
-                raise ConfigError(f"{name}: must be an even number of pixels in 64..8192, got {value!r}")
+        check_ranges(
+            self,
+            {
+                "fps": (1.0, 240.0),
+                "bitrate": (100_000, 200_000_000),
+                "keyframe_interval_s": (0.05, 60.0),
+                "control_port": (1, 65535),
+                "fanout_port": (1, 65535),
+                "heartbeat_interval_s": (0.05, 60.0),
+                "heartbeat_timeout_s": (0.1, 3600.0),
+            },
+            ConfigError,
+        )
+        check_frame_size(self, ConfigError)
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
         for name in ("pi_data_dir", "pi_install_dir"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from syncrig_agent.protocol import load_secret, write_secret
 
 from .cluster_link import ClusterLink
+from .recording import CameraInfo
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,20 @@ class SimulatedRig:
     def data_dir(self, camera: str) -> Path:
         """Where that camera's agent records: its 'SD card'."""
         return self.workdir / "pi" / camera
+
+    def camera_infos(self) -> list[CameraInfo]:
+        """The rig's cameras as the recorder sees them (files gathered from each agent's dir)."""
+        return [
+            CameraInfo(
+                c.name,
+                "localhost",
+                "server" if i == 0 else "client",
+                self.width,
+                self.height,
+                self.data_dir(c.name),
+            )
+            for i, c in enumerate(self.cameras)
+        ]
 
     def log_file(self, camera: str) -> Path:
         return self.workdir / "logs" / f"{camera}.log"

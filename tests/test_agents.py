@@ -262,3 +262,13 @@ def test_server_notices_a_silent_client(make_rig) -> None:
         os.kill(client.pid, signal.SIGCONT)
     # Once it runs again it notices the dead link and reconnects by itself.
     rig.wait_connected(timeout=20)
+
+
+def test_refused_start_leaves_no_session_directory(make_rig, tmp_path: Path) -> None:
+    from controller.recording import CameraInfo, RecordingError, RecordingRequest, record
+
+    rig = make_rig(1, cameras=[SimCamera("cam0")])
+    ghost = [*rig.camera_infos(), CameraInfo("cam5", "localhost", "client", 320, 240)]
+    with rig.link() as link, pytest.raises(RecordingError, match="cam5"):
+        record(link, tmp_path / "sessions", ghost, RecordingRequest(fps=FPS, seconds=1.0))
+    assert list((tmp_path / "sessions").iterdir()) == []

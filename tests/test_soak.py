@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.recording import CameraInfo, RecordingRequest, record
+from controller.recording import RecordingRequest, record
 from controller.simrig import SimulatedRig, sim_cameras
 from syncrig_agent.formats import read_frame_table, read_manifest, read_pts
 
@@ -18,12 +18,7 @@ def soak(tmp_path: Path, seconds: float, width: int, height: int) -> None:
     rig = SimulatedRig(tmp_path / "rig", cams, width=width, height=height, bitrate=4_000_000, spin_us=300)
     rig.start()
     try:
-        infos = [
-            CameraInfo(
-                c.name, "localhost", "server" if i == 0 else "client", width, height, rig.data_dir(c.name)
-            )
-            for i, c in enumerate(cams)
-        ]
+        infos = rig.camera_infos()
         with rig.link() as link:
             session = record(link, tmp_path / "sessions", infos, RecordingRequest(56.0, seconds))
     finally:

@@ -239,6 +239,9 @@ class ServerAgent:
                         self.camera.session.stop_at(stop_ns)  # type: ignore[union-attr]
                 except RequestError as exc:
                     errors[self.name] = f"{exc.code}: {exc}"
+                except Exception as exc:  # e.g. the encoder would not open: clients must not keep going
+                    log.exception("arming %s failed", self.name)
+                    errors[self.name] = f"{type(exc).__name__}: {exc}"
             for name, future in futures.items():
                 try:
                     reply = future.result()

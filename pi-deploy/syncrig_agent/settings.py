@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .ids import InvalidName, validate_camera_name
+from .validation import check_frame_size, check_ranges
 
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
@@ -82,27 +83,24 @@ class AgentSettings:
             raise SettingsError(f"role: must be 'server' or 'client', got {self.role!r}")
         if self.backend not in ("synthetic", "picamera2"):
             raise SettingsError(f"backend: must be 'synthetic' or 'picamera2', got {self.backend!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 64 or value > 8192 or value % 2:
-                raise SettingsError(f"{name}: must be an even number of pixels in 64..8192, got {value!r}")
-        checks = {
-            "bitrate": (100_000, 200_000_000),
-            "keyframe_interval_s": (0.01, 60.0),
-            "heartbeat_interval_s": (0.01, 60.0),
-            "heartbeat_timeout_s": (0.05, 3600.0),
-            "min_lead_ms": (1.0, 10_000.0),
-            "max_lead_ms": (1.0, 10_000.0),
-            "spin_us": (0.0, 5000.0),
-            "queue_frames": (1, 10_000),
-            "fifo_priority": (1, 99),
-            "base_priority": (1, 98),
-            "min_free_mb": (0, 10_000_000),
-        }
-        for name, (low, high) in checks.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise SettingsError(f"{name}: must be a number in {low}..{high}, got {value!r}")
+        check_frame_size(self, SettingsError)
+        check_ranges(
+            self,
+            {
+                "bitrate": (100_000, 200_000_000),
+                "keyframe_interval_s": (0.01, 60.0),
+                "heartbeat_interval_s": (0.01, 60.0),
+                "heartbeat_timeout_s": (0.05, 3600.0),
+                "min_lead_ms": (1.0, 10_000.0),
+                "max_lead_ms": (1.0, 10_000.0),
+                "spin_us": (0.0, 5000.0),
+                "queue_frames": (1, 10_000),
+                "fifo_priority": (1, 99),
+                "base_priority": (1, 98),
+                "min_free_mb": (0, 10_000_000),
+            },
+            SettingsError,
+        )
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise SettingsError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
         if self.base_priority >= self.fifo_priority:

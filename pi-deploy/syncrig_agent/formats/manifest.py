@@ -23,6 +23,7 @@ class SessionManifest:
     stop_ns: int | None = None
     cameras: list[dict] = field(default_factory=list)  # name, host, role, width, height, frames, dropped, ...
     clock_reports: dict[str, dict] = field(default_factory=dict)
+    start: dict = field(default_factory=dict)  # how the start went: lead used, cameras that armed late
     software: dict = field(default_factory=dict)
     absolute_time: bool = True  # False for imported recordings whose times are per-camera relative
     format_version: int = MANIFEST_VERSION

@@ -74,6 +74,8 @@ def load() -> ctypes.CDLL | None:
             ctypes.c_int64,
             ctypes.POINTER(ctypes.c_int64),
             ctypes.POINTER(ctypes.c_int64),
+            ctypes.c_int,
+            ctypes.c_int,
         ]
         fn.restype = ctypes.c_int
         _loaded = lib
@@ -95,8 +97,20 @@ class NativeWaiter:
         self._real = ctypes.c_int64()
         self._mono = ctypes.c_int64()
 
-    def wait_and_stamp(self, target_mono: int, spin_ns: int, spin_cap_ns: int) -> tuple[int, int]:
-        rc = self._fn(target_mono, spin_ns, spin_cap_ns, ctypes.byref(self._real), ctypes.byref(self._mono))
+    def wait_and_stamp(
+        self, target_mono: int, spin_ns: int, spin_cap_ns: int, relax: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
+        """`relax` = (policy, priority) the thread drops to right after the stamp, in C."""
+        policy, priority = relax if relax is not None else (-1, 0)
+        rc = self._fn(
+            target_mono,
+            spin_ns,
+            spin_cap_ns,
+            ctypes.byref(self._real),
+            ctypes.byref(self._mono),
+            policy,
+            priority,
+        )
         if rc != 0:
             raise OSError(rc, f"clock_nanosleep: {os.strerror(rc)}")
         return self._real.value, self._mono.value

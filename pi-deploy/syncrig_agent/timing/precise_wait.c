@@ -22,9 +22,12 @@ static int64_t now_ns(clockid_t clock)
 /* Sleep until target_mono - spin_ns, then spin until target_mono (yielding, so spinners that
  * outnumber the cores still each read the clock within a few µs of their target), never
  * spinning longer than spin_ns + spin_cap_ns. Stamps CLOCK_REALTIME and CLOCK_MONOTONIC at once
- * after the target is reached. */
+ * after the target is reached. Then, if relax_policy >= 0, drops the thread to that policy and
+ * priority right here, so a camera still waiting for a core gets it within µs rather than after
+ * we are back in Python. */
 int syncrig_wait_and_stamp(int64_t target_mono, int64_t spin_ns, int64_t spin_cap_ns,
-                           int64_t *out_realtime, int64_t *out_monotonic)
+                           int64_t *out_realtime, int64_t *out_monotonic, int relax_policy,
+                           int relax_priority)
 {
     int64_t wake = target_mono - spin_ns;
     if (wake > now_ns(CLOCK_MONOTONIC)) {
@@ -44,5 +47,9 @@ int syncrig_wait_and_stamp(int64_t target_mono, int64_t spin_ns, int64_t spin_ca
     }
     *out_realtime = now_ns(CLOCK_REALTIME);
     *out_monotonic = mono;
+    if (relax_policy >= 0) {
+        struct sched_param param = {.sched_priority = relax_priority};
+        sched_setscheduler(0, relax_policy, &param);
+    }
     return 0;
 }

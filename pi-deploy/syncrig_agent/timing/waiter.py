@@ -72,11 +72,17 @@ class _FifoWindow:
         if self.priority:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.priority))
 
+    def relaxed(self) -> tuple[int, int] | None:
+        """(policy, priority) to drop to after a stamp; None when the thread is not boosted."""
+        if not self.priority:
+            return None
+        base = process_priority()
+        return (os.SCHED_FIFO, base) if base else (os.SCHED_OTHER, 0)
+
     def relax(self) -> None:
-        if self.priority:
-            base = process_priority()
-            policy = os.SCHED_FIFO if base else os.SCHED_OTHER
-            os.sched_setscheduler(0, policy, os.sched_param(base))
+        target = self.relaxed()
+        if target is not None:
+            os.sched_setscheduler(0, target[0], os.sched_param(target[1]))
 
 
 class GridWaiter:
@@ -111,8 +117,10 @@ class GridWaiter:
                 self._fifo.relax()
                 return None
         if self._native is not None:
-            real, now = self._native.wait_and_stamp(target_mono, self.spin_ns, _SPIN_CAP_NS)
-            self._fifo.relax()
+            # The C helper drops the priority itself, immediately after the stamp.
+            real, now = self._native.wait_and_stamp(
+                target_mono, self.spin_ns, _SPIN_CAP_NS, self._fifo.relaxed()
+            )
             return Wake(target_ns, self.clock.from_realtime(real), real, now)
         self._timer.sleep_until(target_mono - self.spin_ns)
         now = time.monotonic_ns()

@@ -1,0 +1,22 @@
+"""Field checks shared by the agent's settings and the desktop's rig configuration, so both
+refuse the same values with the same wording (the field is always named)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def check_ranges(obj: object, ranges: Mapping[str, tuple[float, float]], error: type[ValueError]) -> None:
+    """Every named attribute must be a number (not a bool) within its inclusive range."""
+    for name, (low, high) in ranges.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise error(f"{name}: must be a number in {low}..{high}, got {value!r}")
+
+
+def check_frame_size(obj: object, error: type[ValueError]) -> None:
+    """width/height: even (4:2:0 chroma needs it) integers in 64..8192."""
+    for name in ("width", "height"):
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 8192 or value % 2:
+            raise error(f"{name}: must be an even number of pixels in 64..8192, got {value!r}")
