@@ -137,7 +137,7 @@ class ClientAgent:
             self.last_heard = time.monotonic()
             conn.reply(msg, armed=armed)  # only now: an ACK means armed
         except RequestError as exc:
-            conn.reply_error(msg, exc.code, str(exc))
+            conn.reply_error(msg, exc.code, exc.message)
         except Exception as exc:
             log.exception("start failed")
             conn.reply_error(msg, "internal", f"{type(exc).__name__}: {exc}")

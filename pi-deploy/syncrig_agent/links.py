@@ -68,7 +68,8 @@ def accept_peer(
         welcome = admit(hello)
     except RequestError as exc:
         write_message(
-            sock, {"type": "reply", "re": hello.get("id"), "ok": False, "code": exc.code, "error": str(exc)}
+            sock,
+            {"type": "reply", "re": hello.get("id"), "ok": False, "code": exc.code, "error": exc.message},
         )
         raise
     sock.settimeout(None)

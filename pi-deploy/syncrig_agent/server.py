@@ -180,7 +180,7 @@ class ServerAgent:
         try:
             conn.reply(msg, **handler(msg))
         except RequestError as exc:
-            conn.reply_error(msg, exc.code, str(exc))
+            conn.reply_error(msg, exc.code, exc.message)
         except Exception as exc:
             log.exception("%s failed", msg.get("type"))
             conn.reply_error(msg, "internal", f"{type(exc).__name__}: {exc}")
@@ -238,7 +238,7 @@ class ServerAgent:
                     if stop_ns is not None:
                         self.camera.session.stop_at(stop_ns)  # type: ignore[union-attr]
                 except RequestError as exc:
-                    errors[self.name] = f"{exc.code}: {exc}"
+                    errors[self.name] = str(exc)
                 except Exception as exc:  # e.g. the encoder would not open: clients must not keep going
                     log.exception("arming %s failed", self.name)
                     errors[self.name] = f"{type(exc).__name__}: {exc}"

@@ -13,13 +13,10 @@ from .auth import (
     write_secret,
 )
 from .connection import (
-    CLOCK_WINDOW,
-    RTT_HISTORY,
     Connection,
     RemoteError,
     RequestError,
     RequestTimeout,
-    measure_clock_offset,
 )
 from .framing import (
     MAX_MESSAGE_BYTES,
@@ -35,6 +32,7 @@ from .framing import (
     read_message,
     write_message,
 )
+from .link_timing import CLOCK_WINDOW, RTT_HISTORY, LinkTiming, measure_clock_offset
 from .messages import (
     AUTH,
     AUTH_OK,
@@ -99,6 +97,7 @@ __all__ = [
     "decode_body",
     "encode_message",
     "load_secret",
+    "LinkTiming",
     "measure_clock_offset",
     "read_message",
     "validate_request",

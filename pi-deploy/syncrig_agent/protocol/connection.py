@@ -14,7 +14,6 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,23 +25,17 @@ from .framing import (
     encode_message,
     read_message,
 )
+from .link_timing import LinkTiming
 
 __all__ = [
-    "CLOCK_WINDOW",
-    "RTT_HISTORY",
     "Connection",
     "RemoteError",
     "RequestError",
     "RequestTimeout",
-    "measure_clock_offset",
 ]
 
 log = logging.getLogger(__name__)
 
-RTT_HISTORY = 64
-# Offsets are taken from the best of the most recent samples only: clocks drift, so an old
-# low-RTT sample can be more wrong than a fresh, slightly noisier one.
-CLOCK_WINDOW = 16
 
 RequestHandler = Callable[["Connection", dict[str, Any]], "dict[str, Any] | None"]
 CloseHandler = Callable[["Connection"], None]
@@ -145,8 +138,7 @@ class Connection:
         self._send_started: float | None = None
 
         self.last_heard = time.monotonic()
-        self.rtt_samples: deque[int] = deque(maxlen=RTT_HISTORY)
-        self._clock: deque[tuple[int, int, int, int]] = deque(maxlen=RTT_HISTORY)
+        self.timing = LinkTiming()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -359,46 +351,28 @@ class Connection:
     # ----------------------------------------------------------------- clock statistics
 
     def _record_sample(self, pending: _Pending, reply: dict[str, Any]) -> None:
-        """Store an RTT/offset sample (caller holds self._lock)."""
-        t1, t4 = pending.t1, pending.t4
         t2, t3 = reply.get("t_recv_ns"), reply.get("t_send_ns")
-        if t1 is None or t4 is None or not (_is_int(t2) and _is_int(t3)) or reply.get("ok") is not True:
+        if pending.t1 is None or pending.t4 is None or not (_is_int(t2) and _is_int(t3)):
             return
-        rtt = (t4 - t1) - (t3 - t2)
-        # A negative span means a clock stepped or the peer lies; such a sample would win the
-        # min-RTT selection, so drop it.
-        if rtt < 0 or t3 < t2:
-            return
-        self.rtt_samples.append(rtt)
-        self._clock.append((t1, t2, t3, t4))
+        if reply.get("ok") is True:
+            self.timing.record((pending.t1, t2, t3, pending.t4))
 
+    # Shortcuts to the link's timing statistics (see link_timing.LinkTiming).
     def rtt_ns_max(self) -> int | None:
-        """Largest of the recent round-trip times (ns), or None before the first sample."""
-        with self._lock:
-            return max(self.rtt_samples) if self.rtt_samples else None
+        return self.timing.rtt_ns_max()
 
     def rtt_ns_median(self) -> int | None:
-        """Median (lower middle for an even count) of recent round-trip times (ns), or None."""
-        with self._lock:
-            values = sorted(self.rtt_samples)
-        return values[(len(values) - 1) // 2] if values else None
+        return self.timing.rtt_ns_median()
 
     def clock_samples(self) -> list[tuple[int, int, int, int]]:
-        """Recent ping timestamps (t1 our send, t2 peer receive, t3 peer send, t4 our receive)."""
-        with self._lock:
-            return list(self._clock)
+        return self.timing.samples()
 
     def clock_offset_ns(self) -> int | None:
-        """Peer clock minus our clock (ns), from the lowest-RTT recent sample; None if none.
+        return self.timing.clock_offset_ns()
 
-        The lowest-RTT sample has the least room for asymmetric queueing delay, which is what
-        limits NTP's offset estimate.
-        """
-        with self._lock:
-            recent = list(self._clock)[-CLOCK_WINDOW:]
-        if not recent:
-            return None
-        return _offset(min(recent, key=_rtt))
+    @property
+    def rtt_samples(self):  # noqa: ANN201 - the deque itself, for inspection
+        return self.timing.rtt_samples
 
     # ----------------------------------------------------------------- reader
 
@@ -574,36 +548,3 @@ class Connection:
         if not sent:
             with self._lock:
                 self._pending.pop(rid, None)
-
-
-def _rtt(sample: tuple[int, int, int, int]) -> int:
-    t1, t2, t3, t4 = sample
-    return (t4 - t1) - (t3 - t2)
-
-
-def _offset(sample: tuple[int, int, int, int]) -> int:
-    t1, t2, t3, t4 = sample
-    return ((t2 - t1) + (t3 - t4)) // 2
-
-
-def measure_clock_offset(conn: Connection, samples: int = 8, timeout: float = 1.0) -> dict[str, int]:
-    """Pre-flight clock check: ``samples`` sequential pings over the control link.
-
-    Returns ``{"offset_ns": peer clock minus ours, "rtt_ns": RTT of the sample used,
-    "samples": number of pings answered}`` from the lowest-RTT sample. Pings that time out
-    are skipped; RequestTimeout is raised only if none was answered.
-    """
-    if samples < 1:
-        raise ValueError("samples must be at least 1")
-    got: list[tuple[int, int, int, int]] = []
-    for _ in range(samples):
-        try:
-            sample = conn.ping(timeout)
-        except RequestTimeout:
-            continue
-        if _rtt(sample) >= 0:
-            got.append(sample)
-    if not got:
-        raise RequestTimeout(f"no usable ping reply from {conn.peer_name} in {samples} attempts")
-    best = min(got, key=_rtt)
-    return {"offset_ns": _offset(best), "rtt_ns": _rtt(best), "samples": len(got)}
