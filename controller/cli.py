@@ -266,11 +266,12 @@ def cmd_record(args: argparse.Namespace) -> int:
             return 1
         finally:
             rig.stop()
-    _print_session(session_dir)
-    return 0
+    # A session with a camera error is still kept (and printed), but scripts must notice.
+    return 0 if _print_session(session_dir) else 1
 
 
-def _print_session(session_dir: Path) -> None:
+def _print_session(session_dir: Path) -> bool:
+    """Print the session summary; False if any camera reported an error."""
     from syncrig_agent.formats import read_manifest
 
     m = read_manifest(session_dir)
@@ -284,6 +285,7 @@ def _print_session(session_dir: Path) -> None:
             f"  {cam['name']}: {cam['frames']}/{cam['expected_frames']} frames, {cam['dropped']} dropped"
             f"{extra}{err}"
         )
+    return not any(cam.get("error") for cam in m.cameras)
 
 
 def main(argv: list[str] | None = None) -> int:
