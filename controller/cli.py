@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dep.add_argument("--camera", action="append", default=[], help="deploy only this camera (repeatable)")
     dep.add_argument("--ssh-port", type=int, default=22)
+    dep.add_argument(
+        "--known-hosts", help="known_hosts file to check host keys against (default ~/.ssh/known_hosts)"
+    )
     dep.add_argument("--identity", help="SSH private key file")
     dep.add_argument(
         "--accept-new-host-keys",
@@ -174,6 +177,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 key_filename=args.identity,
                 accept_new_host_keys=args.accept_new_host_keys,
                 install_packages=not args.no_packages,
+                known_hosts=args.known_hosts,
                 start_service=not args.no_service,
             )
             print(f"  {cam.name}: installed in {d.install_dir}")

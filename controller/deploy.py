@@ -128,12 +128,15 @@ def deploy_camera(
     accept_new_host_keys: bool = False,
     install_packages: bool = True,
     start_service: bool = True,
+    known_hosts: str | None = None,
 ) -> CameraDeployment:
+    """Copy the agent, its settings and the secret to one camera; optionally venv + systemd unit."""
     import paramiko
 
     client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    known = Path.home() / ".ssh" / "known_hosts"
+    known = Path(known_hosts) if known_hosts else Path.home() / ".ssh" / "known_hosts"
+    if known_hosts is None:
+        client.load_system_host_keys()
     if known.exists():
         client.load_host_keys(str(known))
     if accept_new_host_keys:
@@ -151,8 +154,11 @@ def deploy_camera(
             allow_agent=True,
             look_for_keys=key_filename is None,
         )
-    except paramiko.SSHException as exc:
+    except (paramiko.SSHException, OSError) as exc:
         raise DeployError(f"{cam.name} ({cam.ssh_user}@{cam.host}): {exc}") from None
+    if accept_new_host_keys:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(known))  # trust on *first* use: remembered from now on
     try:
         sftp = client.open_sftp()
         home = sftp.normalize(".")
