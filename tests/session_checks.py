@@ -40,9 +40,9 @@ def decode_luma_timecodes(h264: Path) -> list[int | None]:
 
 def ffmpeg_frame_count(h264: Path) -> int:
     """Count frames with a real FFmpeg process (independent of PyAV's demuxer)."""
-    import imageio_ffmpeg
+    from controller.media import ffmpeg_exe
 
-    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    exe = ffmpeg_exe()
     out = subprocess.run(
         [exe, "-hide_banner", "-nostats", "-f", "h264", "-i", str(h264), "-map", "0:v", "-f", "null", "-"],
         capture_output=True,
