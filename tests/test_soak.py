@@ -49,5 +49,6 @@ def test_soak_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_soak_long(tmp_path: Path) -> None:
     soak(tmp_path, seconds=600.0, width=1536, height=864)

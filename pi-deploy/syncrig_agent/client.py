@@ -113,6 +113,8 @@ class ClientAgent:
         self.last_heard = time.monotonic()
         validate_request(msg, from_server=True)
         kind = msg["type"]
+        if kind == "hello":
+            raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
         if kind == "status":
             return {"status": self.camera.status()}
         if kind == "start":

@@ -168,6 +168,8 @@ class ServerAgent:
         kind = msg["type"]
         if kind == "status":
             return {"status": self.status()}
+        if kind == "hello":
+            raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
         if conn not in self.controllers:
             raise RequestError("not_allowed", f"{kind} is only accepted from a controller")
         if kind in ("start", "stop"):
@@ -200,6 +202,8 @@ class ServerAgent:
             if self.current is not None and self._any_recording():
                 raise RequestError("busy", f"already recording session {self.current['session_id']}")
             files: dict[str, str] = msg["files"]
+            if not files:
+                raise RequestError("bad_field", "start: field 'files' must name at least one camera")
             connected = self.connected_clients()
             missing = [n for n in files if n != self.name and n not in connected]
             if missing:
@@ -225,6 +229,8 @@ class ServerAgent:
             if msg.get("frames") is not None:
                 stop_ns = t0 + int(msg["frames"]) * period
             if stop_ns is not None:
+                if stop_ns <= t0:
+                    raise RequestError("bad_field", f"start: stop_ns {stop_ns} is not after T0 {t0}")
                 start["stop_ns"] = stop_ns
             ack_timeout = lead / 1e9 + 10.0
             futures = {c.name: self._pool.submit(c.conn.request, start, ack_timeout) for c in targets}
