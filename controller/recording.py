@@ -180,13 +180,16 @@ def _camera_entry(
             "sensor": stats.get("sensor_drops", 0),
             "late_skips": stats.get("late_skips", 0),
             "queue_overflows": stats.get("queue_overflows", 0),
-        },
+            "after_failure": stats.get("after_failure", 0),
+        },  # every missing slot has exactly one cause; "not_reached" is filled in below
         "wake_error": stats.get("wake_error", {}),
         "error": summary.get("error"),
         "backend": summary.get("backend", {}),
         "realtime": summary.get("realtime"),
         "files": {k: str(Path("raw") / Path(v).name) for k, v in summary.get("files", {}).items()},
     }
+    # Slots after a camera stopped early (error, abort, lost server) were never attempted.
+    entry["drops"]["not_reached"] = max(0, entry["dropped"] - sum(entry["drops"].values()))
     frames_csv = session_dir / "raw" / f"{cam.name}.frames.csv"
     if frames_csv.exists():
         from syncrig_agent.formats import read_frame_table

@@ -53,7 +53,7 @@ def test_backend_contract(kind: str) -> None:
         assert f.meta.target_ns == grid.target(f.meta.grid_index)
         assert abs(f.meta.wall_ns - f.meta.target_ns) < period // 2
     assert stats.captured == len(frames)
-    assert stats.captured + stats.sensor_drops + stats.late_skips + stats.queue_overflows >= len(frames)
+    assert stats.queue_overflows == 0 and stats.after_failure == 0  # the receiver counts those
 
 
 def test_unknown_backend_is_a_clear_error() -> None:

@@ -117,8 +117,19 @@ class CameraSession:
             self._finish()
 
     def _deliver(self, frame) -> bool:
+        """Hand a frame to the encoder; count it under the right cause when it is not taken."""
         assert self.encoder is not None
-        return self.encoder.submit(frame)
+        if self.encoder.error is not None:
+            # The recording has failed (e.g. disk nearly full): stop capturing, keep files whole.
+            self.stats.after_failure += 1
+            if not self.control.aborted:
+                log.error("%s: stopping capture: %s", self.camera, self.encoder.error)
+                self.control.abort()
+            return False
+        if self.encoder.submit(frame):
+            return True
+        self.stats.queue_overflows += 1
+        return False
 
     def _finish(self) -> None:
         try:

@@ -42,6 +42,7 @@ class CaptureStats:
     sensor_drops: int = 0  # the sensor delivered nothing for a slot
     late_skips: int = 0  # woke more than half a period late: slot left empty, grid kept
     queue_overflows: int = 0  # encoder could not keep up: frame discarded, counted
+    after_failure: int = 0  # captured after the recording failed (disk full, encoder error): not written
     first_index: int | None = None
     last_index: int | None = None
     wake_errors_ns: list[int] = field(default_factory=list)  # bounded window for STATUS
@@ -65,6 +66,7 @@ class CaptureStats:
             "sensor_drops": self.sensor_drops,
             "late_skips": self.late_skips,
             "queue_overflows": self.queue_overflows,
+            "after_failure": self.after_failure,
             "first_index": self.first_index,
             "last_index": self.last_index,
             "wake_error": wake,
@@ -124,7 +126,11 @@ class CameraBackend(ABC):
         deliver: Callable[[CapturedFrame], bool],
         stats: CaptureStats,
     ) -> None:
-        """Capture until `control` says stop. `deliver` returns False when the frame was discarded."""
+        """Capture until `control` says stop.
+
+        `deliver` returns False when the frame was not accepted; the receiver has counted why
+        (queue overflow, recording failed), so the backend counts only frames accepted.
+        """
 
     def close(self) -> None:
         """Release the device."""

@@ -121,8 +121,6 @@ class Picamera2Camera(CameraBackend):
                     stats.captured += 1
                     stats.first_index = index if stats.first_index is None else stats.first_index
                     stats.last_index = index
-                else:
-                    stats.queue_overflows += 1
                 last_index = index
         finally:
             cam.stop()

@@ -119,8 +119,6 @@ class SyntheticCamera(CameraBackend):
                     if stats.first_index is None:
                         stats.first_index = index
                     stats.last_index = index
-                else:
-                    stats.queue_overflows += 1
                 index += 1
         finally:
             waiter.close()

@@ -60,9 +60,7 @@ class Encoder(ABC):
         self._thread.start()
 
     def submit(self, frame: CapturedFrame) -> bool:
-        """Non-blocking: False if the queue is full or the encoder has failed (frame discarded)."""
-        if self.error is not None:
-            return False
+        """Non-blocking: False if the queue is full (frame discarded)."""
         try:
             self._queue.put_nowait(frame)
             return True
