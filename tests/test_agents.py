@@ -272,3 +272,11 @@ def test_refused_start_leaves_no_session_directory(make_rig, tmp_path: Path) -> 
     with rig.link() as link, pytest.raises(RecordingError, match="cam5"):
         record(link, tmp_path / "sessions", ghost, RecordingRequest(fps=FPS, seconds=1.0))
     assert list((tmp_path / "sessions").iterdir()) == []
+
+
+def test_fps_must_match_the_period(make_rig) -> None:
+    rig = make_rig(1, cameras=[SimCamera("cam0")])
+    with rig.link() as link, pytest.raises(RemoteError) as err:
+        link.start("mismatch", PERIOD, 1e-300, {"cam0": "cam0"})
+    assert err.value.code == "bad_field" and "fps" in str(err.value)
+    assert not (rig.data_dir("cam0") / "mismatch").exists()

@@ -119,3 +119,22 @@ def test_abort_closes_files(tmp_path: Path) -> None:
     assert session.summary()["error"] == "aborted: test"
     cam = check_camera(tmp_path / "s1", "cam0")
     assert cam.decoded == cam.pts_lines == cam.table_rows > 5
+
+
+def test_failed_arm_leaves_nothing_behind_and_can_be_retried(tmp_path: Path) -> None:
+    backend = SyntheticCamera(320, 240, SystemClock(), camera_name="cam0")
+    grid = FrameGrid(time.time_ns() + 50_000_000, PERIOD)
+    broken = CameraSession(
+        "cam0",
+        "s1",
+        tmp_path,
+        grid,
+        backend,
+        EncoderSettings(320, 240, FPS, codec="no-such-codec"),
+        CaptureOptions(realtime=False),
+    )
+    with pytest.raises(Exception, match="no-such-codec"):
+        broken.arm()
+    assert not (tmp_path / "s1").exists()
+    session = make_session(tmp_path, frames=5)  # same session id: not blocked by leftovers
+    assert session.wait(10) and session.summary()["frames"] == 5

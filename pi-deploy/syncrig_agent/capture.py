@@ -7,6 +7,7 @@ that receive the same stop instant record the same range of slots.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -83,7 +84,10 @@ class CameraSession:
             self.encoder = PyAVH264Encoder(self.encoder_settings)
             self.encoder.start([self.local, *self.extra_outputs])
         except BaseException:
-            self.local.stop()
+            self.local.discard_unused()
+            for empty in (self.raw_dir, self.session_dir):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()  # only if nothing else is in there
             raise
         self._thread = threading.Thread(target=self._capture, name=f"capture-{self.camera}", daemon=True)
         self._thread.start()

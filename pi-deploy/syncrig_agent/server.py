@@ -217,6 +217,9 @@ class ServerAgent:
             t0 = self.camera.clock.now_ns() + lead
             period = msg["period_ns"]
             fps = msg.get("fps") or 1e9 / period
+            if abs(fps * period / 1e9 - 1.0) > 0.01:
+                # The grid runs on period_ns; fps only tells the encoder the rate, so they must agree.
+                raise RequestError("bad_field", f"start: fps {fps!r} does not match period_ns {period}")
             start = {
                 "type": "start",
                 "session_id": msg["session_id"],

@@ -95,6 +95,15 @@ class LocalFileOutput(Output):
                 # Stop while the files are still whole rather than die mid-write on a full disk.
                 self.fail(f"disk nearly full ({free // (1024 * 1024)} MiB free); recording stopped cleanly")
 
+    def discard_unused(self) -> None:
+        """Remove the files again — only possible while no frame has been written (a start that
+        failed while arming), so a retry with the same session is not blocked by empty files."""
+        if self.frames:
+            raise RuntimeError("refusing to discard a recording that has frames")
+        self.stop()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+
     def _flush(self) -> None:
         for fh in (self._video, self._pts, self._table):
             fh.flush()
