@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,9 +48,3 @@ def create_session_dir(
         return session_id, path
     raise FileExistsError(f"could not find a free session name for {base!r} in {root}")
 
-
-def list_sessions(root: Path | str) -> list[Path]:
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if (p / "session.json").is_file()), key=os.path.getmtime)

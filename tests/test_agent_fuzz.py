@@ -1,12 +1,13 @@
 """Random, authenticated requests against a live cam0: every one gets an answer, the agent never
 crashes or hangs, and no file appears except those of a START it accepted.
 
-Runs SYNCRIG_FUZZ_EXAMPLES cases (default 200; the long run uses 10,000)."""
+Runs SYNCRIG_FUZZ_EXAMPLES cases (default 200); the slow long run uses at least 10,000."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,13 +69,13 @@ plausible_start = st.fixed_dictionaries(
 request = st.one_of(random_request, plausible_start)
 
 
-def test_random_requests_never_break_the_agent(make_rig) -> None:
+def fuzz_agent(make_rig, examples: int) -> None:
     rig = make_rig(1, heartbeat_interval_s=0.5, heartbeat_timeout_s=10.0)
     link = rig.link()
     link.connect()
     accepted: set[str] = set()
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(request)
     def run(msg: dict) -> None:
         try:
@@ -108,3 +109,13 @@ def test_random_requests_never_break_the_agent(make_rig) -> None:
         if p.is_file() and p.relative_to(rig.data_dir("cam0")).parts[0] not in accepted
     ]
     assert stray == [], stray
+
+
+def test_random_requests_never_break_the_agent(make_rig) -> None:
+    fuzz_agent(make_rig, EXAMPLES)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_random_requests_long_run(make_rig) -> None:
+    fuzz_agent(make_rig, max(EXAMPLES, 10_000))

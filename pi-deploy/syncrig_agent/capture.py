@@ -150,7 +150,8 @@ class CameraSession:
 
     def stop_at(self, stop_ns: int) -> int:
         """Record slots with Tn < stop_ns; returns the end index (exclusive)."""
-        end = self.grid.first_index_not_before(stop_ns)
+        end = self.grid.end_index(stop_ns)
+        assert end is not None
         self.control.stop_at_index(end)
         return end
 
