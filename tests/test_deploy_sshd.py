@@ -94,16 +94,20 @@ def rig(tmp_path: Path) -> RigConfig:
 def test_deploy_copies_agent_settings_and_secret(sshd, tmp_path: Path) -> None:
     config = rig(tmp_path)
     secret = write_secret(tmp_path / "secret")
-    deployment = deploy_camera(
-        config,
-        config.cameras[1],
-        secret,
-        port=sshd["port"],
-        key_filename=sshd["key"],
-        known_hosts=sshd["known_hosts"],
-        install_packages=False,
-        start_service=False,
-    )
+
+    def deploy():
+        return deploy_camera(
+            config,
+            config.cameras[1],
+            secret,
+            port=sshd["port"],
+            key_filename=sshd["key"],
+            known_hosts=sshd["known_hosts"],
+            install_packages=False,
+            start_service=False,
+        )
+
+    deployment = deploy()
     base = Path(deployment.install_dir)
     assert base == tmp_path / "pi" / "syncrig"
     secret_file = base / "secret"
@@ -114,26 +118,23 @@ def test_deploy_copies_agent_settings_and_secret(sshd, tmp_path: Path) -> None:
     assert settings.server == f"127.0.0.1:{config.fanout_port}"
     assert (base / "syncrig_agent" / "timing" / "precise_wait.c").exists()
     assert f"WorkingDirectory={base}" in (base / "syncrig-agent.service").read_text()
-    # The copied package is complete: it imports on its own, from the install dir only.
+    # The copied package is complete: run from the install dir, the copy (not this checkout's
+    # installed package) is what imports, with everything the agent needs.
     probe = subprocess.run(
-        [sys.executable, "-I", "-c", "import syncrig_agent.server, syncrig_agent.client"],
+        [
+            sys.executable,
+            "-c",
+            "import syncrig_agent.server, syncrig_agent.client; print(syncrig_agent.__file__)",
+        ],
         cwd=base,
         capture_output=True,
         text=True,
     )
     assert probe.returncode == 0, probe.stderr
+    assert Path(probe.stdout.strip()).parent == base / "syncrig_agent"
     # Re-deploying updates code and settings but never writes a new secret over the old one
     # with wider permissions.
-    deploy_camera(
-        config,
-        config.cameras[1],
-        secret,
-        port=sshd["port"],
-        key_filename=sshd["key"],
-        known_hosts=sshd["known_hosts"],
-        install_packages=False,
-        start_service=False,
-    )
+    deploy()
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
 
 
