@@ -20,7 +20,7 @@ from syncrig_agent.grid import period_ns_for_fps
 from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
 from .cluster_link import ClusterLink
-from .sessions import create_session_dir, utc_now_iso
+from .sessions import create_session_dir, remove_unused_session_dir, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def record(
         started = link.start(session_id, period, request.fps, files, frames=slots)
     except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
         # Nothing was recorded: the empty directory we just made goes (and only it).
-        (session_dir / "raw").rmdir()
-        session_dir.rmdir()
+        remove_unused_session_dir(session_dir)
         raise RecordingError(f"cam0 did not start the recording: {exc}") from None
     t0 = int(started["t0_ns"])
     stop_ns: int | None = t0 + slots * period

@@ -48,3 +48,10 @@ def create_session_dir(
         return session_id, path
     raise FileExistsError(f"could not find a free session name for {base!r} in {root}")
 
+
+def remove_unused_session_dir(path: Path) -> None:
+    """Undo `create_session_dir` when nothing was recorded; rmdir fails on anything non-empty,
+    so a directory holding even one file is never removed."""
+    for sub in SESSION_SUBDIRS:
+        (path / sub).rmdir()
+    path.rmdir()

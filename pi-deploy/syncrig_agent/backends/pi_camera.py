@@ -15,25 +15,13 @@ from collections.abc import Callable
 
 from ..grid import FrameGrid
 from ..timing.camera_clock import CameraClock
+from ..timing.waiter import realtime_minus
 from .base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
 
 log = logging.getLogger(__name__)
 
 # The IMX708 mode SqueakShot documents: 2304x1296 binned (full field of view), ISP-scaled down.
 DEFAULT_SENSOR_SIZE = (2304, 1296)
-
-
-def boottime_to_realtime_offset() -> int:
-    """CLOCK_REALTIME − CLOCK_BOOTTIME (libcamera's sensor timestamps are in the boottime domain)."""
-    best = None
-    for _ in range(3):
-        b0 = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        r = time.time_ns()
-        b1 = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        if best is None or b1 - b0 < best[0]:
-            best = (b1 - b0, r - (b0 + b1) // 2)
-    assert best is not None
-    return best[1]
 
 
 class Picamera2Camera(CameraBackend):
@@ -99,7 +87,8 @@ class Picamera2Camera(CameraBackend):
                         # Microseconds in the libcamera versions that report it in µs.
                         wall_ns = int(wall) * 1000 if int(wall) < 10**17 else int(wall)
                     else:
-                        wall_ns = sensor_ns + boottime_to_realtime_offset()
+                        # libcamera's sensor timestamps are in the CLOCK_BOOTTIME domain.
+                        wall_ns = sensor_ns + realtime_minus(time.CLOCK_BOOTTIME)
                     wall_ns = self.clock.from_realtime(wall_ns)
                     index = grid.nearest_index(wall_ns)
                     if control.finished(max(index, 0)):

@@ -24,19 +24,23 @@ _SLICE_NS = 100_000_000
 _SPIN_CAP_NS = 1_000_000
 
 
-def realtime_minus_monotonic() -> int:
-    """CLOCK_REALTIME − CLOCK_MONOTONIC, from the tightest of three bracketed reads."""
+def realtime_minus(clock_id: int) -> int:
+    """CLOCK_REALTIME − `clock_id` (ns), from the tightest of three bracketed reads."""
     best_width = None
     best = 0
     for _ in range(3):
-        m0 = time.monotonic_ns()
+        c0 = time.clock_gettime_ns(clock_id)
         r = time.time_ns()
-        m1 = time.monotonic_ns()
-        width = m1 - m0
+        c1 = time.clock_gettime_ns(clock_id)
+        width = c1 - c0
         if best_width is None or width < best_width:
             best_width = width
-            best = r - (m0 + m1) // 2
+            best = r - (c0 + c1) // 2
     return best
+
+
+def realtime_minus_monotonic() -> int:
+    return realtime_minus(time.CLOCK_MONOTONIC)
 
 
 @dataclass(frozen=True)
