@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument(
         "--dry-run", action="store_true", help="print what would be deployed, connect to nothing"
     )
+    from .serve import add_serve_commands
+
+    add_serve_commands(sub)
     return parser
 
 
@@ -298,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         return run_agent(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.command == "record":
         return cmd_record(args)
     if args.command == "setup":

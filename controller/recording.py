@@ -165,13 +165,13 @@ def begin_recording(
 
 
 def finish_recording(
-    link: ClusterLink, active: ActiveRecording, stop_ns: int | None = None, timeout: float | None = None
+    link: ClusterLink, active: ActiveRecording, stop_now: bool = False, timeout: float | None = None
 ) -> Path:
-    """STOP (at `stop_ns`, the planned end, or as soon as every camera can), collect every camera's
-    files into the session directory and write its manifest. Works after a controller restart:
-    a camera that already stopped on its own still has its summary in `<cam>.capture.json`."""
-    if stop_ns is None:
-        stop_ns = active.planned_stop_ns
+    """STOP (at the planned end, or with `stop_now` on the next grid boundary every camera can
+    make), collect every camera's files into the session directory and write its manifest. Works
+    after a controller restart: a camera that already stopped on its own still has its summary in
+    `<cam>.capture.json`."""
+    stop_ns = None if stop_now else active.planned_stop_ns
     wait_s = timeout if timeout is not None else 60.0 + max(0.0, (active.seconds or 0.0))
     try:
         # After the end instant this only collects the summaries (a STOP never extends a recording).
@@ -252,7 +252,7 @@ def record(
     """Record `request.seconds` on every camera and return the session directory."""
     active = begin_recording(link, sessions_root, cameras, request)
     assert active.planned_stop_ns is not None, "headless recordings have a duration"
-    stop_ns: int | None = active.planned_stop_ns
+    stop_now = False
     try:
         while True:
             now = link.status()["server"]["clock_now_ns"]
@@ -267,9 +267,8 @@ def record(
             time.sleep(min(0.5, remaining + STOP_MARGIN_S))
     except KeyboardInterrupt:
         active.notes.append("recording interrupted by the user")
-        stop_ns = None  # stop as soon as every camera can
-        active.planned_stop_ns = None
-    return finish_recording(link, active, stop_ns, timeout=60.0 + (request.seconds or 0.0))
+        stop_now = True
+    return finish_recording(link, active, stop_now, timeout=60.0 + (request.seconds or 0.0))
 
 
 def _camera_entry(

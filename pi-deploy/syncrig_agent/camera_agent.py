@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ from .encoders.base import EncoderSettings
 from .grid import FrameGrid
 from .health import health_report
 from .ids import validate_camera_name
+from .preview import PreviewService, disabled_status
 from .protocol import RequestError
 from .settings import AgentSettings
 from .timing.camera_clock import CameraClock, SimulatedClock, SystemClock
@@ -53,7 +55,18 @@ class CameraAgent:
         self.backend.open()
         self.session: CameraSession | None = None
         self.last_summary: dict | None = None
+        self.preview: PreviewService | None = None
         self._lock = threading.Lock()
+
+    def start_preview(self, secret: bytes) -> int | None:
+        """Serve the live preview (settings permitting); returns its port."""
+        if not self.settings.preview:
+            return None
+        s = self.settings
+        self.preview = PreviewService(
+            self.name, self.backend, secret, s.preview_listen, s.preview_fps, lambda: self.recording
+        )
+        return self.preview.start()
 
     # -- commands ----------------------------------------------------------------------------
     def start(self, session_id: str, t0_ns: int, period_ns: int, fps: float, basename: str | None) -> dict:
@@ -92,13 +105,19 @@ class CameraAgent:
                 encoder,
                 options,
             )
-            try:
-                info = session.arm()
-            except FileExistsError as exc:
-                raise RequestError("exists", str(exc)) from None
-            except OSError as exc:
-                raise RequestError("io_error", f"{self.name}: cannot create recording files: {exc}") from None
-            self.session = session
+            preview = self.preview
+            # The idle preview lets go of the camera before the recording takes it.
+            with preview.camera_for_recording() if preview else contextlib.nullcontext():
+                session.preview_slot = preview.tap if preview else None
+                try:
+                    info = session.arm()
+                except FileExistsError as exc:
+                    raise RequestError("exists", str(exc)) from None
+                except OSError as exc:
+                    raise RequestError(
+                        "io_error", f"{self.name}: cannot create recording files: {exc}"
+                    ) from None
+                self.session = session
             log.info("%s armed for session %s, T0=%d", self.name, session_id, t0_ns)
             return {"camera": self.name, **info}
 
@@ -149,8 +168,11 @@ class CameraAgent:
             "clock_now_ns": self.clock.now_ns(),
             "backend": self.backend.describe(),
             "health": health_report(self.data_dir),
+            "preview": self.preview.status() if self.preview else disabled_status(),
         }
 
     def close(self) -> None:
+        if self.preview is not None:
+            self.preview.close()
         self.abort("agent shutting down")
         self.backend.close()
