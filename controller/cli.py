@@ -11,6 +11,7 @@ from pathlib import Path
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
+from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
 
 
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument(
         "--dry-run", action="store_true", help="print what would be deployed, connect to nothing"
     )
+    add_pipeline_commands(sub)  # sync, trim, verify
     return parser
 
 
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         return run_agent(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "pipeline_handler", None) is not None:
+        return args.pipeline_handler(args)
     if args.command == "record":
         return cmd_record(args)
     if args.command == "setup":

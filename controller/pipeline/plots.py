@@ -27,7 +27,8 @@ def _envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.n
 
 
 def write_plots(table: MatchTable, times_ns: dict[str, np.ndarray], out_dir: Path, title: str) -> dict:
-    """Write offsets.{png,svg} and drops.{png,svg}; returns {name: {format: path relative to out_dir}}."""
+    """Write offsets.{png,svg} and drops.{png,svg} into out_dir (<session>/synced/plots); returns
+    {name: {format: path relative to the session directory}}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,5 +86,5 @@ def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
         tmp = path.with_name(f".{path.name}.tmp")
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
         tmp.replace(path)
-        paths[fmt] = str(path.relative_to(out_dir.parent))
+        paths[fmt] = str(path.relative_to(out_dir.parent.parent))  # relative to the session
     return paths
