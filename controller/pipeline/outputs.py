@@ -32,6 +32,9 @@ from .sources import CameraTrack, SessionError
 
 FILL_MODES = ("gaps", "repeat")
 TIME_BASE = Fraction(1, 1_000_000)  # µs: exact enough for capture times, fine for MP4
+# The edit list that places the first frame at its true time is written in the movie timescale
+# (ms by default, which would shift every frame by the sub-ms part of the first timestamp).
+MP4_OPTIONS = {"movie_timescale": "1000000"}
 MAP_COLUMNS = ("output_frame", "row", "source_frame", "capture_ns", "pts_ns", "filled", "reencoded")
 # Re-encoded frames are few (a partial GOP at a cut, around a filled instant), so they may be good.
 REENCODE_OPTIONS = {
@@ -51,6 +54,7 @@ class OutputPlan:
     sources: np.ndarray  # recorded frame shown by each output frame
     filled: np.ndarray  # bool: a repeated frame standing in for an instant the camera has no frame for
     pts_ns: np.ndarray  # output timestamps, ns since T0 (or the camera's own origin, if relative)
+    # (write_camera_outputs may shift them by a whole-ms offset shared by all cameras; see there)
     capture_ns: np.ndarray  # capture time of the recorded frame shown (from its .pts)
 
     def __len__(self) -> int:
@@ -235,7 +239,7 @@ def _write_mp4(track: CameraTrack, plan: OutputPlan, path: Path, progress: Progr
 
     with (
         av.open(str(track.video), format="h264") as template_in,
-        av.open(str(path), "w", format="mp4") as out,
+        av.open(str(path), "w", format="mp4", options=MP4_OPTIONS) as out,
     ):
         stream = out.add_stream_from_template(template_in.streams.video[0])
         stream.time_base = TIME_BASE

@@ -13,10 +13,24 @@ from .sources import CameraTrack, load_session, session_subdir
 Progress = Callable[[float, str], None]
 
 
+def timestamp_offset_ns(plans: list[OutputPlan]) -> int:
+    """Shift (whole ms, shared by every camera) that keeps output timestamps non-negative.
+
+    A frame captured a few µs before T0 (trigger jitter at slot 0) would get a negative timestamp,
+    and an MP4 never presents a frame with a negative one (the edit list treats it as pre-roll).
+    Normally 0; when not, it is recorded next to the outputs so their timestamps still map to T0."""
+    lowest = min(int(p.pts_ns.min()) for p in plans if len(p))
+    return 0 if lowest >= 0 else -(lowest // 1_000_000) * 1_000_000
+
+
 def write_camera_outputs(
     tracks: list[CameraTrack], plans: list[OutputPlan], out_dir: Path, progress: Progress | None
-) -> list[dict]:
-    """Write every camera's output, reporting overall progress weighted by frame count."""
+) -> tuple[list[dict], int]:
+    """Write every camera's output, reporting overall progress weighted by frame count; returns
+    the results and the timestamp offset applied (see timestamp_offset_ns)."""
+    offset = timestamp_offset_ns(plans)
+    for plan in plans:
+        plan.pts_ns = plan.pts_ns + offset
     total = max(1, sum(len(p) for p in plans))
     done = 0
     results = []
@@ -29,7 +43,7 @@ def write_camera_outputs(
 
         results.append(write_output(track, plan, out_dir, cam_progress).as_dict())
         done += len(plan)
-    return results
+    return results, offset
 
 
 def write_synced_outputs(
@@ -43,8 +57,8 @@ def write_synced_outputs(
     table, report = current_match(source)
     out = session_subdir(source.session_dir, "synced")
     plans = [plan_output(table, track, 0, table.rows, fill) for track in source.tracks]
-    results = write_camera_outputs(source.tracks, plans, out, progress)
-    section = _outputs_section(fill, results)
+    results, offset = write_camera_outputs(source.tracks, plans, out, progress)
+    section = _outputs_section(fill, results, offset)
     report["outputs"] = section
     report["flags"] = [f for f in report.get("flags", []) if not f.startswith("synced outputs")]
     report["flags"] += [f"synced outputs: {flag}" for flag in section["flags"]]
@@ -52,7 +66,7 @@ def write_synced_outputs(
     return section
 
 
-def _outputs_section(fill: str, results: list[dict]) -> dict:
+def _outputs_section(fill: str, results: list[dict], offset_ns: int) -> dict:
     flags = []
     for r in results:
         if r["filled"]:
@@ -70,6 +84,9 @@ def _outputs_section(fill: str, results: list[dict]) -> dict:
         "timestamps": "each frame's own capture time (gaps at instants without a frame)"
         if fill == "gaps"
         else "the row instants (constant frame rate); filled frames repeat the previous frame",
+        # Output timestamps (.pts and MP4) are ns since T0 minus this: 0 unless a frame came
+        # before T0 (see timestamp_offset_ns).
+        "timestamp_offset_ns": offset_ns,
         "cameras": {r["camera"]: r for r in results},
         "flags": flags,
     }

@@ -67,9 +67,7 @@ def trim_session(
     for label, row in (("start", start), ("end", end)):
         if np.any(table.cells[row] == EMPTY):
             missing = [cam for cam in table.cameras if table.column(cam)[row] == EMPTY]
-            before, after = (
-                "none" if r is None else str(r) for r in nearest_complete_rows(complete, row)
-            )
+            before, after = ("none" if r is None else str(r) for r in nearest_complete_rows(complete, row))
             raise TrimError(
                 f"{label} frame {row}: {', '.join(missing)} has no frame at that instant, so the cameras "
                 f"would not {label} on the same instant; nearest rows with every camera: "
@@ -87,8 +85,8 @@ def trim_session(
     tmp_out.mkdir()
     try:
         plans = [plan_output(table, track, start, end + 1, fill) for track in source.tracks]
-        results = write_camera_outputs(source.tracks, plans, tmp_out, progress)
-        section = _outputs_section(fill, results)
+        results, offset = write_camera_outputs(source.tracks, plans, tmp_out, progress)
+        section = _outputs_section(fill, results, offset)
         for r in section["cameras"].values():
             r["path"] = str(out / Path(r["path"]).name)
         description = {

@@ -54,6 +54,17 @@ def _percentiles_us(values_ns: np.ndarray) -> dict:
     }
 
 
+def output_time_origin(folder: Path, t0_ns: int) -> int:
+    """Absolute time of output timestamp 0 in an output folder (T0 − the recorded offset)."""
+    description = folder / "trim.json" if (folder / "trim.json").is_file() else folder / "report.json"
+    try:
+        data = json.loads(description.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return t0_ns
+    section = data.get("outputs", data)
+    return t0_ns - int(section.get("timestamp_offset_ns", 0))
+
+
 def verify_outputs(
     folder: Path,
     cameras: list[str],
@@ -61,6 +72,7 @@ def verify_outputs(
     pts_tolerance_ns: int,
     progress: Progress | None = None,
 ) -> dict:
+    origin = output_time_origin(folder, t0_ns)
     per_camera: dict[str, dict] = {}
     row_times: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for i, cam in enumerate(cameras):
@@ -81,7 +93,7 @@ def verify_outputs(
         readable = np.array([c is not None for c in codes])
         decoded = np.array([c if c is not None else 0 for c in codes], dtype=np.int64)
         filled = mapping["filled"].astype(bool)
-        claimed = t0_ns + pts  # what the output's timestamps say each picture shows
+        claimed = origin + pts  # what the output's timestamps say each picture shows
         # A filled frame repeats an earlier picture: compare it with that picture's own time.
         claimed[filled] = t0_ns + mapping["capture_ns"][filled]
         diff = decoded - claimed
