@@ -221,3 +221,14 @@ def test_match_csv_round_trip(tmp_path: Path) -> None:
     assert any(",," in ln or ln.startswith(",") or ln.endswith(",") for ln in lines[1:])  # empty cells
     names, cells = read_match_csv(path)
     assert names == truth.names and np.array_equal(cells, table.cells)
+
+
+def test_faster_camera_gives_one_frame_per_instant_and_lists_the_rest() -> None:
+    a = np.arange(50) * P56
+    b = np.arange(150) * (P56 // 3) + 7  # three frames in every instant's window
+    table = match_by_time(["a", "b"], [a, b], P56, reference="a")
+    col = table.cells[:, 1]
+    assert np.all(col != EMPTY)
+    assert np.abs(b[col[:50]] - a).max() <= 7  # the nearest of each three
+    assert np.all(np.diff(col) > 0)
+    assert table.unmatched["b"].size == 150 - table.rows

@@ -98,15 +98,25 @@ def _assign(
     column = np.full(n_rows, EMPTY, dtype=np.int64)
     if rows.size == 0:
         return column, np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    if starts.size == rows.size:  # the usual case: no two frames want the same row
+    same = np.flatnonzero(rows[1:] == rows[:-1])  # i where frames i and i+1 want the same row
+    if same.size == 0:  # the usual case
         column[rows] = frames
         return column, np.empty(0, dtype=np.int64)
-    # Rare (a drifting camera slipping past half a period): sort by row, then distance, then frame.
-    order = np.lexsort((frames, dist, rows))
-    sorted_rows = rows[order]
-    winner = np.zeros(rows.size, dtype=bool)
-    winner[order[np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]]] = True
+    winner = np.ones(rows.size, dtype=bool)
+    if np.all(np.diff(same) > 1):
+        # A drifting camera at a phase slip: pairs of frames around one instant; the nearer wins
+        # (the earlier on a tie).
+        winner[np.where(dist[same] <= dist[same + 1], same + 1, same)] = False
+    else:
+        # Three or more frames in one row's window (a camera faster than twice the rate): the
+        # nearest of each run wins. Linear passes, no sort.
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        run_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, rows.size]))
+        is_best = dist == np.minimum.reduceat(dist, starts)[run_of]
+        candidates = np.flatnonzero(is_best)
+        first = candidates[np.r_[True, run_of[candidates][1:] != run_of[candidates][:-1]]]
+        winner[:] = False
+        winner[first] = True
     column[rows[winner]] = frames[winner]
     return column, frames[~winner]
 
@@ -162,31 +172,41 @@ def match_by_grid(
     )
 
 
-def reference_instants(ref_times: np.ndarray, period_ns: int, lo_ns: int, hi_ns: int, tol: int) -> np.ndarray:
+def reference_instants(
+    ref_times: np.ndarray, period_ns: int, lo_ns: int, hi_ns: int, tol: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference camera's frame times with its gaps filled at its own measured period, extended
-    before/after it to cover [lo_ns, hi_ns] (the other cameras' first and last frames)."""
+    before/after it to cover [lo_ns, hi_ns] (the other cameras' first and last frames).
+
+    Returns (instants, row of each reference frame)."""
     ref = np.asarray(ref_times, dtype=np.int64)
     if ref.size == 0:
         raise ValueError("the reference camera has no frames")
     diffs = np.diff(ref)
     step = float(np.median(diffs)) if diffs.size else float(period_ns)
-    if diffs.size:
-        missing = np.maximum(np.rint(diffs / step).astype(np.int64) - 1, 0)
-        per_gap = missing + 1  # the frame itself plus the instants filled after it
-        base = np.repeat(ref[:-1], per_gap).astype(np.float64)
-        spacing = np.repeat(diffs / per_gap, per_gap)
-        offsets = np.arange(per_gap.sum()) - np.repeat(np.cumsum(per_gap) - per_gap, per_gap)
-        inner = np.rint(base + offsets * spacing).astype(np.int64)
-        instants = np.r_[inner, ref[-1]]
-    else:
-        instants = ref.copy()
+    missing = (
+        np.maximum(np.rint(diffs / step).astype(np.int64) - 1, 0) if diffs.size else np.zeros(0, np.int64)
+    )
+    ref_rows = np.arange(ref.size, dtype=np.int64)
+    ref_rows[1:] += np.cumsum(missing)
+    instants = np.empty(int(ref_rows[-1]) + 1, dtype=np.int64)
+    instants[ref_rows] = ref
+    gaps = np.flatnonzero(missing)
+    if gaps.size:  # drops are rare: only their instants are computed one by one (vectorised)
+        count = missing[gaps]
+        gap_of = np.repeat(np.arange(gaps.size), count)
+        within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + 1
+        spacing = diffs[gaps] / (count + 1)
+        rows = ref_rows[gaps][gap_of] + within
+        instants[rows] = np.rint(ref[gaps][gap_of] + within * spacing[gap_of]).astype(np.int64)
     before = int(np.ceil((instants[0] - tol - lo_ns) / step)) if lo_ns < instants[0] - tol else 0
     after = int(np.ceil((hi_ns - tol - instants[-1]) / step)) if hi_ns > instants[-1] + tol else 0
     if before or after:
         head = np.rint(instants[0] - step * np.arange(before, 0, -1)).astype(np.int64)
         tail = np.rint(instants[-1] + step * np.arange(1, after + 1)).astype(np.int64)
         instants = np.r_[head, instants, tail]
-    return instants
+        ref_rows += before
+    return instants, ref_rows
 
 
 def match_by_time(
@@ -224,22 +244,35 @@ def match_by_time(
         ref_index = cameras.index(reference)
     lo = min(int(t[0]) for t in nonempty)
     hi = max(int(t[-1]) for t in nonempty)
-    instants = reference_instants(arrays[ref_index], period_ns, lo, hi, tol)
+    instants, ref_rows = reference_instants(arrays[ref_index], period_ns, lo, hi, tol)
     n_rows = instants.size
     cells = np.full((n_rows, len(cameras)), EMPTY, dtype=np.int64)
     unmatched: dict[str, np.ndarray] = {}
     for c, (name, t) in enumerate(zip(cameras, arrays, strict=True)):
         frames = np.arange(t.size, dtype=np.int64)
-        right = np.clip(np.searchsorted(instants, t), 0, n_rows - 1)
-        left = np.clip(right - 1, 0, n_rows - 1)
-        d_right = np.abs(instants[right] - t)
-        d_left = np.abs(instants[left] - t)
-        nearest = np.where(d_left <= d_right, left, right)
-        dist = np.minimum(d_left, d_right)
+        if c == ref_index:  # the instants are its own frames: each sits in its row, at distance 0
+            cells[ref_rows, c] = frames
+            unmatched[name] = np.empty(0, dtype=np.int64)
+            continue
+        if n_rows == 1:
+            nearest = np.zeros(t.size, dtype=np.int64)
+            dist = np.abs(t - instants[0])
+        else:
+            right = np.searchsorted(instants, t)
+            np.clip(right, 1, n_rows - 1, out=right)
+            d_left = t - instants[right - 1]
+            d_right = instants[right] - t
+            take_left = d_left <= d_right
+            nearest = right - take_left
+            dist = np.abs(np.where(take_left, d_left, d_right))
         ok = dist <= tol
-        column, lost = _assign(nearest[ok], dist[ok], frames[ok], n_rows)
+        if ok.all():  # skip three gathers in the usual case
+            column, lost = _assign(nearest, dist, frames, n_rows)
+            unmatched[name] = lost
+        else:
+            column, lost = _assign(nearest[ok], dist[ok], frames[ok], n_rows)
+            unmatched[name] = np.sort(np.r_[frames[~ok], lost])
         cells[:, c] = column
-        unmatched[name] = np.sort(np.r_[frames[~ok], lost])
     return MatchTable(
         cameras=list(cameras),
         cells=cells,
