@@ -36,9 +36,10 @@ TIME_BASE = Fraction(1, 1_000_000)  # µs: exact enough for capture times, fine 
 # (ms by default, which would shift every frame by the sub-ms part of the first timestamp).
 MP4_OPTIONS = {"movie_timescale": "1000000"}
 MAP_COLUMNS = ("output_frame", "row", "source_frame", "capture_ns", "pts_ns", "filled", "reencoded")
-# Re-encoded frames are few (a partial GOP at a cut, around a filled instant), so they may be good.
+# Re-encoded frames are few (a partial GOP at a cut, around a filled instant): high quality (crf 16)
+# at the recording's own speed setting (ultrafast spends bits, not time).
 REENCODE_OPTIONS = {
-    "preset": "veryfast",
+    "preset": "ultrafast",
     "tune": "zerolatency",  # one packet out per frame in, no B-frames
     "crf": "16",
     "x264-params": "scenecut=0:repeat-headers=1",
