@@ -334,3 +334,32 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     assert result.returncode == 2
     result = run_cli("trim", str(tmp_path / "empty"), "--start-frame", "-1", "--end-frame", "3")
     assert result.returncode == 2 and "must be >= 0" in result.stderr
+
+
+def test_session_api_reports_progress_and_returns_json(session: Path, tmp_path: Path) -> None:
+    # What the controller's job runner calls: progress(fraction, label), JSON-ready results.
+    from controller.pipeline import analyze_session
+
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("synced", "trimmed"))
+    calls: dict[str, list[tuple[float, str]]] = {}
+
+    def recorder(name: str):
+        calls[name] = []
+        return lambda fraction, label: calls[name].append((fraction, label))
+
+    results = [
+        analyze_session(copy, progress=recorder("analyze")),
+        write_synced_outputs(copy, progress=recorder("synced")),
+    ]
+    table, _ = current_match(load_session(copy))
+    complete = table.complete_rows()
+    results.append(trim_session(copy, int(complete[2]), int(complete[40]), progress=recorder("trim")))
+    results.append(verify_session(copy, progress=recorder("verify")))
+    for result in results:
+        json.dumps(result)
+    for name, seen in calls.items():
+        fractions = [f for f, _ in seen]
+        assert fractions and all(0.0 <= f <= 1.0 for f in fractions), name
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, name
+        assert all(isinstance(label, str) and label for _, label in seen), name
