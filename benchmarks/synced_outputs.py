@@ -191,7 +191,11 @@ def main() -> int:
         table, _ = current_match(load_session(session))
         complete = table.complete_rows()
         lo, hi = int(0.1 * table.rows), int(0.9 * table.rows)
-        start = int(complete[(complete >= lo) & (complete % int(args.fps) != 0)][0])  # not on a keyframe
+        # Start mid-GOP in every camera (keyframes every fps recorded frames), a typical cut.
+        gop = int(args.fps)
+        phase = table.cells[complete] % gop
+        mid = np.all((phase >= gop // 3) & (phase <= 2 * gop // 3), axis=1)
+        start = int(complete[(complete >= lo) & mid][0])
         end = int(complete[complete <= hi][-1])
 
         t = time.perf_counter()

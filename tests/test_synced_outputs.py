@@ -20,6 +20,7 @@ from controller.pipeline import (
     SessionError,
     TrimError,
     current_match,
+    describe_row,
     load_session,
     preview_frame,
     preview_jpeg,
@@ -300,6 +301,8 @@ def test_preview_frame_is_the_matched_frame(session: Path) -> None:
         assert abs(read_timecode(luma) - t0 - int(table.instants_ns[row])) < 1_000_000
         jpeg = preview_jpeg(session, cam, row, max_width=160)
         assert jpeg[:2] == b"\xff\xd8"
+        info = describe_row(session, row)
+        assert info["frames"][cam] == int(col[row]) and info["instant_ns"] == int(table.instants_ns[row])
         empty = np.flatnonzero(col == EMPTY)
         if empty.size:
             assert preview_frame(session, cam, int(empty[0])) is None
@@ -363,3 +366,20 @@ def test_session_api_reports_progress_and_returns_json(session: Path, tmp_path: 
         assert fractions and all(0.0 <= f <= 1.0 for f in fractions), name
         assert fractions == sorted(fractions) and fractions[-1] == 1.0, name
         assert all(isinstance(label, str) and label for _, label in seen), name
+
+
+def test_camera_without_frames_gets_no_output_and_a_flag(session: Path, tmp_path: Path) -> None:
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("synced", "trimmed"))
+    raw = copy / "raw"
+    (raw / "cam2.h264").write_bytes(b"")
+    (raw / "cam2.pts").write_text("# timestamp format v2\n")
+    header = (raw / "cam2.frames.csv").read_text().splitlines()[0]
+    (raw / "cam2.frames.csv").write_text(header + "\n")
+    section = write_synced_outputs(copy)
+    assert set(section["cameras"]) == {"cam0", "cam1"}
+    assert "cam2: no matched frames; no output written" in section["flags"]
+    report = json.loads((copy / "synced" / "report.json").read_text())
+    assert report["cameras"]["cam2"]["frames"] == 0 and report["verdict"] == "poor"
+    with pytest.raises(TrimError, match="cam2 has no frame"):
+        trim_session(copy, 5, 20)

@@ -7,7 +7,7 @@ One library used by the controller's job runner, `syncrig sync|trim|verify` and
 
 from .analyze import analyze_session, current_match, match_session
 from .matching import EMPTY, MatchTable, match_by_grid, match_by_time, read_match_csv, write_match_csv
-from .preview import preview_frame, preview_jpeg
+from .preview import describe_row, preview_frame, preview_jpeg
 from .sources import SessionError, load_session
 from .squeakshot import find_recordings, import_squeakshot, is_squeakshot_folder
 from .synced import write_synced_outputs
@@ -21,6 +21,7 @@ __all__ = [
     "TrimError",
     "analyze_session",
     "current_match",
+    "describe_row",
     "find_recordings",
     "import_squeakshot",
     "is_squeakshot_folder",

@@ -91,3 +91,25 @@ def preview_jpeg(
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=int(quality))
     return buf.getvalue()
+
+
+def describe_row(session_dir: Path | str, row: int) -> dict:
+    """What the trim scrubber shows under a row: its instant and each camera's frame (None where
+    the camera has none), and whether the row may start or end a trim (every camera has a frame)."""
+    indexed = _load(session_dir)
+    table = indexed.table
+    if not 0 <= int(row) < table.rows:
+        raise SessionError(f"row {row} is outside the match table (0..{table.rows - 1})")
+    cells = table.cells[int(row)]
+    frames = {cam: (None if int(f) == EMPTY else int(f)) for cam, f in zip(table.cameras, cells, strict=True)}
+    capture = {
+        cam: (None if f is None else int(indexed.source.track(cam).times_ns[f])) for cam, f in frames.items()
+    }
+    return {
+        "row": int(row),
+        "rows": table.rows,
+        "instant_ns": int(table.instants_ns[int(row)]),
+        "frames": frames,
+        "capture_ns": capture,
+        "complete": all(f is not None for f in frames.values()),
+    }

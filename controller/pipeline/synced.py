@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .analyze import current_match
+from .matching import EMPTY
 from .outputs import FILL_MODES, OutputPlan, plan_output, write_output
 from .report import write_json_atomic
 from .sources import CameraTrack, load_session, session_subdir
@@ -56,9 +59,14 @@ def write_synced_outputs(
     source = load_session(session_dir)
     table, report = current_match(source)
     out = session_subdir(source.session_dir, "synced")
-    plans = [plan_output(table, track, 0, table.rows, fill) for track in source.tracks]
-    results, offset = write_camera_outputs(source.tracks, plans, out, progress)
+    # A camera without a single matched frame (it failed at the start) gets no output, and a flag.
+    tracks = [t for t in source.tracks if np.any(table.column(t.name) != EMPTY)]
+    plans = [plan_output(table, track, 0, table.rows, fill) for track in tracks]
+    results, offset = write_camera_outputs(tracks, plans, out, progress)
     section = _outputs_section(fill, results, offset)
+    for track in source.tracks:
+        if track not in tracks:
+            section["flags"].append(f"{track.name}: no matched frames; no output written")
     report["outputs"] = section
     report["flags"] = [f for f in report.get("flags", []) if not f.startswith("synced outputs")]
     report["flags"] += [f"synced outputs: {flag}" for flag in section["flags"]]

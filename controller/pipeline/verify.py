@@ -119,7 +119,8 @@ def verify_outputs(
         per_camera[cam] = entry
         real = readable & ~filled
         row_times[cam] = (mapping["row"][real], decoded[real])
-    spreads = _row_spreads(row_times)
+    spread_rows, spreads = _row_spreads(row_times)
+    worst = np.argsort(spreads)[::-1][:20]
     first_rows = {cam: int(rt[0][0]) for cam, rt in row_times.items() if rt[0].size}
     firsts = [per_camera[c].get("first_frame_true_ns") for c in cameras]
     return {
@@ -127,6 +128,7 @@ def verify_outputs(
         "cameras": per_camera,
         "rows_compared": int(spreads.size),
         "cross_camera_offset_us": _percentiles_us(spreads),
+        "worst_rows": [{"row": int(spread_rows[i]), "offset_us": float(spreads[i] / 1e3)} for i in worst],
         "first_frame_offset_us": round((max(firsts) - min(firsts)) / 1e3, 3)
         if firsts and all(f is not None for f in firsts)
         else None,
@@ -140,20 +142,22 @@ def verify_outputs(
     }
 
 
-def _row_spreads(row_times: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """max − min decoded capture time per row, over rows shown by at least two cameras."""
+def _row_spreads(row_times: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, max − min decoded capture time per row), over rows shown by at least two cameras."""
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     if len(row_times) < 2:
-        return np.empty(0, dtype=np.int64)
+        return none
     rows = np.concatenate([r for r, _ in row_times.values()])
     times = np.concatenate([t for _, t in row_times.values()])
     if rows.size == 0:
-        return np.empty(0, dtype=np.int64)
+        return none
     order = np.argsort(rows, kind="stable")
     rows, times = rows[order], times[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     counts = np.diff(np.r_[starts, rows.size])
     spread = np.maximum.reduceat(times, starts) - np.minimum.reduceat(times, starts)
-    return spread[counts >= 2]
+    shown = counts >= 2
+    return rows[starts][shown], spread[shown]
 
 
 def verify_session(
