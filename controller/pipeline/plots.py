@@ -39,26 +39,37 @@ def write_plots(table: MatchTable, times_ns: dict[str, np.ndarray], out_dir: Pat
     t_s = (table.instants_ns - (table.instants_ns[0] if table.rows else 0)) / 1e9
     written: dict[str, dict[str, str]] = {}
 
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    # One panel per camera (overlaid dots would hide each other), each scaled to its own data so
+    # µs residuals stay visible; the tolerance is drawn when it falls inside the panel.
+    n = max(1, len(table.cameras))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 1.2 + 1.6 * n), dpi=100, sharex=True, squeeze=False)
+    tol_us = table.tolerance_ns / 1e3
     for c, name in enumerate(table.cameras):
+        ax = axes[c, 0]
         y = residuals_us[:, c]
         ok = np.isfinite(y)
-        if not ok.any():
-            continue
-        x, yy = t_s[ok], y[ok]
-        if x.size > 2 * ENVELOPE_BINS:
-            xc, lo, hi = _envelope(x, yy, ENVELOPE_BINS)
-            ax.fill_between(xc, lo, hi, alpha=0.35, step="mid", label=f"{name} (min/max per bin)")
+        if ok.any():
+            x, yy = t_s[ok], y[ok]
+            if x.size > 2 * ENVELOPE_BINS:
+                xc, lo, hi = _envelope(x, yy, ENVELOPE_BINS)
+                ax.fill_between(xc, lo, hi, step="mid", color=f"C{c}", alpha=0.6, label="min/max per bin")
+            else:
+                ax.plot(x, yy, ".", ms=2, color=f"C{c}")
+            span = max(1.2 * float(np.abs(yy).max()), 50.0)
         else:
-            ax.plot(x, yy, ".", ms=2, label=name)
-    tol_us = table.tolerance_ns / 1e3
-    ax.axhline(tol_us, color="red", lw=0.8, ls="--", label=f"tolerance ±{tol_us:.0f} µs")
-    ax.axhline(-tol_us, color="red", lw=0.8, ls="--")
-    ax.set_xlabel("time since first instant (s)")
-    ax.set_ylabel("frame time − instant (µs)")
-    ax.set_title(f"{title}: residual offset per camera ({table.mode} match)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+            span = tol_us
+            ax.text(0.5, 0.5, "no matched frames", transform=ax.transAxes, ha="center", va="center")
+        if span >= tol_us:
+            ax.axhline(tol_us, color="red", lw=0.8, ls="--")
+            ax.axhline(-tol_us, color="red", lw=0.8, ls="--")
+        ax.set_ylim(-min(span, 1.05 * tol_us), min(span, 1.05 * tol_us))
+        ax.set_ylabel(f"{name}\n(µs)")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time since first instant (s)")
+    axes[0, 0].set_title(
+        f"{title}: frame time − row instant per camera ({table.mode} match, tolerance ±{tol_us:.0f} µs)"
+    )
+    fig.tight_layout()
     written["offsets"] = _save(fig, out_dir, "offsets")
     plt.close(fig)
 

@@ -192,6 +192,3 @@ def verify_session(
         progress(1.0, "done")
     return {"session": source.manifest.id, "outputs": results, "ok": all(r["ok"] for r in results.values())}
 
-
-def load_verify(folder: Path) -> dict:
-    return json.loads((folder / "verify.json").read_text(encoding="utf-8"))
