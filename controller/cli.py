@@ -11,6 +11,7 @@ from pathlib import Path
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
+from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
 
 
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .serve import add_serve_commands
 
-    add_serve_commands(sub)
+    add_serve_commands(sub)  # demo, controller
+    add_pipeline_commands(sub)  # sync, trim, verify
     return parser
 
 
