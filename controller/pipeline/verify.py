@@ -191,4 +191,3 @@ def verify_session(
     if progress is not None:
         progress(1.0, "done")
     return {"session": source.manifest.id, "outputs": results, "ok": all(r["ok"] for r in results.values())}
-
