@@ -58,24 +58,12 @@ def test_demo_serves_records_applies_settings_and_shuts_down(tmp_path: Path) -> 
         # a capture setting from the page restarts the simulated cameras with it
         code, body = web.call("POST", "/api/settings", {"width": 256, "height": 192, "fps": 15})
         assert code == 200 and body["job_id"], body
-        deadline = time.monotonic() + 60
-        while True:
-            _, job = web.call("GET", f"/api/jobs/{body['job_id']}")
-            if job["state"] not in ("queued", "running"):
-                break
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        job = web.wait_job(body["job_id"])
         assert job["state"] == "done", job
         web.wait_status(all_online)
         code, started = web.call("POST", "/api/recording/start", {"seconds": 1, "override": True})
         assert code == 202, started
-        deadline = time.monotonic() + 60
-        while True:
-            _, job = web.call("GET", f"/api/jobs/{started['job_id']}")
-            if job["state"] not in ("queued", "running"):
-                break
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        job = web.wait_job(started["job_id"])
         assert job["state"] == "done", job
         manifest = json.loads(
             (workdir / "sessions" / job["result"]["session_id"] / "session.json").read_text()

@@ -93,6 +93,16 @@ class HttpSession:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
+    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            _, job = self.call("GET", f"/api/jobs/{job_id}")
+            if job["state"] not in ("queued", "running"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish in {timeout} s: {job}")
+            time.sleep(0.2)
+
     def wait_status(self, predicate, timeout: float = 30.0) -> dict:  # noqa: ANN001
         deadline = time.monotonic() + timeout
         status = None
