@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
 from .cluster_link import ClusterLink
 from .sessions import create_session_dir, remove_unused_session_dir, utc_now_iso
+from .transfer.collect import Collection
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +50,19 @@ class RecordingError(RuntimeError):
     pass
 
 
-def gather_local(camera: str, session_id: str, data_dir: Path, session_dir: Path) -> list[Path]:
-    """Copy a camera's raw files from a locally reachable data dir (simulation, local transport).
-
-    Copies never replace a file: a name clash is an error, not an overwrite."""
-    src_dir = data_dir / session_id
-    copied = []
-    for src in sorted((src_dir / "raw").glob(f"{camera}.*")):
-        dst = session_dir / "raw" / src.name
-        if dst.exists():
-            raise FileExistsError(f"refusing to overwrite {dst}")
-        shutil.copy2(src, dst)
-        copied.append(dst)
-    report = src_dir / f"{camera}.capture.json"
-    if report.exists():
-        dst = session_dir / "raw" / report.name
-        if not dst.exists():
-            shutil.copy2(report, dst)
-            copied.append(dst)
-    return copied
-
-
 def record(
     link: ClusterLink,
     sessions_root: Path,
     cameras: list[CameraInfo],
     request: RecordingRequest,
     progress: Callable[[float, dict], None] | None = None,
+    collection: Collection | None = None,
 ) -> Path:
-    """Record `request.seconds` on every camera and return the session directory."""
+    """Record `request.seconds` on every camera and return the session directory.
+
+    `collection` decides how the footage reaches the desktop (live receivers during the recording,
+    verified pull + gap fill after it); by default each camera's data dir is pulled locally."""
+    collection = collection or Collection()
     session_id, session_dir = create_session_dir(sessions_root, request.subject, request.project)
     period = period_ns_for_fps(request.fps)
     slots = max(1, round(request.seconds * request.fps))
@@ -92,10 +76,17 @@ def record(
     # The end is fixed at START: every camera stops by itself after exactly `slots` grid slots,
     # so frame counts are comparable and "expected − recorded" is the number of drops.
     try:
-        started = link.start(session_id, period, request.fps, files, frames=slots)
+        streams = collection.start_streams(session_dir, list(files))
+    except (OSError, RuntimeError, ValueError) as exc:
+        # The directory stays: stream/run/ holds the receivers' logs saying why.
+        raise RecordingError(f"the stream receivers did not start: {exc}") from None
+    try:
+        started = link.start(session_id, period, request.fps, files, frames=slots, streams=streams)
     except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+        collection.abort()
         # Nothing was recorded: the empty directory we just made goes (and only it).
-        remove_unused_session_dir(session_dir)
+        if streams is None:
+            remove_unused_session_dir(session_dir)
         raise RecordingError(f"cam0 did not start the recording: {exc}") from None
     t0 = int(started["t0_ns"])
     stop_ns: int | None = t0 + slots * period
@@ -116,6 +107,7 @@ def record(
     try:
         stopped = link.stop(at_ns=stop_ns, timeout=60.0 + request.seconds)
     except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+        collection.abort()
         raise RecordingError(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
@@ -126,9 +118,12 @@ def record(
         if result.get("error"):
             log.error("%s: %s", cam.name, result["error"])
         summaries[cam.name] = result.get("summary") or {}
-    for cam in cameras:
-        if cam.data_dir is not None:
-            gather_local(cam.name, session_id, cam.data_dir, session_dir)
+    transfer = collection.finish(session_dir, cameras)
+    notes = ["recording interrupted by the user"] if interrupted else []
+    for name, result in transfer["cameras"].items():
+        if not result.get("ok"):
+            log.error("%s: footage not on the desktop yet: %s", name, result.get("error"))
+            notes.append(f"{name}: raw files not pulled: {result.get('error')}")
     manifest = SessionManifest(
         id=session_id,
         subject=request.subject,
@@ -154,7 +149,7 @@ def record(
             "late_cameras": started.get("late", []),
             "armed": started.get("cameras", {}),
         },
-        notes=["recording interrupted by the user"] if interrupted else [],
+        notes=notes,
     )
     write_manifest(session_dir, manifest)
     return session_dir

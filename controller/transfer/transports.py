@@ -1,0 +1,203 @@
+"""How the desktop reaches a Pi's recordings: SFTP over SSH (paramiko), or a local directory.
+
+Both expose the same small interface, so pull, verification and deletion run one code path; in
+simulation the "Pi" is the agent's own data directory (LocalTransport) or this machine's sshd on
+loopback (SftpTransport, in tests). Paths are always `<session id>/...` built from validated ids,
+relative to the Pi's data directory; SHA-256 is computed on the Pi side (`sha256sum` over SSH), so
+what is compared is what the Pi holds, not a second download of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import shlex
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import BinaryIO
+
+from syncrig_agent.ids import InvalidName
+
+HASH_CHUNK = 1 << 20
+
+
+class TransportError(RuntimeError):
+    pass
+
+
+def _check_rel(rel: str) -> str:
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidName(f"not a relative recording path: {rel!r}")
+    return rel
+
+
+def sha256_file(path: Path | str, start: int = 0) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Transport(ABC):
+    """One camera's data directory on its Pi."""
+
+    label: str
+
+    @abstractmethod
+    def size(self, rel: str) -> int | None:
+        """Bytes, or None if the file does not exist."""
+
+    @abstractmethod
+    def sha256(self, rel: str) -> str:
+        """SHA-256 (hex) computed where the file lives."""
+
+    @abstractmethod
+    def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """A binary reader positioned at `offset` (`length`: how much will be read, for prefetch)."""
+
+    @abstractmethod
+    def remove(self, rel: str) -> None: ...
+
+    @abstractmethod
+    def rmdir(self, rel: str) -> bool:
+        """Remove an empty directory; False if it is not empty or missing."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalTransport(Transport):
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.label = f"local:{self.root}"
+
+    def _path(self, rel: str) -> Path:
+        return self.root / _check_rel(rel)
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return self._path(rel).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def sha256(self, rel: str) -> str:
+        return sha256_file(self._path(rel))
+
+    def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        fh = open(self._path(rel), "rb")
+        fh.seek(offset)
+        return fh
+
+    def remove(self, rel: str) -> None:
+        self._path(rel).unlink()
+
+    def rmdir(self, rel: str) -> bool:
+        try:
+            self._path(rel).rmdir()
+            return True
+        except OSError:
+            return False
+
+
+class SftpTransport(Transport):
+    """A Pi over SSH. Host keys must be known (as for deploy): no trust-on-first-use here."""
+
+    def __init__(
+        self,
+        host: str,
+        root: str,
+        username: str,
+        port: int = 22,
+        key_filename: str | None = None,
+        known_hosts: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        import paramiko
+
+        self.label = f"sftp:{username}@{host}:{port}{root}"
+        self.root = root
+        self.client = paramiko.SSHClient()
+        if known_hosts is None:
+            self.client.load_system_host_keys()
+            default = Path.home() / ".ssh" / "known_hosts"
+            if default.exists():
+                self.client.load_host_keys(str(default))
+        else:
+            self.client.load_host_keys(known_hosts)
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            self.client.connect(
+                host.strip("[]"),
+                port=port,
+                username=username,
+                key_filename=key_filename,
+                timeout=timeout,
+                allow_agent=key_filename is None,
+                look_for_keys=key_filename is None,
+            )
+            transport = self.client.get_transport()
+            assert transport is not None
+            transport.window_size = 16 * 1024 * 1024
+            self.sftp = self.client.open_sftp()
+            if self.root.startswith("~/"):
+                self.root = posixpath.join(self.sftp.normalize("."), self.root[2:])
+        except (paramiko.SSHException, OSError) as exc:
+            self.client.close()
+            raise TransportError(f"{self.label}: {exc}") from None
+
+    def _path(self, rel: str) -> str:
+        return posixpath.join(self.root, _check_rel(rel))
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return int(self.sftp.stat(self._path(rel)).st_size or 0)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TransportError(f"{self.label}: stat {rel}: {exc}") from None
+
+    def sha256(self, rel: str) -> str:
+        # A fixed program; the one argument is quoted and was built from validated ids only.
+        command = f"sha256sum -- {shlex.quote(self._path(rel))}"
+        stdin, stdout, stderr = self.client.exec_command(command, timeout=600)
+        stdin.close()
+        out = stdout.read().decode("ascii", errors="replace")
+        err = stderr.read().decode(errors="replace")
+        status = stdout.channel.recv_exit_status()
+        digest = out.split(" ", 1)[0].lstrip("\\")
+        if status != 0 or len(digest) != 64:
+            raise TransportError(
+                f"{self.label}: sha256sum {rel} failed ({status}): {err.strip() or out.strip()}"
+            )
+        return digest
+
+    def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        fh = self.sftp.open(self._path(rel), "rb")
+        fh.seek(offset)
+        if length is None or length > HASH_CHUNK:
+            # Pipelined reads: without prefetch every 32 KiB costs a round trip.
+            size = self.size(rel) or 0
+            fh.prefetch(min(size, offset + length) if length is not None else size)
+        return fh  # type: ignore[return-value]
+
+    def remove(self, rel: str) -> None:
+        self.sftp.remove(self._path(rel))
+
+    def rmdir(self, rel: str) -> bool:
+        try:
+            self.sftp.rmdir(self._path(rel))
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
