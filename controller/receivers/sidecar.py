@@ -121,6 +121,9 @@ class StreamSession:
             self._table.write((",".join(STREAM_TABLE_COLUMNS) + "\n").encode("ascii"))
         self.segments = SegmentWriter(ffmpeg, self.stream_dir, camera, 1e9 / self.period_ns, segment_seconds)
         self.connections = 0
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            # A restarted receiver continues the count (the status shows reconnects across restarts).
+            self.connections = int(json.loads(self.files["status"].read_text())["connections"])
         self.duplicates = 0
         self.complete = False
         self.started_at = time.time()
