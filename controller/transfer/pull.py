@@ -232,6 +232,11 @@ def pull_session(
             log.error("pull %s: %s", camera, exc)
             update_ledger(session_dir, camera, {"error": str(exc)})
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # e.g. paramiko.SSHException: one camera's failure, not the pull's
+            log.exception("pull %s failed", camera)
+            message = f"{type(exc).__name__}: {exc}"
+            update_ledger(session_dir, camera, {"error": message})
+            return {"ok": False, "error": message}
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cameras)))) as pool:
         results = dict(zip(cameras, pool.map(one, cameras), strict=False))

@@ -9,6 +9,7 @@ what is compared is what the Pi holds, not a second download of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import shlex
@@ -108,6 +109,34 @@ class LocalTransport(Transport):
             return False
 
 
+class _SftpReader:
+    """paramiko raises SSHException/EOFError when the link drops; callers see TransportError."""
+
+    def __init__(self, fh, label: str) -> None:
+        self._fh = fh
+        self._label = label
+
+    def read(self, n: int = -1) -> bytes:
+        import paramiko
+
+        try:
+            return self._fh.read(n)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"{self._label}: connection lost: {exc}") from None
+
+    def close(self) -> None:
+        import paramiko
+
+        with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+            self._fh.close()
+
+    def __enter__(self) -> _SftpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class SftpTransport(Transport):
     """A Pi over SSH. Host keys must be known (as for deploy): no trust-on-first-use here."""
 
@@ -162,7 +191,7 @@ class SftpTransport(Transport):
             return int(self.sftp.stat(self._path(rel)).st_size or 0)
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             raise TransportError(f"{self.label}: stat {rel}: {exc}") from None
 
     def sha256(self, rel: str) -> str:
@@ -181,13 +210,18 @@ class SftpTransport(Transport):
         return digest
 
     def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
-        fh = self.sftp.open(self._path(rel), "rb")
-        fh.seek(offset)
-        if length is None or length > HASH_CHUNK:
-            # Pipelined reads: without prefetch every 32 KiB costs a round trip.
-            size = self.size(rel) or 0
-            fh.prefetch(min(size, offset + length) if length is not None else size)
-        return fh  # type: ignore[return-value]
+        import paramiko
+
+        try:
+            fh = self.sftp.open(self._path(rel), "rb")
+            fh.seek(offset)
+            if length is None or length > HASH_CHUNK:
+                # Pipelined reads: without prefetch every 32 KiB costs a round trip.
+                size = self.size(rel) or 0
+                fh.prefetch(min(size, offset + length) if length is not None else size)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"{self.label}: open {rel}: {exc}") from None
+        return _SftpReader(fh, f"{self.label}: {rel}")  # type: ignore[return-value]
 
     def remove(self, rel: str) -> None:
         self.sftp.remove(self._path(rel))
