@@ -113,12 +113,15 @@ class SegmentWriter:
         """A new stream connection: the next packet fed must be a keyframe."""
         self.need_keyframe = True
 
-    def write(self, data: bytes, keyframe: bool) -> bool:
-        """Feed one access unit; True if FFmpeg took it (False: skipped until the next keyframe)."""
+    def ensure_running(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
                 log.error("%s: FFmpeg exited with %s", self.camera, self.proc.returncode)
             self._spawn()
+
+    def write(self, data: bytes, keyframe: bool) -> bool:
+        """Feed one access unit; True if FFmpeg took it (False: skipped until the next keyframe)."""
+        self.ensure_running()
         if self.need_keyframe and not keyframe:
             return False
         assert self.proc is not None and self.proc.stdin is not None

@@ -325,6 +325,8 @@ class CameraReceiver:
             self._active = sock
             self.session.connections += 1
             self.session.segments.resync()
+            # Start FFmpeg now (START arrives before T0), not on the first frame's time.
+            self.session.segments.ensure_running()
             return self.session
 
     def _receive(self, sock: socket.socket, session: StreamSession) -> None:

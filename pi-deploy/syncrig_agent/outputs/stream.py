@@ -119,6 +119,14 @@ class StreamOutput(Output):
         return self._stop_deadline is not None and time.monotonic() > self._stop_deadline
 
     def _run(self) -> None:
+        try:
+            self._send_loop()
+        except Exception as exc:  # a bug here must show in the report, never touch capture
+            log.exception("stream %s: sender failed", self.camera)
+            self.last_error = f"sender failed: {type(exc).__name__}: {exc}"
+            self._close()
+
+    def _send_loop(self) -> None:
         backoff = BACKOFF_START_S
         need_keyframe = True
         ended = False
