@@ -59,7 +59,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cameras", type=int, default=8)
     ap.add_argument("--mb-per-camera", type=float, default=187.0)
-    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     cams = [f"cam{i}" for i in range(args.cameras)]
     user = getpass.getuser()

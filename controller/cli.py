@@ -298,7 +298,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _print_session(session_dir: Path) -> bool:
-    """Print the session summary; False if any camera reported an error."""
+    """Print the session summary; False if any camera reported an error or its raw files are not
+    verified on the desktop."""
     from syncrig_agent.formats import read_manifest
 
     m = read_manifest(session_dir)
@@ -313,6 +314,7 @@ def _print_session(session_dir: Path) -> bool:
             f"{extra}{err}"
         )
     transfer = session_dir / "transfer.json"
+    all_verified = True
     if transfer.exists():
         import json
 
@@ -323,12 +325,10 @@ def _print_session(session_dir: Path) -> bool:
             if fill:
                 how += f" ({fill['frames_from_stream']} frames from the stream, "
                 how += f"{fill['frames_from_pi']} from the Pi)"
-            print(
-                f"  {name}: raw/ verified against the Pi, {how}"
-                if h264.get("verified")
-                else f"  {name}: {how}"
-            )
-    return not any(cam.get("error") for cam in m.cameras)
+            verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
+            all_verified = all_verified and bool(h264.get("verified"))
+            print(f"  {name}: {verified}{how}")
+    return all_verified and not any(cam.get("error") for cam in m.cameras)
 
 
 def main(argv: list[str] | None = None) -> int:

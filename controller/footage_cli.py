@@ -45,7 +45,7 @@ def add_footage_commands(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("--ssh-port", type=int, default=22)
     pull.add_argument("--identity", help="SSH private key file")
     pull.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
-    pull.add_argument("--workers", type=int, default=4, help="cameras pulled in parallel")
+    pull.add_argument("--workers", type=int, default=2, help="cameras pulled in parallel")
     pull.add_argument(
         "--no-stream", action="store_true", help="ignore the live stream copy (download everything)"
     )
@@ -129,30 +129,19 @@ def _session_cameras(session_dir: Path) -> list[str]:
 
 
 def _sources(args: argparse.Namespace, cameras: list[str]) -> dict:
-    from .transfer import LocalTransport, SftpTransport
+    from .transfer import LocalTransport, sftp_sources
 
     if args.rig_dir is not None:
         return {c: (lambda c=c: LocalTransport(args.rig_dir / "pi" / c)) for c in cameras}
     from .rig_config import load_config
 
-    config = load_config(args.config)
-    by_name = {c.name: c for c in config.cameras}
-    unknown = [c for c in cameras if c not in by_name]
-    if unknown:
-        raise ValueError(f"camera(s) not in {args.config}: {', '.join(unknown)}")
-    return {
-        c: (
-            lambda cam=by_name[c]: SftpTransport(
-                cam.host,
-                config.pi_data_dir,
-                cam.ssh_user,
-                port=args.ssh_port,
-                key_filename=args.identity,
-                known_hosts=args.known_hosts,
-            )
-        )
-        for c in cameras
-    }
+    return sftp_sources(
+        load_config(args.config),
+        cameras,
+        port=args.ssh_port,
+        key_filename=args.identity,
+        known_hosts=args.known_hosts,
+    )
 
 
 def cmd_pull(args: argparse.Namespace) -> int:

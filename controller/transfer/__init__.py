@@ -1,7 +1,7 @@
 """Getting footage onto the desktop: transports to the Pis, verified resumable pull, gap fill
 from the live stream, the ledger of what is verified, and collection around a recording."""
 
-from .collect import Collection, local_sources
+from .collect import Collection, local_sources, sftp_sources
 from .ledger import footage_safe, read_ledger
 from .pull import PullError, delete_pi_copy, download_file, pull_session
 from .transports import LocalTransport, SftpTransport, Transport, TransportError, sha256_file
@@ -19,5 +19,6 @@ __all__ = [
     "local_sources",
     "pull_session",
     "read_ledger",
+    "sftp_sources",
     "sha256_file",
 ]

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from ..receivers import ReceiverManager
 from .pull import Progress, TransportFactory, pull_session
-from .transports import LocalTransport
+from .transports import LocalTransport, SftpTransport
 
 if TYPE_CHECKING:
     from ..recording import CameraInfo
+    from ..rig_config import RigConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,35 @@ log = logging.getLogger(__name__)
 def local_sources(cameras: list[CameraInfo]) -> dict[str, TransportFactory]:
     """Cameras whose data directory is reachable here (simulation): the local transport."""
     return {c.name: (lambda root=c.data_dir: LocalTransport(root)) for c in cameras if c.data_dir is not None}
+
+
+def sftp_sources(
+    config: RigConfig,
+    cameras: list[str] | None = None,
+    port: int = 22,
+    key_filename: str | None = None,
+    known_hosts: str | None = None,
+) -> dict[str, TransportFactory]:
+    """A real rig: each camera's Pi over SFTP (its host and user from the rig config, the data
+    directory `pi_data_dir`). Unknown camera names are a ValueError."""
+    by_name = {c.name: c for c in config.cameras}
+    names = list(by_name) if cameras is None else cameras
+    unknown = [c for c in names if c not in by_name]
+    if unknown:
+        raise ValueError(f"camera(s) not in the rig config: {', '.join(unknown)}")
+    return {
+        name: (
+            lambda cam=by_name[name]: SftpTransport(
+                cam.host,
+                config.pi_data_dir,
+                cam.ssh_user,
+                port=port,
+                key_filename=key_filename,
+                known_hosts=known_hosts,
+            )
+        )
+        for name in names
+    }
 
 
 @dataclass

@@ -73,11 +73,12 @@ def download_file(
     rel: str,
     final: Path,
     remote_size: int,
-    remote_sha: str,
+    remote_sha: str | Callable[[], str],
     on_bytes: Callable[[int], None] | None = None,
     chunk: int = HASH_CHUNK,
 ) -> dict:
-    """Resumable, verified download of one file to `final`; returns what happened."""
+    """Resumable, verified download of one file to `final`; returns what happened.
+    `remote_sha` may be a pending hash (Transport.start_sha256), collected when needed."""
     part = final.with_name(final.name + ".part")
     attempts = 0
     resumed_from = 0
@@ -115,6 +116,8 @@ def download_file(
                     reader.close()
             out.flush()
             os.fsync(out.fileno())
+        if not isinstance(remote_sha, str):
+            remote_sha = remote_sha()
         if digest.hexdigest() == remote_sha:
             _link_final(part, final)
             return {"source": "pi", "attempts": attempts, "resumed_from": resumed_from, "sha256": remote_sha}
@@ -152,21 +155,30 @@ def pull_camera(
             progress.advance(n, f"{camera}: pulling")
 
     entry: dict = {"files": {}}
+    # The Pi hashes every file while we download (concurrent commands), not before.
+    pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
     for name, rel in remote.items():
         final = raw / name
-        remote_sha = transport.sha256(rel)
-        record = {"size": sizes[name], "sha256": remote_sha}
         if final.exists():
+            remote_sha = pending[name]()
             if final.stat().st_size == sizes[name] and sha256_file(final) == remote_sha:
                 on_bytes(sizes[name])
-                entry["files"][name] = {**record, "verified": True, "source": "already present"}
+                entry["files"][name] = {
+                    "size": sizes[name],
+                    "sha256": remote_sha,
+                    "verified": True,
+                    "source": "already present",
+                }
                 continue
             raise PullError(f"{final} exists and differs from the Pi's copy; refusing to overwrite it")
         info = None
         if use_stream and name.endswith(".h264"):
-            info = _try_stream(session_dir, camera, transport, rel, raw, final, record, on_bytes)
+            info = _try_stream(
+                session_dir, camera, transport, rel, final, sizes[name], pending[name], on_bytes
+            )
         if info is None:
-            info = download_file(transport, rel, final, sizes[name], remote_sha, on_bytes)
+            info = download_file(transport, rel, final, sizes[name], pending[name], on_bytes)
+        record = {"size": sizes[name], "sha256": info.pop("sha256")}
         entry["files"][name] = {**record, **info, "verified": True, "verified_at": time.time()}
     capture_report = f"{session_id}/{camera}.capture.json"
     if transport.size(capture_report) is not None and not (raw / f"{camera}.capture.json").exists():
@@ -178,8 +190,18 @@ def pull_camera(
     return entry
 
 
-def _try_stream(session_dir, camera, transport, rel, raw, final, record, on_bytes) -> dict | None:
-    part = raw / f"{final.name}.stream-part"
+def _try_stream(
+    session_dir: Path,
+    camera: str,
+    transport: Transport,
+    rel: str,
+    final: Path,
+    size: int,
+    remote_sha: Callable[[], str],
+    on_bytes: Callable[[int], None],
+) -> dict | None:
+    """Assemble from the stream copy + the Pi's missing ranges; None if unusable (then download)."""
+    part = final.with_name(f"{final.name}.stream-part")
     part.unlink(missing_ok=True)  # ours from an earlier attempt; cheap to rebuild from the spool
     done = 0
 
@@ -190,15 +212,17 @@ def _try_stream(session_dir, camera, transport, rel, raw, final, record, on_byte
 
     try:
         result = assemble_from_stream(
-            session_dir, camera, transport, rel, raw / f"{camera}.frames.csv", part, counted
+            session_dir, camera, transport, rel, final.parent / f"{camera}.frames.csv", part, counted
         )
     except (OSError, ValueError, TransportError) as exc:
         log.warning("%s: gap fill from the stream failed (%s); downloading the Pi's copy", camera, exc)
         result = None
-    if result is not None and result.size == record["size"] and result.sha256 == record["sha256"]:
-        _link_final(part, final)
-        return {"source": "stream+pi" if result.frames_from_pi else "stream", "gap_fill": result.as_dict()}
     if result is not None:
+        sha = remote_sha()
+        if result.size == size and result.sha256 == sha:
+            _link_final(part, final)
+            source = "stream+pi" if result.frames_from_pi else "stream"
+            return {"source": source, "sha256": sha, "gap_fill": result.as_dict()}
         log.warning("%s: stream copy does not match the Pi's (SHA-256); downloading instead", camera)
     part.unlink(missing_ok=True)
     on_bytes(-done)
@@ -209,7 +233,7 @@ def pull_session(
     session_dir: Path | str,
     cameras: dict[str, TransportFactory],
     progress: Progress | None = None,
-    workers: int = 4,
+    workers: int = 2,
     use_stream: bool = True,
 ) -> dict:
     """Pull every camera's raw files (in parallel); JSON-serialisable result per camera.

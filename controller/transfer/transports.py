@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import posixpath
 import shlex
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +56,28 @@ class Transport(ABC):
     @abstractmethod
     def sha256(self, rel: str) -> str:
         """SHA-256 (hex) computed where the file lives."""
+
+    def start_sha256(self, rel: str) -> Callable[[], str]:
+        """Start hashing on the Pi now; the returned call waits for the digest. Hashing runs while
+        the file is being downloaded, so it costs no extra wall time."""
+        result: dict[str, str | BaseException] = {}
+
+        def work() -> None:
+            try:
+                result["sha"] = self.sha256(rel)
+            except BaseException as exc:  # handed to the caller of wait()
+                result["error"] = exc
+
+        thread = threading.Thread(target=work, name=f"sha256 {rel}", daemon=True)
+        thread.start()
+
+        def wait() -> str:
+            thread.join()
+            if "error" in result:
+                raise result["error"]  # type: ignore[misc]
+            return result["sha"]  # type: ignore[return-value]
+
+        return wait
 
     @abstractmethod
     def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
@@ -173,9 +197,6 @@ class SftpTransport(Transport):
                 allow_agent=key_filename is None,
                 look_for_keys=key_filename is None,
             )
-            transport = self.client.get_transport()
-            assert transport is not None
-            transport.window_size = 16 * 1024 * 1024
             self.sftp = self.client.open_sftp()
             if self.root.startswith("~/"):
                 self.root = posixpath.join(self.sftp.normalize("."), self.root[2:])
@@ -195,19 +216,27 @@ class SftpTransport(Transport):
             raise TransportError(f"{self.label}: stat {rel}: {exc}") from None
 
     def sha256(self, rel: str) -> str:
+        return self.start_sha256(rel)()
+
+    def start_sha256(self, rel: str) -> Callable[[], str]:
         # A fixed program; the one argument is quoted and was built from validated ids only.
+        # The command runs on the Pi while we download; wait() collects its answer.
         command = f"sha256sum -- {shlex.quote(self._path(rel))}"
-        stdin, stdout, stderr = self.client.exec_command(command, timeout=600)
+        stdin, stdout, stderr = self.client.exec_command(command, timeout=3600)
         stdin.close()
-        out = stdout.read().decode("ascii", errors="replace")
-        err = stderr.read().decode(errors="replace")
-        status = stdout.channel.recv_exit_status()
-        digest = out.split(" ", 1)[0].lstrip("\\")
-        if status != 0 or len(digest) != 64:
-            raise TransportError(
-                f"{self.label}: sha256sum {rel} failed ({status}): {err.strip() or out.strip()}"
-            )
-        return digest
+
+        def wait() -> str:
+            out = stdout.read().decode("ascii", errors="replace")
+            err = stderr.read().decode(errors="replace")
+            status = stdout.channel.recv_exit_status()
+            digest = out.split(" ", 1)[0].lstrip("\\")
+            if status != 0 or len(digest) != 64:
+                raise TransportError(
+                    f"{self.label}: sha256sum {rel} failed ({status}): {err.strip() or out.strip()}"
+                )
+            return digest
+
+        return wait
 
     def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         import paramiko
