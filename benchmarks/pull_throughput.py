@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+from controller.receivers import STREAM_TABLE_COLUMNS  # noqa: E402
 from controller.transfer import SftpTransport, pull_session  # noqa: E402
 from syncrig_agent.formats import PTS_HEADER, FrameRow, format_pts_line  # noqa: E402
 from syncrig_agent.formats.frame_table import write_frame_header, write_frame_row  # noqa: E402
@@ -46,6 +47,34 @@ def make_pi(root: Path, camera: str, size: int, frame_bytes: int = 55_000) -> No
     with open(raw / f"{camera}.pts", "w", encoding="ascii") as fh:
         fh.write(PTS_HEADER + "\n")
         fh.writelines(format_pts_line(i * 17_857_143) + "\n" for i in range(frames))
+
+
+def make_stream_copy(pi: Path, session: Path, camera: str, frame_bytes: int = 55_000) -> int:
+    """What a live receiver would hold: every frame except 10 in every 100 (a receiver restart
+    every 2 s, far worse than normal). Returns the number of frames missing."""
+    src = pi / SESSION / "raw" / f"{camera}.h264"
+    frames = src.stat().st_size // frame_bytes
+    stream = session / "stream"
+    stream.mkdir(parents=True, exist_ok=True)
+    missing = 0
+    with (
+        open(src, "rb") as fh,
+        open(stream / f"{camera}.h264", "wb") as spool,
+        open(stream / f"{camera}.frames.csv", "w", encoding="ascii") as table,
+    ):
+        table.write(",".join(STREAM_TABLE_COLUMNS) + "\n")
+        offset = 0
+        for i in range(frames):
+            data = fh.read(frame_bytes)
+            if i % 100 >= 90:
+                missing += 1
+                continue
+            spool.write(data)
+            table.write(
+                ",".join(map(str, [i, i, i, i, i, int(i % 56 == 0), frame_bytes, i, offset, 0, 1])) + "\n"
+            )
+            offset += frame_bytes
+    return missing
 
 
 def ssh_options(sshd: dict) -> list[str]:
@@ -80,13 +109,19 @@ def main() -> int:
         try:
             results: dict[str, float] = {}
 
-            def timed(label: str, fn) -> None:
+            def timed(label: str, fn, prepare=None) -> None:
                 dest = tmp / "desktop" / label
                 dest.mkdir(parents=True)
+                if prepare is not None:
+                    prepare(dest)  # not timed: the live receivers wrote this during the recording
                 started = time.monotonic()
                 fn(dest)
                 elapsed = time.monotonic() - started
-                got = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file() and f.suffix != ".json")
+                got = sum(
+                    f.stat().st_size
+                    for f in dest.rglob("*")
+                    if f.is_file() and f.suffix != ".json" and "stream" not in f.parts
+                )
                 assert got >= total, f"{label}: copied {got} of {total} bytes"
                 results[label] = total / elapsed / 1e6
                 print(f"  {label:34s} {elapsed:6.2f} s  {results[label]:7.1f} MB/s")
@@ -105,10 +140,9 @@ def main() -> int:
                     stdout=subprocess.DEVNULL,
                 )
 
-            def syncrig(workers: int):
+            def syncrig(workers: int, stream: bool = False):
                 def run(dest: Path) -> None:
                     session = dest / SESSION
-                    (session / "raw").mkdir(parents=True)
                     sources = {
                         c: (
                             lambda: SftpTransport(
@@ -122,16 +156,37 @@ def main() -> int:
                         )
                         for c in cams
                     }
-                    result = pull_session(session, sources, workers=workers, use_stream=False)
+                    result = pull_session(session, sources, workers=workers, use_stream=stream)
                     assert result["ok"], result
+                    if stream:
+                        for r in result["cameras"].values():
+                            assert (
+                                r["files"][next(n for n in r["files"] if n.endswith(".h264"))]["source"]
+                                == "stream+pi"
+                            )
 
                 return run
 
             print("loopback SSH, same files, same run:")
             timed("scp (one command, all files)", scp)
             timed("sftp -b (batch get)", sftp)
-            timed("syncrig pull, 1 worker, verified", syncrig(1))
-            timed(f"syncrig pull, {args.workers} workers, verified", syncrig(args.workers))
+            timed(
+                "syncrig pull, 1 worker, verified",
+                syncrig(1),
+                lambda d: (d / SESSION / "raw").mkdir(parents=True),
+            )
+            timed(
+                f"syncrig pull, {args.workers} workers, verified",
+                syncrig(args.workers),
+                lambda d: (d / SESSION / "raw").mkdir(parents=True),
+            )
+
+            def stream_copies(dest: Path) -> None:
+                (dest / SESSION / "raw").mkdir(parents=True)
+                missing = sum(make_stream_copy(pi, dest / SESSION, c) for c in cams)
+                print(f"    (live stream copies present, {missing} frames missing: gap fill)")
+
+            timed("syncrig pull + gap fill, 10 % missing", syncrig(args.workers, stream=True), stream_copies)
             base = results["scp (one command, all files)"]
             for label, rate in results.items():
                 print(f"  {label:34s} {rate / base:5.2f}x scp")
