@@ -301,3 +301,16 @@ def test_pull_refuses_path_tricks(tmp_path: Path) -> None:
     with LocalTransport(tmp_path) as t, pytest.raises(ValueError):
         t.size("../etc/passwd")
     assert os.path.exists(session)
+
+
+def test_gap_fill_over_sftp_reads_only_the_missing_ranges(sshd, tmp_path: Path) -> None:
+    pi = tmp_path / "pi"
+    frames = make_pi(pi, "cam0")["frames"]
+    session = desktop_session(tmp_path)
+    missing = set(range(10, 20)) | set(range(100, 101)) | set(range(150, 190))
+    write_stream_copy(session, frames, set(range(FRAMES)) - missing)
+    result = pull_session(session, {"cam0": lambda: sftp(sshd, pi)})
+    record = result["cameras"]["cam0"]["files"]["cam0.h264"]
+    assert record["source"] == "stream+pi" and record["gap_fill"]["ranges_from_pi"] == 3
+    assert record["gap_fill"]["bytes_from_pi"] == sum(len(frames[i]) for i in missing)
+    assert (session / "raw" / "cam0.h264").read_bytes() == pi_bytes(pi, "cam0.h264")

@@ -91,34 +91,38 @@ def assemble_from_stream(
     runs = plan_runs(pi_sizes, stream)
     digest = hashlib.sha256()
     total = 0
-    from_stream = from_pi = bytes_from_pi = ranges = 0
+    from_stream = from_pi = bytes_from_pi = 0
+    pi_ranges = [(offset, int(pi_sizes[first:end].sum())) for src, first, end, offset in runs if src == "pi"]
+    from_the_pi = transport.read_ranges(remote_h264, pi_ranges) if pi_ranges else iter(())
+
+    def put(chunk: bytes) -> None:
+        nonlocal total
+        out.write(chunk)
+        digest.update(chunk)
+        total += len(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+
     with open(out_path, "xb") as out, open(files["h264"], "rb") as spool:
         for source, first, end, offset in runs:
             length = int(pi_sizes[first:end].sum())
-            if source == "stream":
-                spool.seek(offset)
-                reader = spool
-                from_stream += end - first
-            else:
-                reader = transport.open(remote_h264, offset, length)
+            if source == "pi":
+                data = next(from_the_pi)
+                if len(data) != length:
+                    raise OSError(f"the Pi's copy of {camera} ended early at frame {first}")
+                put(data)
                 from_pi += end - first
                 bytes_from_pi += length
-                ranges += 1
-            try:
-                remaining = length
-                while remaining:
-                    chunk = reader.read(min(COPY_CHUNK, remaining))
-                    if not chunk:
-                        raise OSError(f"{source} copy of {camera} ended early at frame {first}")
-                    out.write(chunk)
-                    digest.update(chunk)
-                    remaining -= len(chunk)
-                    total += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(len(chunk))
-            finally:
-                if reader is not spool:
-                    reader.close()
+                continue
+            spool.seek(offset)
+            from_stream += end - first
+            remaining = length
+            while remaining:
+                chunk = spool.read(min(COPY_CHUNK, remaining))
+                if not chunk:
+                    raise OSError(f"stream copy of {camera} ended early at frame {first}")
+                put(chunk)
+                remaining -= len(chunk)
     return GapFillResult(
         sha256=digest.hexdigest(),
         size=total,
@@ -126,5 +130,5 @@ def assemble_from_stream(
         frames_from_stream=from_stream,
         frames_from_pi=from_pi,
         bytes_from_pi=bytes_from_pi,
-        ranges_from_pi=ranges,
+        ranges_from_pi=len(pi_ranges),
     )

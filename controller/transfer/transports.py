@@ -15,13 +15,14 @@ import posixpath
 import shlex
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from syncrig_agent.ids import InvalidName
 
 HASH_CHUNK = 1 << 20
+READV_BATCH_BYTES = 32 << 20
 
 
 class TransportError(RuntimeError):
@@ -82,6 +83,16 @@ class Transport(ABC):
     @abstractmethod
     def open(self, rel: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         """A binary reader positioned at `offset` (`length`: how much will be read, for prefetch)."""
+
+    def read_ranges(self, rel: str, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+        """The bytes of each (offset, length), in order (gap fill reads many small ranges)."""
+        with self.open(rel) as fh:
+            for offset, length in ranges:
+                fh.seek(offset)
+                data = fh.read(length)
+                if len(data) != length:
+                    raise TransportError(f"{self.label}: {rel} ended before {offset + length}")
+                yield data
 
     @abstractmethod
     def remove(self, rel: str) -> None: ...
@@ -251,6 +262,26 @@ class SftpTransport(Transport):
         except (paramiko.SSHException, EOFError) as exc:
             raise TransportError(f"{self.label}: open {rel}: {exc}") from None
         return _SftpReader(fh, f"{self.label}: {rel}")  # type: ignore[return-value]
+
+    def read_ranges(self, rel: str, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+        # One open file and paramiko's readv, which pipelines the requests: a round trip per
+        # batch, not per range. Batches bound what is buffered ahead of the consumer.
+        import paramiko
+
+        try:
+            with self.sftp.open(self._path(rel), "rb") as fh:
+                batch: list[tuple[int, int]] = []
+                for item in [*ranges, None]:
+                    if item is not None:
+                        batch.append(item)
+                    if batch and (item is None or sum(n for _, n in batch) >= READV_BATCH_BYTES):
+                        for (offset, length), data in zip(batch, fh.readv(batch), strict=True):
+                            if len(data) != length:
+                                raise TransportError(f"{self.label}: {rel} ended before {offset + length}")
+                            yield data
+                        batch = []
+        except (paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"{self.label}: reading {rel}: {exc}") from None
 
     def remove(self, rel: str) -> None:
         self.sftp.remove(self._path(rel))
