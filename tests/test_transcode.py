@@ -62,3 +62,18 @@ def test_unknown_encoder_and_camera_are_refused(session: Path) -> None:
         transcode_session(session, encoder="hevc_imaginary")
     with pytest.raises(TranscodeError, match="cam7"):
         transcode_session(session, cameras=["cam7"])
+
+
+def test_listed_hardware_encoders_are_used_only_if_they_open() -> None:
+    """FFmpeg builds list NVENC/VAAPI everywhere; auto must skip the ones this machine cannot run."""
+    from controller.media import ffmpeg_exe
+    from controller.transcode import choose_encoder, encoder_works
+
+    ffmpeg = ffmpeg_exe()
+    listed = listed_hevc_encoders(ffmpeg)
+    assert "libx265" in listed
+    working = [e for e in listed if encoder_works(ffmpeg, e)]
+    assert choose_encoder(ffmpeg, "auto") == working[0]
+    for encoder in set(listed) - set(working):
+        with pytest.raises(TranscodeError, match="does not open"):
+            choose_encoder(ffmpeg, encoder)
