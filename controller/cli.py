@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument(
         "--dry-run", action="store_true", help="print what would be deployed, connect to nothing"
     )
+    from .serve import add_serve_commands
+
+    add_serve_commands(sub)
     return parser
 
 
@@ -337,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         return run_agent(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.command == "record":
         return cmd_record(args)
     if args.command == "setup":

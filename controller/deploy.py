@@ -43,6 +43,7 @@ def agent_settings_for(config: RigConfig, cam: CameraEntry, install_dir: str, da
         secret_file=posixpath.join(install_dir, "secret"),
         listen=f"0.0.0.0:{config.control_port}",
         fanout_listen=f"0.0.0.0:{config.fanout_port}",
+        preview_listen=f"0.0.0.0:{cam.preview_port}",
         server=f"{server.host}:{config.fanout_port}",
         host_label=cam.host,
         backend="picamera2",

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from syncrig_agent.ids import InvalidName, validate_camera_name
-from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT
+from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, DEFAULT_PREVIEW_PORT
 from syncrig_agent.validation import check_frame_size, check_ranges
 
 CONFIG_VERSION = 1
@@ -35,6 +35,10 @@ class CameraEntry:
     host: str
     role: str = "client"
     ssh_user: str = "pi"
+    preview_port: int = DEFAULT_PREVIEW_PORT  # the agent's MJPEG preview (HTTP, token-authenticated)
+    # Simulated cameras only: the agent's data directory on this machine (files are copied from
+    # there, not pulled over SFTP). Empty for a real Pi.
+    local_data_dir: str = ""
 
 
 @dataclass
@@ -79,6 +83,12 @@ class RigConfig:
                 raise ConfigError(f"{where}.role: must be 'server' or 'client', got {cam.role!r}")
             if not isinstance(cam.ssh_user, str) or not _USER_RE.fullmatch(cam.ssh_user):
                 raise ConfigError(f"{where}.ssh_user: not a valid user name: {cam.ssh_user!r}")
+            port = cam.preview_port
+            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise ConfigError(f"{where}.preview_port: must be a port number in 1..65535, got {port!r}")
+            local = cam.local_data_dir
+            if not isinstance(local, str) or (local and not Path(local).is_absolute()) or "\0" in local:
+                raise ConfigError(f"{where}.local_data_dir: must be empty or an absolute path, got {local!r}")
         servers = [c.name for c in self.cameras if c.role == "server"]
         if len(servers) != 1:
             raise ConfigError(

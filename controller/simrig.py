@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncrig_agent.protocol import load_secret, write_secret
+from syncrig_agent.settings import DEFAULT_PREVIEW_PORT
 
 from .cluster_link import ClusterLink
 from .recording import CameraInfo
+from .rig_config import CameraEntry, RigConfig, save_config
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class SimulatedRig:
         self.processes: dict[str, subprocess.Popen] = {}
         self.control_port: int | None = None
         self.fanout_port: int | None = None
+        self.preview_ports: dict[str, int] = {}  # camera → its agent's MJPEG preview port
         self.secret_file = self.workdir / "secret"
         self.secret: bytes = b""
 
@@ -142,6 +145,8 @@ class SimulatedRig:
             str(cam.jitter_us),
             "--ready-file",
             str(ready),
+            "--preview-listen",
+            f"127.0.0.1:{self.preview_ports.get(cam.name, 0)}",  # a restarted agent keeps its port
         ]
         if not self.realtime:
             cmd.append("--no-realtime")
@@ -198,7 +203,13 @@ class SimulatedRig:
         for cam in self.cameras[1:]:
             self.spawn(cam, "client")
         self.wait_connected(timeout)
+        for cam in self.cameras[1:]:
+            self._note_ready(self.wait_ready(cam.name, timeout))
         return self
+
+    def _note_ready(self, info: dict) -> None:
+        if info.get("preview_port"):
+            self.preview_ports[info["name"]] = int(info["preview_port"])
 
     def spawn_server(
         self, control_port: int | None = None, fanout_port: int | None = None, timeout: float = 30.0
@@ -213,6 +224,7 @@ class SimulatedRig:
         info = self.wait_ready(server.name, timeout)
         self.control_port = info["control_port"]
         self.fanout_port = info["fanout_port"]
+        self._note_ready(info)
 
     def wait_connected(self, timeout: float = 30.0, names: list[str] | None = None) -> dict:
         """Until cam0 reports every client connected (returns cam0's status)."""
@@ -242,6 +254,35 @@ class SimulatedRig:
 
     def link(self, **kwargs: object) -> ClusterLink:
         return ClusterLink(self.control_address, self.secret, **kwargs)  # type: ignore[arg-type]
+
+    def write_rig_config(self, path: Path | str, fps: float = 30.0) -> RigConfig:
+        """A rig config with which a controller drives this simulated rig (saved to `path`)."""
+        if self.control_port is None or self.fanout_port is None:
+            raise RigStartError("rig not started")
+        config = RigConfig(
+            cameras=[
+                CameraEntry(
+                    name=cam.name,
+                    host="127.0.0.1",
+                    role="server" if i == 0 else "client",
+                    preview_port=self.preview_ports.get(cam.name, DEFAULT_PREVIEW_PORT),  # --no-preview
+                    local_data_dir=str(self.data_dir(cam.name).resolve()),
+                )
+                for i, cam in enumerate(self.cameras)
+            ],
+            fps=fps,
+            width=self.width,
+            height=self.height,
+            bitrate=self.bitrate,
+            sessions_root=str((self.workdir / "sessions").resolve()),
+            control_port=self.control_port,
+            fanout_port=self.fanout_port,
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            heartbeat_timeout_s=self.heartbeat_timeout_s,
+            secret_file=str(self.secret_file.resolve()),
+        )
+        save_config(path, config)
+        return config
 
     def terminate(self, camera: str, timeout: float = 15.0) -> int | None:
         """SIGTERM one agent (it closes its files cleanly) and wait for it."""

@@ -129,6 +129,7 @@ def test_deploy_plan_and_dry_run(tmp_path: Path) -> None:
     client = deployments[1].agent_settings
     assert client["role"] == "client" and client["server"] == "10.0.0.10:5005"
     assert client["secret_file"] == "/home/pi/syncrig/secret"
+    assert client["preview_listen"] == "0.0.0.0:5008"  # the port the controller's preview URLs use
     AgentSettings.from_dict(client)  # what lands on the Pi is valid agent configuration
     assert "User=pi" in deployments[0].unit and "@DIR@" not in deployments[0].unit
     rels = [rel for _, rel in package_files()]

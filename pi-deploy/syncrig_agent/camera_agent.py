@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from .grid import FrameGrid
 from .health import health_report
 from .ids import validate_camera_name
 from .outputs.stream import StreamOutput
+from .preview import PreviewService, disabled_status
 from .protocol import RequestError
 from .settings import AgentSettings, parse_address
 from .timing.camera_clock import CameraClock, SimulatedClock, SystemClock
@@ -54,7 +56,18 @@ class CameraAgent:
         self.backend.open()
         self.session: CameraSession | None = None
         self.last_summary: dict | None = None
+        self.preview: PreviewService | None = None
         self._lock = threading.Lock()
+
+    def start_preview(self, secret: bytes) -> int | None:
+        """Serve the live preview (settings permitting); returns its port."""
+        if not self.settings.preview:
+            return None
+        s = self.settings
+        self.preview = PreviewService(
+            self.name, self.backend, secret, s.preview_listen, s.preview_fps, lambda: self.recording
+        )
+        return self.preview.start()
 
     # -- commands ----------------------------------------------------------------------------
     def start(
@@ -121,13 +134,19 @@ class CameraAgent:
                 options,
                 extra_outputs=extra_outputs,
             )
-            try:
-                info = session.arm()
-            except FileExistsError as exc:
-                raise RequestError("exists", str(exc)) from None
-            except OSError as exc:
-                raise RequestError("io_error", f"{self.name}: cannot create recording files: {exc}") from None
-            self.session = session
+            preview = self.preview
+            # The idle preview lets go of the camera before the recording takes it.
+            with preview.camera_for_recording() if preview else contextlib.nullcontext():
+                session.preview_slot = preview.tap if preview else None
+                try:
+                    info = session.arm()
+                except FileExistsError as exc:
+                    raise RequestError("exists", str(exc)) from None
+                except OSError as exc:
+                    raise RequestError(
+                        "io_error", f"{self.name}: cannot create recording files: {exc}"
+                    ) from None
+                self.session = session
             log.info("%s armed for session %s, T0=%d", self.name, session_id, t0_ns)
             return {"camera": self.name, **info}
 
@@ -178,8 +197,11 @@ class CameraAgent:
             "clock_now_ns": self.clock.now_ns(),
             "backend": self.backend.describe(),
             "health": health_report(self.data_dir),
+            "preview": self.preview.status() if self.preview else disabled_status(),
         }
 
     def close(self) -> None:
+        if self.preview is not None:
+            self.preview.close()
         self.abort("agent shutting down")
         self.backend.close()

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends.base import CameraBackend, CaptureControl, CaptureStats
 from .encoders.base import Encoder, EncoderSettings
@@ -23,6 +24,9 @@ from .ids import validate_camera_name, validate_session_id
 from .outputs.base import Output
 from .outputs.local_file import LocalFileOutput
 from .timing.realtime import RealtimeSetup, enable_realtime
+
+if TYPE_CHECKING:
+    from .preview.hub import LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class CameraSession:
         self.arm_duration_ns: int | None = None
         self.finished_at_ns: int | None = None
         self._thread: threading.Thread | None = None
+        self.preview_slot: LatestFrame | None = None  # live preview tap (set by the agent)
         self._ready = threading.Event()
         self._done = threading.Event()
 
@@ -123,6 +128,9 @@ class CameraSession:
     def _deliver(self, frame) -> bool:
         """Hand a frame to the encoder; count it under the right cause when it is not taken."""
         assert self.encoder is not None
+        slot = self.preview_slot
+        if slot is not None:
+            slot.frame = frame  # the preview tap: one pointer store; the preview thread encodes it
         if self.encoder.error is not None:
             # The recording has failed (e.g. disk nearly full): stop capturing, keep files whole.
             self.stats.after_failure += 1

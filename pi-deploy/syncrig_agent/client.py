@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+from . import log_ring
 from .camera_agent import CameraAgent
 from .links import connect_peer, write_ready_file
 from .protocol import (
@@ -38,9 +39,12 @@ class ClientAgent:
         self.last_heard = time.monotonic()
         self._stopping = threading.Event()
         self._closed = threading.Event()
+        log_ring.install()  # no-op when main.py installed it (an agent run in-process keeps one too)
+        self.preview_port: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def serve(self) -> None:
+        self.preview_port = self.camera.start_preview(self.secret)
         threading.Thread(target=self._connect_loop, name="server-link", daemon=True).start()
         threading.Thread(target=self._watchdog, name="watchdog", daemon=True).start()
 
@@ -83,12 +87,16 @@ class ClientAgent:
                     on_close=lambda _c: self._closed.set(),
                     heartbeat_interval=self.settings.heartbeat_interval_s,
                     heartbeat_timeout=self.settings.heartbeat_timeout_s,
+                    clock=self.camera.clock.now_ns,  # offsets measured on the clock frames use
                 )
                 self.connections += 1
                 self.conn.start()
                 self.last_heard = time.monotonic()
                 if self.connections == 1:
-                    write_ready_file(self.settings.ready_file, {"name": self.name, "role": "client"})
+                    write_ready_file(
+                        self.settings.ready_file,
+                        {"name": self.name, "role": "client", "preview_port": self.preview_port},
+                    )
                 log.info("connected to server %s:%d", *self.server_address)
                 self._closed.wait()
                 self.last_heard = max(self.last_heard, self.conn.last_heard)
@@ -117,6 +125,9 @@ class ClientAgent:
             raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
         if kind == "status":
             return {"status": self.camera.status()}
+        if kind == "logs":
+            lines = log_ring.recent_lines(msg.get("lines", log_ring.DEFAULT_LOG_LINES))
+            return {"camera": self.name, "lines": lines}
         if kind == "start":
             files = msg["files"]
             if self.name not in files:

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from . import log_ring
 from .protocol import load_secret
 from .settings import AgentSettings, SettingsError
 
@@ -22,6 +23,8 @@ _FLAG_FIELDS = (
     "listen",
     "fanout_listen",
     "server",
+    "preview_listen",
+    "preview_fps",
     "host_label",
     "backend",
     "width",
@@ -54,6 +57,9 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--listen", help="server: HOST:PORT for controllers (default 127.0.0.1:5006)")
     a("--fanout-listen", help="server: HOST:PORT for client cameras (default 0.0.0.0:5005)")
     a("--server", help="client: cam0's HOST:PORT (default port 5005)")
+    a("--preview-listen", help="HOST:PORT of the MJPEG preview server (default 0.0.0.0:5008; port 0: any)")
+    a("--preview-fps", type=float, help="at most this many preview frames per second (default 10)")
+    a("--no-preview", action="store_true", help="do not serve the live preview")
     a("--host-label", help="how the desktop reaches this camera (recorded in the manifest)")
     a("--backend", choices=["synthetic", "picamera2"])
     a("--width", type=int)
@@ -99,6 +105,8 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
             data[field] = value
     if args.no_realtime:
         data["realtime"] = False
+    if getattr(args, "no_preview", False):
+        data["preview"] = False
     sim = dict(data.get("simulation") or {})
     for flag, field in (
         ("sim_clock_offset_us", "clock_offset_us"),
@@ -118,10 +126,9 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(name)s[%(threadName)s] %(levelname)s: %(message)s",
-    )
+    log_format = "%(asctime)s %(name)s[%(threadName)s] %(levelname)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), format=log_format)
+    log_ring.install(logging.Formatter(log_format))  # what the controller's `logs` request reads
     try:
         settings = settings_from_args(args)
         secret = load_secret(settings.secret_file)

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import log_ring
 from .camera_agent import CameraAgent
 from .links import accept_peer, listen, serve_forever, write_ready_file
 from .protocol import (
@@ -18,6 +19,7 @@ from .protocol import (
     RemoteError,
     RequestError,
     RequestTimeout,
+    measure_clock_offset,
     validate_request,
 )
 from .settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, AgentSettings
@@ -53,12 +55,14 @@ class ServerAgent:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
         self._listeners: list[socket.socket] = []
+        log_ring.install()  # no-op when main.py installed it (an agent run in-process keeps one too)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def serve(self) -> None:
         control = listen(self.settings.listen, DEFAULT_CONTROL_PORT, "listen")
         fanout = listen(self.settings.fanout_listen, DEFAULT_FANOUT_PORT, "fanout_listen")
         self._listeners = [control, fanout]
+        preview_port = self.camera.start_preview(self.secret)  # before any STATUS can be asked
         serve_forever(control, self._accept_controller, self._stopping, "control")
         serve_forever(fanout, self._accept_client, self._stopping, "fanout")
         threading.Thread(target=self._poll_clients, name="status-poll", daemon=True).start()
@@ -69,6 +73,7 @@ class ServerAgent:
                 "role": "server",
                 "control_port": control.getsockname()[1],
                 "fanout_port": fanout.getsockname()[1],
+                "preview_port": preview_port,
             },
         )
         log.info(
@@ -104,6 +109,7 @@ class ServerAgent:
             on_close=self._on_close,
             heartbeat_interval=self.settings.heartbeat_interval_s,
             heartbeat_timeout=self.settings.heartbeat_timeout_s,
+            clock=self.camera.clock.now_ns,  # offsets measured on the clock frames use
         )
 
     def _accept_controller(self, sock: socket.socket, addr: tuple) -> None:
@@ -172,8 +178,13 @@ class ServerAgent:
             raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
         if conn not in self.controllers:
             raise RequestError("not_allowed", f"{kind} is only accepted from a controller")
-        if kind in ("start", "stop"):
-            handler = self._start if kind == "start" else self._stop
+        if kind in ("start", "stop", "logs", "clock_check"):
+            handler = {
+                "start": self._start,
+                "stop": self._stop,
+                "logs": self._logs,
+                "clock_check": self._clock_check,
+            }[kind]
             self._pool.submit(self._reply_later, conn, msg, handler)
             return None
         raise RequestError("unknown_command", f"unknown command {kind!r}")
@@ -352,6 +363,44 @@ class ServerAgent:
             session = self.current
             self.current = None
             return {"stop_ns": stop_ns, "session": session, "cameras": results}
+
+    def _logs(self, msg: dict) -> dict:
+        """Recent log lines of cam0 or, forwarded over its link, of a connected client."""
+        lines = msg.get("lines", log_ring.DEFAULT_LOG_LINES)
+        camera = msg.get("camera", self.name)
+        if camera == self.name:
+            return {"camera": self.name, "lines": log_ring.recent_lines(lines)}
+        record = self.connected_clients().get(camera)
+        if record is None:
+            known = ", ".join([self.name, *sorted(self.connected_clients())])
+            why = "its link is down" if camera in self.clients else "it has never connected"
+            raise RequestError(
+                "unknown_camera",
+                f"logs: camera {camera!r} is not connected to {self.name}: {why} (connected: {known})",
+            )
+        try:
+            reply = record.conn.request({"type": "logs", "lines": lines}, timeout=5.0)
+        except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+            raise RequestError("camera_unreachable", f"logs: {camera} did not answer: {exc}") from None
+        return {"camera": camera, "lines": reply.get("lines", [])}
+
+    def _clock_check(self, msg: dict) -> dict:
+        """Every connected client's clock minus cam0's, NTP-style: a burst of pings per link (four
+        timestamps each, the lowest-RTT sample wins), all links measured in parallel."""
+        samples = int(msg.get("samples", 8))
+        clients = self.connected_clients()
+        cameras: dict[str, dict] = {self.name: {"offset_ns": 0, "rtt_ns": 0, "samples": 0, "reference": True}}
+        # Its own short-lived pool: this runs on the fan-out pool, which must not wait on itself.
+        with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="clock") as pool:
+            futures = {
+                name: pool.submit(measure_clock_offset, rec.conn, samples) for name, rec in clients.items()
+            }
+            for name, future in futures.items():
+                try:
+                    cameras[name] = future.result()
+                except Exception as exc:  # a camera that cannot be measured is reported, not fatal
+                    cameras[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return {"reference": self.name, "cameras": cameras}
 
     def status(self) -> dict:
         clients = {}

@@ -12,6 +12,7 @@ from .validation import check_frame_size, check_ranges
 
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
+DEFAULT_PREVIEW_PORT = 5008  # desktop → every camera's MJPEG preview (HTTP, token-authenticated)
 
 
 class SettingsError(ValueError):
@@ -52,6 +53,9 @@ class AgentSettings:
     listen: str = f"127.0.0.1:{DEFAULT_CONTROL_PORT}"  # server: where controllers connect
     fanout_listen: str = f"0.0.0.0:{DEFAULT_FANOUT_PORT}"  # server: where clients connect
     server: str = f"127.0.0.1:{DEFAULT_FANOUT_PORT}"  # client: cam0's fan-out address
+    preview: bool = True  # serve the live MJPEG preview
+    preview_listen: str = f"0.0.0.0:{DEFAULT_PREVIEW_PORT}"  # port 0: ephemeral (reported when ready)
+    preview_fps: float = 10.0  # at most this many preview JPEGs per second
     host_label: str = ""  # how the desktop reaches this camera (for the manifest)
     backend: str = "synthetic"
     width: int = 1536
@@ -100,6 +104,7 @@ class AgentSettings:
                 "fifo_priority": (1, 99),
                 "base_priority": (1, 98),
                 "min_free_mb": (0, 10_000_000),
+                "preview_fps": (0.5, 30.0),
             },
             SettingsError,
         )
@@ -123,6 +128,9 @@ class AgentSettings:
         parse_address(self.listen, DEFAULT_CONTROL_PORT, "listen")
         parse_address(self.fanout_listen, DEFAULT_FANOUT_PORT, "fanout_listen")
         parse_address(self.server, DEFAULT_FANOUT_PORT, "server")
+        if not isinstance(self.preview, bool):
+            raise SettingsError(f"preview: must be true or false, got {self.preview!r}")
+        parse_address(self.preview_listen, DEFAULT_PREVIEW_PORT, "preview_listen")
         return self
 
     def as_dict(self) -> dict:

@@ -109,6 +109,9 @@ class CameraBackend(ABC):
     kind: str = "base"
     #: Triggered sensors expose when asked; free-running ones must be phase-locked to the grid.
     triggered: bool = True
+    #: The live preview can show a recording (it reuses the recorded frames); False where the
+    #: hardware cannot serve both, so viewers are refused (409) while the camera records.
+    preview_while_recording: bool = True
 
     def __init__(self, width: int, height: int, clock: CameraClock) -> None:
         self.width = width

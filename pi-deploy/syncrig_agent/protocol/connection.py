@@ -112,10 +112,14 @@ class Connection:
         on_close: CloseHandler | None = None,
         heartbeat_interval: float = 1.0,
         heartbeat_timeout: float = 5.0,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if heartbeat_interval <= 0 or heartbeat_timeout <= 0:
             raise ValueError("heartbeat interval and timeout must be positive")
         self._sock = sock
+        # The four NTP-style ping timestamps are read from this clock: an agent passes its camera
+        # clock (the one its frames are scheduled on), so measured offsets are the ones that matter.
+        self._clock = clock
         self.peer_name = peer_name
         self._on_request = on_request
         self._on_close = on_close
@@ -296,7 +300,7 @@ class Connection:
 
     def _stamp_t1(self, pending: _Pending) -> Callable[[dict[str, Any]], None]:
         def stamp(_msg: dict[str, Any]) -> None:
-            pending.t1 = time.time_ns()
+            pending.t1 = self._clock()
 
         return stamp
 
@@ -400,7 +404,7 @@ class Connection:
                 except OSError as exc:  # no-op if close() caused it
                     self.close(f"receive failed: {exc}")
                     return
-                t_recv = time.time_ns()
+                t_recv = self._clock()
                 self.last_heard = time.monotonic()
                 self._dispatch(msg, t_recv)
         except Exception:
@@ -436,7 +440,7 @@ class Connection:
                 return
 
             def stamp(out: dict[str, Any]) -> None:
-                out["t_send_ns"] = time.time_ns()
+                out["t_send_ns"] = self._clock()
 
             reply = {"type": "reply", "re": rid, "ok": True, "t_recv_ns": t_recv}
             with contextlib.suppress(ConnectionClosed):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ids import CAMERA_PATTERN, SESSION_PATTERN
+from ..log_ring import MAX_LOG_LINES
 from .connection import RequestError
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "CHALLENGE",
     "ERROR",
     "HELLO",
+    "LOGS",
+    "CLOCK_CHECK",
     "MAX_PERIOD_NS",
     "MIN_PERIOD_NS",
     "NAME_RE",
@@ -48,6 +51,8 @@ HELLO = "hello"
 START = "start"
 STOP = "stop"
 STATUS = "status"
+LOGS = "logs"
+CLOCK_CHECK = "clock_check"
 # Envelope / handshake messages (never requests)
 REPLY = "reply"
 ERROR = "error"
@@ -55,7 +60,7 @@ CHALLENGE = "challenge"
 AUTH = "auth"
 AUTH_OK = "auth_ok"
 
-REQUEST_TYPES = frozenset({PING, HELLO, START, STOP, STATUS})
+REQUEST_TYPES = frozenset({PING, HELLO, START, STOP, STATUS, LOGS, CLOCK_CHECK})
 
 ROLES = frozenset({"client", "controller"})
 # Camera names double as file-name stems and directory names on every Pi, so they are
@@ -166,6 +171,17 @@ SCHEMAS: Mapping[str, Mapping[str, FieldSpec]] = {
     },
     STATUS: {},
     PING: {},
+    # An agent's recent log lines; `camera` (default: the camera asked) lets cam0 forward to a client.
+    LOGS: {
+        "camera": FieldSpec(_is_name, _NAME_DESC, required=False),
+        "lines": FieldSpec(
+            _int_range(1, MAX_LOG_LINES), f"an integer in [1, {MAX_LOG_LINES}]", required=False
+        ),
+    },
+    # Pre-flight: cam0 measures every client's clock against its own with a burst of pings.
+    CLOCK_CHECK: {
+        "samples": FieldSpec(_int_range(1, 64), "an integer in [1, 64]", required=False),
+    },
 }
 
 # Fields that are optional in general but mandatory once the server forwards the command.

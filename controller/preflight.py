@@ -1,0 +1,205 @@
+"""Pre-flight checks before a recording: is every camera there, idle, on time, with room and cool?
+
+Clock offsets are measured NTP-style over the control links (four timestamps per exchange, the
+lowest-RTT sample wins): cam0 ↔ each client continuously over the fan-out links, desktop ↔ cam0 in
+a dedicated burst. Never an SSH `date` (SqueakShot's constant +120 ms "skew" was the SSH round
+trip). A failed check refuses the recording with its reason unless the user overrides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# A status older than this means the camera is not really answering.
+STATUS_FRESH_S = 3.5
+# Headroom over the expected size: container overhead, bitrate overshoot, a longer session.
+DISK_HEADROOM = 1.5
+
+
+@dataclass(frozen=True)
+class PreflightLimits:
+    max_clock_offset_us: float = 1000.0
+    max_temperature_c: float = 80.0
+    #: Expected length of a recording with no fixed duration, for the disk estimate.
+    open_recording_s: float = 3600.0
+
+
+@dataclass
+class Check:
+    camera: str
+    check: str
+    ok: bool
+    message: str
+    value: float | str | None = None
+    limit: float | str | None = None
+    blocking: bool = True  # False: shown as a warning, never refuses a recording
+
+
+@dataclass
+class PreflightResult:
+    checks: list[Check] = field(default_factory=list)
+    planned_seconds: float | None = None
+    expected_bytes_per_camera: int = 0
+    desktop_clock: dict = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.blocking and not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def reason(self) -> str:
+        return "; ".join(f"{c.camera}: {c.message}" for c in self.failures)
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "reason": self.reason(),
+            "planned_seconds": self.planned_seconds,
+            "expected_bytes_per_camera": self.expected_bytes_per_camera,
+            "desktop_clock": self.desktop_clock,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def expected_bytes(bitrate: int, seconds: float) -> int:
+    return int(bitrate / 8 * seconds)
+
+
+def camera_statuses(status: dict) -> dict[str, dict]:
+    """cam0's STATUS flattened to one entry per camera: its own status plus link facts."""
+    server = status.get("server") or {}
+    out = {
+        server.get("name", "cam0"): {
+            "connected": True,
+            "status": server,
+            "status_age_s": 0.0,
+            "clock_offset_ns": 0,  # cam0 is the reference every other camera is measured against
+            "rtt_ns": 0,
+            "reference": True,
+        }
+    }
+    for name, client in (status.get("clients") or {}).items():
+        out[name] = {**client, "reference": False}
+    return out
+
+
+def run_checks(
+    status: dict,
+    cameras: list[str],
+    bitrate: int,
+    planned_seconds: float | None,
+    limits: PreflightLimits,
+    desktop_clock: dict | None = None,
+    desktop_free_bytes: int | None = None,
+    clock_check: dict | None = None,
+) -> PreflightResult:
+    """`clock_check`: cam0's burst measurement per camera (``clock_check`` request); without it the
+    offsets cam0's heartbeats keep are used (fewer samples, so noisier right after a connect)."""
+    seconds = planned_seconds if planned_seconds else limits.open_recording_s
+    need = expected_bytes(bitrate, seconds)
+    result = PreflightResult(
+        planned_seconds=planned_seconds, expected_bytes_per_camera=need, desktop_clock=desktop_clock or {}
+    )
+    add = result.checks.append
+    seen = camera_statuses(status)
+    for name in cameras:
+        cam = seen.get(name)
+        if cam is None or not cam.get("connected") or not cam.get("status"):
+            add(Check(name, "online", False, "not connected to cam0"))
+            continue
+        age = cam.get("status_age_s")
+        if age is not None and age > STATUS_FRESH_S:
+            add(Check(name, "online", False, f"no status for {age:.1f} s", age, STATUS_FRESH_S))
+            continue
+        add(Check(name, "online", True, "connected"))
+        st = cam["status"]
+        busy = st.get("state") == "recording"
+        add(Check(name, "idle", not busy, "already recording" if busy else "idle"))
+        offset = cam.get("clock_offset_ns")
+        measured = (clock_check or {}).get(name)
+        if isinstance(measured, dict):
+            offset = measured.get("offset_ns")
+        if isinstance(measured, dict) and measured.get("error"):
+            add(
+                Check(name, "clock_offset", False, f"clock offset could not be measured: {measured['error']}")
+            )
+        elif offset is None:
+            add(Check(name, "clock_offset", False, "clock offset not measured yet"))
+        else:
+            off_us = offset / 1e3
+            ok = abs(off_us) <= limits.max_clock_offset_us
+            what = "reference clock" if cam.get("reference") else f"clock offset to cam0 {off_us:+.1f} µs"
+            add(Check(name, "clock_offset", ok, what, round(off_us, 1), limits.max_clock_offset_us))
+        health = st.get("health") or {}
+        free = (health.get("disk") or {}).get("free_bytes")
+        if free is None:
+            add(Check(name, "disk", False, "free disk space unknown"))
+        else:
+            ok = free >= need * DISK_HEADROOM
+            add(
+                Check(
+                    name,
+                    "disk",
+                    ok,
+                    f"{human_bytes(free)} free, the recording needs ~{human_bytes(need)}",
+                    free,
+                    int(need * DISK_HEADROOM),
+                )
+            )
+        temp = health.get("temperature_c")
+        if temp is None:
+            add(Check(name, "temperature", True, "temperature not reported", blocking=False))
+        else:
+            ok = temp <= limits.max_temperature_c
+            add(Check(name, "temperature", ok, f"{temp:.1f} °C", temp, limits.max_temperature_c))
+        throttled = health.get("throttled")
+        if throttled is None:
+            add(Check(name, "throttling", True, "throttling not reported (not a Pi)", blocking=False))
+        else:
+            now = [k for k, v in throttled.items() if v and k != "raw" and not k.endswith("_occurred")]
+            past = [k for k, v in throttled.items() if v and k.endswith("_occurred")]
+            add(Check(name, "throttling", not now, ", ".join(now) or "not throttled"))
+            if past:
+                add(
+                    Check(name, "throttling_history", False, "since boot: " + ", ".join(past), blocking=False)
+                )
+    if desktop_free_bytes is not None:
+        total = need * len(cameras)
+        ok = desktop_free_bytes >= total * DISK_HEADROOM
+        add(
+            Check(
+                "desktop",
+                "disk",
+                ok,
+                f"{human_bytes(desktop_free_bytes)} free for sessions, cameras need ~{human_bytes(total)}",
+                desktop_free_bytes,
+                int(total * DISK_HEADROOM),
+            )
+        )
+    if desktop_clock:
+        off = desktop_clock.get("offset_ns")
+        if off is not None:
+            # Informative: the desktop does not take part in the frame grid.
+            add(
+                Check(
+                    "desktop",
+                    "clock_offset",
+                    True,
+                    f"cam0 − desktop {off / 1e3:+.1f} µs (rtt {desktop_clock.get('rtt_ns', 0) / 1e3:.0f} µs)",
+                    round(off / 1e3, 1),
+                    None,
+                    blocking=False,
+                )
+            )
+    return result

@@ -1,0 +1,134 @@
+"""Everything one running controller holds: the rig configuration (and the file it came from), the
+event bus, the job runner and the rig service. The web app is a view over this object; `syncrig
+demo` adds a simulated rig underneath it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from syncrig_agent.protocol import load_secret
+
+from .events import EventBus
+from .jobs import JobContext, JobRunner
+from .preflight import PreflightLimits
+from .recording import CameraInfo
+from .rig_config import ConfigError, RigConfig, load_config, save_config
+from .rig_service import RigError, RigService
+
+log = logging.getLogger(__name__)
+
+
+def camera_infos(config: RigConfig) -> list[CameraInfo]:
+    """The recorder's view of the configured cameras. A camera with a local data dir (simulated
+    rig, or a Pi whose storage is mounted here) is collected through the local transport."""
+    infos = []
+    for cam in config.cameras:
+        local = cam.local_data_dir
+        infos.append(
+            CameraInfo(
+                cam.name,
+                cam.host,
+                cam.role,
+                config.width,
+                config.height,
+                Path(local).expanduser() if local else None,
+            )
+        )
+    return infos
+
+
+class ControllerRuntime:
+    def __init__(
+        self,
+        config_path: Path,
+        sessions_root: Path | None = None,
+        poll_interval_s: float = 1.0,
+        apply_settings: Callable[[RigConfig, JobContext], RigConfig | None] | None = None,
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.config = load_config(self.config_path)
+        self.secret = load_secret(Path(self.config.secret_file).expanduser())
+        self.sessions_root = Path(sessions_root or self.config.sessions_root).expanduser()
+        self.bus = EventBus()
+        self.jobs = JobRunner(self.bus)
+        self.poll_interval_s = poll_interval_s
+        #: Makes saved settings take effect (the demo restarts its simulated agents); None on a
+        #: real rig, where "deploy" pushes them to the Pis.
+        self.apply_settings = apply_settings
+        self._lock = threading.Lock()
+        self.rig = self._make_rig()
+
+    def _make_rig(self) -> RigService:
+        return RigService(
+            self.config,
+            self.secret,
+            camera_infos(self.config),
+            self.sessions_root,
+            self.jobs,
+            self.bus,
+            limits=PreflightLimits(
+                max_clock_offset_us=float(self.config.extra.get("max_clock_offset_us", 1000.0)),
+                max_temperature_c=float(self.config.extra.get("max_temperature_c", 80.0)),
+            ),
+            poll_interval_s=self.poll_interval_s,
+        )
+
+    def start(self) -> ControllerRuntime:
+        self.rig.start()
+        return self
+
+    def close(self) -> None:
+        self.rig.close()
+        self.jobs.shutdown(wait=False)
+        self.bus.close()
+
+    # -- settings ----------------------------------------------------------------------------
+    def save_settings(self, data: dict) -> dict:
+        """Validate and atomically save a new configuration; returns the job applying it, if any.
+
+        Raises ConfigError naming the bad field; nothing is written then."""
+        if self.rig.recording_state != "idle":
+            raise RigError("settings cannot change while a recording is in progress")
+        merged = {**self.config.to_dict(), **data}
+        # Fields the page does not edit keep their values; the secret never comes from a form.
+        merged["secret_file"] = self.config.secret_file
+        new = RigConfig.from_dict(merged)
+        save_config(self.config_path, new)
+        old = self.config
+        with self._lock:
+            self.config = new
+            if (old.server.host, old.control_port) != (new.server.host, new.control_port):
+                # cam0 moved: a new link (and a fresh status) to the new address.
+                self.rig.close()
+                self.rig = self._make_rig().start()
+            else:
+                self.rig.config = new
+                self.rig.cameras = camera_infos(new)
+        log.info("settings saved to %s", self.config_path)
+        result: dict = {"saved": str(self.config_path), "job_id": None}
+        if self.apply_settings is not None:
+            apply = self.apply_settings
+
+            def run(ctx: JobContext) -> dict:
+                applied = apply(new, ctx)
+                if applied is not None:
+                    with self._lock:
+                        self.config = applied
+                        self.rig.config = applied
+                        self.rig.cameras = camera_infos(applied)
+                return {"applied": True}
+
+            result["job_id"] = self.jobs.submit("settings", "Apply settings to the rig", run).id
+        elif _capture_settings(old) != _capture_settings(new):
+            result["note"] = "saved; run Deploy (install.sh) to push capture settings to the Pis"
+        return result
+
+
+def _capture_settings(config: RigConfig) -> tuple:
+    return (config.width, config.height, config.bitrate, config.keyframe_interval_s)
+
+
+__all__ = ["ConfigError", "ControllerRuntime", "camera_infos"]

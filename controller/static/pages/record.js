@@ -1,0 +1,84 @@
+"use strict";
+(() => {
+  const {api, on, el, fmt} = SyncRig;
+  const form = document.getElementById("record-form");
+  const startBtn = document.getElementById("start-btn");
+  const stopBtn = document.getElementById("stop-btn");
+  const errorBox = document.getElementById("record-error");
+
+  function showError(text) { errorBox.textContent = text || ""; errorBox.hidden = !text; }
+
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    showError("");
+    const body = {
+      subject: document.getElementById("subject").value.trim() || null,
+      project: document.getElementById("project").value.trim() || null,
+      seconds: document.getElementById("seconds").value || null,
+      override: document.getElementById("override").checked,
+    };
+    startBtn.disabled = true;
+    try {
+      const {job_id} = await api("POST", "/api/recording/start", body);
+      const job = await SyncRig.waitJob(job_id);
+      if (job.state === "failed") showError(job.error);
+      loadRecent();
+    } catch (e) {
+      showError(e.message);
+    } finally {
+      startBtn.disabled = false;
+    }
+  });
+
+  stopBtn.addEventListener("click", async () => {
+    try { await api("POST", "/api/recording/stop", {}); } catch (e) { showError(e.message); }
+  });
+
+  function card(c) {
+    const t = c.throttled;
+    const throttle = t == null ? "n/a" :
+      Object.entries(t).filter(([k, v]) => v && k !== "raw" && !k.endsWith("_occurred")).map(([k]) => k).join(", ") || "ok";
+    const clock = c.clock || {};
+    const clockState = clock.state || clock.servo_state || clock.kind || "–";
+    const rows = [
+      ["State", c.online ? (c.state || "–") : "offline"],
+      ["Frames", c.frames ?? "–"],
+      ["Dropped", c.dropped ?? "–"],
+      ["FPS", c.fps != null ? c.fps.toFixed(1) : "–"],
+      ["Disk free", fmt.bytes(c.disk_free_bytes)],
+      ["Temp", c.temperature_c != null ? `${c.temperature_c.toFixed(1)} °C` : "n/a"],
+      ["Throttling", throttle],
+      ["Clock", clock.reference ? `${clockState} (reference)` : `${clockState} ${fmt.us(clock.offset_to_cam0_ns)}`],
+    ];
+    return el("div", {class: `card ${c.online ? "" : "offline"}`, "data-camera": c.name},
+      el("h3", {}, `${c.name} `, el("small", {}, `${c.role} · ${c.host}`)),
+      el("dl", {}, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {"data-field": k.toLowerCase().replace(" ", "_")}, String(v))])),
+      c.error ? el("div", {class: "error"}, c.error) : "");
+  }
+
+  on("status", s => {
+    document.getElementById("cards").replaceChildren(...s.cameras.map(card));
+    const r = s.recording;
+    document.getElementById("rec-state-big").textContent = r.state;
+    document.getElementById("rec-session").textContent = r.session_id || "–";
+    document.getElementById("rec-elapsed").textContent =
+      r.elapsed_s != null ? `${fmt.secs(r.elapsed_s)}${r.planned_seconds ? " / " + fmt.secs(r.planned_seconds) : ""}` : "–";
+    const busy = r.state !== "idle";
+    startBtn.disabled = busy;
+    stopBtn.disabled = !(r.state === "recording" || r.state === "starting");
+    if (r.error && r.state === "idle") showError(r.error);
+  });
+
+  async function loadRecent() {
+    const {sessions} = await api("GET", "/api/sessions");
+    const body = document.querySelector("#recent tbody");
+    body.replaceChildren(...sessions.slice(0, 8).map(s => el("tr", {"data-session": s.id},
+      el("td", {}, el("a", {href: `/sessions/${encodeURIComponent(s.id)}`}, s.id)),
+      el("td", {}, s.subject || ""), el("td", {}, s.project || ""),
+      el("td", {}, fmt.secs(s.duration_s)),
+      el("td", {}, Object.values(s.frames || {}).join(" / ")),
+      el("td", {}, String(s.dropped ?? "")))));
+  }
+  on("sessions", loadRecent);
+  loadRecent();
+})();

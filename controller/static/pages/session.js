@@ -1,0 +1,39 @@
+"use strict";
+(() => {
+  const {api, el, fmt} = SyncRig;
+  const id = document.getElementById("session").dataset.session;
+  async function load() {
+    const d = await api("GET", `/api/sessions/${encodeURIComponent(id)}`);
+    const m = d.manifest;
+    const dur = m.stop_ns && m.t0_ns ? (m.stop_ns - m.t0_ns) / 1e9 : null;
+    document.getElementById("s-summary").replaceChildren(
+      ...[["Subject", m.subject || "–"], ["Project", m.project || "–"], ["Created", m.created], ["FPS", m.fps],
+          ["Duration", fmt.secs(dur)], ["Size", fmt.bytes(d.bytes)],
+          ["Desktop copy", d.safe_on_desktop ? "complete" : "INCOMPLETE"]]
+        .map(([k, v]) => el("div", {}, el("span", {class: "label"}, k), " ", el("b", {}, String(v)))));
+    const copies = Object.fromEntries(d.desktop_copy.map(c => [c.camera, c]));
+    document.querySelector("#s-cameras tbody").replaceChildren(...m.cameras.map(c => el("tr", {"data-camera": c.name},
+      el("td", {}, c.name), el("td", {}, String(c.frames)), el("td", {}, String(c.expected_frames)),
+      el("td", {}, String(c.dropped)),
+      el("td", {}, Object.entries(c.drops || {}).filter(([, n]) => n).map(([k, n]) => `${k}: ${n}`).join(", ") || "none"),
+      el("td", {class: copies[c.name]?.ok ? "ok" : "bad"}, copies[c.name]?.message || "–"),
+      el("td", {}, d.on_cameras[c.name] == null ? "unknown" : (d.on_cameras[c.name] ? "yes" : "deleted")))));
+    document.querySelector("#s-files tbody").replaceChildren(...d.files.map(f =>
+      el("tr", {}, el("td", {}, f.path), el("td", {}, fmt.bytes(f.bytes)))));
+    document.getElementById("s-manifest").textContent = JSON.stringify(m, null, 2);
+  }
+  document.getElementById("delete-form").addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const out = document.getElementById("delete-result");
+    out.hidden = false;
+    try {
+      const {job_id} = await api("POST", `/api/sessions/${encodeURIComponent(id)}/delete-camera-copies`,
+        {confirm: document.getElementById("delete-confirm").value});
+      const job = await SyncRig.waitJob(job_id);
+      out.className = job.state === "done" ? "ok" : "error";
+      out.textContent = job.state === "done" ? "Camera copies deleted." : job.error;
+      load();
+    } catch (e) { out.className = "error"; out.textContent = e.message; }
+  });
+  load().catch(e => SyncRig.banner(e.message));
+})();

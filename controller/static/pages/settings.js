@@ -1,0 +1,71 @@
+"use strict";
+(() => {
+  const {api, el} = SyncRig;
+  const form = document.getElementById("settings-form");
+  const camBody = document.querySelector("#cam-table tbody");
+  const scalar = ["width", "height", "fps", "bitrate", "keyframe_interval_s", "sessions_root", "pi_data_dir", "pi_install_dir"];
+  const numeric = new Set(["width", "height", "fps", "bitrate", "keyframe_interval_s"]);
+
+  function camRow(c = {name: "", host: "", role: "client", ssh_user: "pi"}) {
+    const role = el("select", {name: "role"}, el("option", {value: "server"}, "server (cam0)"), el("option", {value: "client"}, "client"));
+    role.value = c.role;
+    const remove = el("button", {type: "button"}, "remove");
+    const row = el("tr", {},
+      el("td", {}, el("input", {name: "name", value: c.name, size: 10})),
+      el("td", {}, el("input", {name: "host", value: c.host, size: 18})),
+      el("td", {}, role),
+      el("td", {}, el("input", {name: "ssh_user", value: c.ssh_user, size: 8})),
+      el("td", {}, remove));
+    row._extra = c;  // fields this page does not edit (e.g. a simulated camera's ports) are kept
+    remove.addEventListener("click", () => row.remove());
+    return row;
+  }
+
+  async function load() {
+    const {config, path} = await api("GET", "/api/settings");
+    document.getElementById("cfg-path").textContent = path;
+    camBody.replaceChildren(...config.cameras.map(camRow));
+    for (const k of scalar) form.elements[k].value = config[k];
+  }
+
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach(e => { e.textContent = ""; });
+    form.querySelectorAll(".invalid").forEach(e => e.classList.remove("invalid"));
+    document.getElementById("settings-error").hidden = true;
+  }
+
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    clearErrors();
+    const body = {cameras: [...camBody.rows].map(r => ({
+      ...r._extra,
+      name: r.querySelector("[name=name]").value.trim(), host: r.querySelector("[name=host]").value.trim(),
+      role: r.querySelector("[name=role]").value, ssh_user: r.querySelector("[name=ssh_user]").value.trim()}))};
+    for (const k of scalar) {
+      const v = form.elements[k].value.trim();
+      body[k] = numeric.has(k) ? (v === "" ? null : Number(v)) : v;
+    }
+    const result = document.getElementById("settings-result");
+    try {
+      const r = await api("POST", "/api/settings", body);
+      result.textContent = r.note || "Saved.";
+      if (r.job_id) {
+        result.textContent = "Saved; applying to the rig…";
+        const job = await SyncRig.waitJob(r.job_id);
+        result.textContent = job.state === "done" ? "Saved and applied." : `Saved; applying failed: ${job.error}`;
+      }
+    } catch (e) {
+      result.textContent = "";
+      const field = (e.field || "").replace(/\[\d+\].*$/, "");
+      const slot = form.querySelector(`[data-error-for="${field}"]`);
+      if (slot) {
+        slot.textContent = e.message;
+        if (form.elements[field] && form.elements[field].classList) form.elements[field].classList.add("invalid");
+      }
+      const box = document.getElementById("settings-error");
+      box.textContent = e.message; box.hidden = false;
+    }
+  });
+  document.getElementById("add-camera").addEventListener("click", () => camBody.append(camRow()));
+  load().catch(e => SyncRig.banner(e.message));
+})();

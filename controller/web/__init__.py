@@ -1,0 +1,86 @@
+"""The controller's web UI: a Flask app factory over a `ControllerRuntime`, one blueprint per
+area. Handlers only read snapshots or submit jobs; nothing here waits on the network or FFmpeg."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..rig_config import ConfigError
+from ..rig_service import RigError
+from ..runtime import ControllerRuntime
+from ..session_store import SessionNotFound, UnsafeToDelete
+from .security import LOCAL_HOSTS, install_guards
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def create_app(
+    runtime: ControllerRuntime,
+    *,
+    access_token: str | None = None,
+    allowed_hosts: frozenset[str] | set[str] | None = LOCAL_HOSTS,
+    secret_key: bytes | None = None,
+) -> Flask:
+    app = Flask(
+        "controller",
+        template_folder=str(PACKAGE_DIR / "templates"),
+        static_folder=str(PACKAGE_DIR / "static"),
+    )
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_HTTPONLY=True,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["syncrig"] = runtime
+    install_guards(app, access_token, set(allowed_hosts) if allowed_hosts is not None else None)
+
+    from .api_jobs import bp as jobs_bp
+    from .api_rig import bp as rig_bp
+    from .api_sessions import bp as sessions_bp
+    from .api_settings import bp as settings_bp
+    from .pages import bp as pages_bp
+
+    for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp):
+        app.register_blueprint(bp)
+
+    def api_error(message: str, status: int, field: str | None = None):  # noqa: ANN202
+        body = {"error": message}
+        if field:
+            body["field"] = field
+        return jsonify(body), status
+
+    @app.errorhandler(RigError)
+    def _rig_error(exc: RigError):  # noqa: ANN202
+        return api_error(str(exc), exc.status, exc.field)
+
+    @app.errorhandler(ConfigError)
+    def _config_error(exc: ConfigError):  # noqa: ANN202
+        message = str(exc)
+        field = message.split(":", 1)[0] if ":" in message else None
+        return api_error(message, 400, field)
+
+    @app.errorhandler(SessionNotFound)
+    def _not_found(exc: SessionNotFound):  # noqa: ANN202
+        return api_error(str(exc), 404)
+
+    @app.errorhandler(UnsafeToDelete)
+    def _unsafe(exc: UnsafeToDelete):  # noqa: ANN202
+        return api_error(str(exc), 409)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # noqa: ANN202
+        if request.path.startswith("/api/"):
+            return api_error(exc.description or exc.name, exc.code or 500)
+        return exc
+
+    return app
+
+
+def runtime_of(app: Flask) -> ControllerRuntime:
+    return app.extensions["syncrig"]

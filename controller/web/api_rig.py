@@ -1,0 +1,95 @@
+"""Rig API: status, pre-flight, start/stop, preview URLs, camera logs."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+
+from ..rig_service import RigError
+from .helpers import json_body, optional_number, runtime
+
+bp = Blueprint("rig", __name__, url_prefix="/api")
+
+# Preview URLs carry a signed token valid this long; the page asks for fresh ones on reload.
+PREVIEW_TOKEN_S = 3600
+
+
+@bp.get("/status")
+def status():  # noqa: ANN201
+    return jsonify(runtime().rig.snapshot())
+
+
+@bp.post("/preflight")
+def preflight():  # noqa: ANN201
+    data = json_body()
+    job_id = runtime().rig.submit_preflight(optional_number(data, "seconds"))
+    return jsonify({"job_id": job_id}), 202
+
+
+@bp.get("/preflight")
+def last_preflight():  # noqa: ANN201
+    return jsonify(runtime().rig.last_preflight or {})
+
+
+@bp.post("/recording/start")
+def start_recording():  # noqa: ANN201
+    data = json_body()
+    override = data.get("override", False)
+    if not isinstance(override, bool):
+        raise RigError("override: must be true or false", 400, "override")
+    subject, project = data.get("subject"), data.get("project")
+    for name, value in (("subject", subject), ("project", project)):
+        if value is not None and not isinstance(value, str):
+            raise RigError(f"{name}: must be text", 400, name)
+    job_id = runtime().rig.start_recording(subject, project, optional_number(data, "seconds"), override)
+    return jsonify({"job_id": job_id}), 202
+
+
+@bp.post("/recording/stop")
+def stop_recording():  # noqa: ANN201
+    return jsonify({"job_id": runtime().rig.stop_recording()}), 202
+
+
+@bp.get("/preview")
+def preview_urls():  # noqa: ANN201
+    """Signed MJPEG URLs, one per camera that runs a preview server (the browser loads them
+    directly from the agents; the token proves the controller sent it there)."""
+    from syncrig_agent.preview.token import make_preview_token
+
+    rt = runtime()
+    expires = int(time.time()) + PREVIEW_TOKEN_S
+    out = []
+    for card in rt.rig.snapshot()["cameras"]:
+        preview = card.get("preview") or {}
+        entry = {"camera": card["name"], "online": card.get("online", False), "available": False}
+        if card.get("online") and preview.get("port"):
+            token = make_preview_token(rt.secret, card["name"], expires)
+            base = f"http://{_url_host(card['host'])}:{preview['port']}"
+            query = f"expires={expires}&token={token}"
+            entry.update(
+                available=bool(preview.get("available", True)),
+                stream=f"{base}{preview.get('path', '/stream.mjpg')}?{query}",
+                snapshot=f"{base}/snapshot.jpg?{query}",
+                recording=card.get("state") == "recording",
+                reason=preview.get("reason"),
+            )
+        out.append(entry)
+    return jsonify({"cameras": out, "expires": expires})
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@bp.get("/logs/<camera>")
+def camera_logs(camera: str):  # noqa: ANN201
+    rig = runtime().rig
+    if camera not in {c.name for c in rig.cameras}:
+        raise RigError(f"unknown camera {camera!r}", 404, "camera")
+    return jsonify({"camera": camera, **rig.camera_logs.get(camera, {"lines": [], "fetched_at": None})})
+
+
+@bp.post("/logs/<camera>")
+def refresh_camera_logs(camera: str):  # noqa: ANN201
+    return jsonify({"job_id": runtime().rig.fetch_logs(camera)}), 202

@@ -1,0 +1,37 @@
+"""Small helpers shared by the blueprints."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, request
+
+from ..rig_service import RigError
+from ..runtime import ControllerRuntime
+
+
+def runtime() -> ControllerRuntime:
+    return current_app.extensions["syncrig"]
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400 that says what was wrong."""
+    data = request.get_json(silent=True)
+    if data is None:
+        abort(400, description="expected a JSON object body (Content-Type: application/json)")
+    if not isinstance(data, dict):
+        abort(400, description="the JSON body must be an object")
+    return data
+
+
+def optional_number(data: dict, name: str) -> float | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RigError(f"{name}: must be a number, got {value!r}", 400, name) from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise RigError(f"{name}: must be a finite number", 400, name)
+    return number

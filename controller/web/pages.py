@@ -1,0 +1,89 @@
+"""Server-rendered pages (one template per tab); live data comes from the API and the event stream."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from ..session_store import session_path
+from .helpers import runtime
+
+bp = Blueprint("pages", __name__)
+
+# (endpoint, label) in tab order; `later` tabs are placeholders until their issue lands.
+TABS = [
+    ("pages.record", "Record"),
+    ("pages.preflight", "Pre-flight"),
+    ("pages.preview", "Preview"),
+    ("pages.sessions", "Sessions"),
+    ("pages.sync", "Sync"),
+    ("pages.trim", "Trim"),
+    ("pages.calibration", "Calibration"),
+    ("pages.settings", "Settings"),
+    ("pages.logs", "Logs"),
+]
+
+
+@bp.app_context_processor
+def _globals() -> dict:
+    rt = runtime()
+    return {"tabs": TABS, "rig_name": rt.config.server.host, "demo": rt.apply_settings is not None}
+
+
+@bp.get("/")
+def record():  # noqa: ANN201
+    return render_template("record.html", page="record", fps=runtime().config.fps)
+
+
+@bp.get("/preflight")
+def preflight():  # noqa: ANN201
+    return render_template("preflight.html", page="preflight")
+
+
+@bp.get("/preview")
+def preview():  # noqa: ANN201
+    return render_template("preview.html", page="preview")
+
+
+@bp.get("/sessions")
+def sessions():  # noqa: ANN201
+    return render_template("sessions.html", page="sessions", root=str(runtime().sessions_root))
+
+
+@bp.get("/sessions/<session_id>")
+def session(session_id: str):  # noqa: ANN201
+    session_path(runtime().sessions_root, session_id)  # 404 for unknown or malformed ids
+    return render_template("session.html", page="session", session_id=session_id)
+
+
+@bp.get("/settings")
+def settings():  # noqa: ANN201
+    return render_template("settings.html", page="settings")
+
+
+@bp.get("/logs")
+def logs():  # noqa: ANN201
+    cams = [c.name for c in runtime().rig.cameras]
+    return render_template("logs.html", page="logs", cameras=cams)
+
+
+@bp.get("/sync")
+def sync():  # noqa: ANN201
+    return render_template(
+        "placeholder.html", page="sync", title="Sync", issue=5, what="frame matching and synced outputs"
+    )
+
+
+@bp.get("/trim")
+def trim():  # noqa: ANN201
+    return render_template("placeholder.html", page="trim", title="Trim", issue=5, what="frame-accurate trim")
+
+
+@bp.get("/calibration")
+def calibration():  # noqa: ANN201
+    return render_template(
+        "placeholder.html",
+        page="calibration",
+        title="Calibration",
+        issue=7,
+        what="ChArUco calibration, pose and triangulation",
+    )

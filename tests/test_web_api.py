@@ -1,0 +1,264 @@
+"""The controller's HTTP API over a real simulated rig (agents as processes, real sockets), driven
+through Flask's test client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.simrig import SimCamera
+
+from session_checks import check_session
+from web_support import ApiClient, all_online, app_client, assert_complete, controller_for
+
+
+@pytest.fixture
+def controller(make_rig, tmp_path: Path):
+    runtimes = []
+
+    def factory(n: int = 3, cameras: list[SimCamera] | None = None, **kw):
+        rig = make_rig(n, cameras=cameras)
+        rt = controller_for(rig, tmp_path / f"ctl{len(runtimes)}", **kw)
+        runtimes.append(rt)
+        api = app_client(rt)
+        api.wait_status(all_online)
+        return rig, rt, api
+
+    yield factory
+    for rt in runtimes:
+        rt.close()
+
+
+def test_record_fixed_duration_produces_a_complete_session(controller) -> None:
+    rig, rt, api = controller()
+    resp = api.post("/api/recording/start", {"subject": "mouse-17", "project": "gait.v2", "seconds": 1.5})
+    assert resp.status_code == 202, resp.get_json()
+    job = api.wait_job(resp.get_json()["job_id"])
+    assert job["state"] == "done", job
+    session_id = job["result"]["session_id"]
+    assert session_id.endswith("gait.v2_mouse-17")
+    session_dir = rt.sessions_root / session_id
+    manifest, checks = check_session(session_dir)
+    assert manifest.subject == "mouse-17"
+    for cam in manifest.cameras:
+        assert_complete(cam, expected=30)
+        assert checks[cam["name"]].decoded == cam["frames"]
+    listed = api.get("/api/sessions").get_json()["sessions"]
+    assert [s["id"] for s in listed] == [session_id]
+    details = api.get(f"/api/sessions/{session_id}").get_json()
+    assert details["safe_on_desktop"] is True
+    assert all(c["ok"] for c in details["desktop_copy"])
+    # the page renders
+    assert api.get(f"/sessions/{session_id}").status_code == 200
+
+
+def test_open_ended_recording_stops_on_request(controller) -> None:
+    rig, rt, api = controller(2)
+    job_id = api.post("/api/recording/start", {"subject": "m2"}).get_json()["job_id"]
+    status = api.wait_status(
+        lambda s: s["recording"]["state"] == "recording" and (s["cameras"][0]["frames"] or 0) > 10
+    )
+    assert status["recording"]["session_id"]
+    # a second start while recording is refused
+    again = api.post("/api/recording/start", {"subject": "m3"})
+    assert again.status_code == 409
+    assert api.post("/api/recording/stop").status_code == 202
+    job = api.wait_job(job_id)
+    assert job["state"] == "done", job
+    manifest, checks = check_session(rt.sessions_root / job["result"]["session_id"])
+    # every camera stopped on the same grid boundary; a frame lost to a host hiccup is a counted drop
+    expected = {c["expected_frames"] for c in manifest.cameras}
+    assert len(expected) == 1 and min(expected) > 10, manifest.cameras
+    for cam in manifest.cameras:
+        assert_complete(cam)
+        assert checks[cam["name"]].decoded == cam["frames"]
+    assert api.post("/api/recording/stop").status_code == 409  # nothing left to stop
+
+
+def test_preflight_refuses_a_camera_off_the_clock_unless_overridden(controller) -> None:
+    cams = [SimCamera("cam0"), SimCamera("cam1", clock_offset_us=5000.0)]
+    rig, rt, api = controller(cameras=cams)
+    pre = api.wait_job(api.post("/api/preflight", {"seconds": 10}).get_json()["job_id"])
+    assert pre["state"] == "done"
+    result = pre["result"]
+    assert result["ok"] is False
+    failed = [(c["camera"], c["check"]) for c in result["checks"] if c["blocking"] and not c["ok"]]
+    assert failed == [("cam1", "clock_offset")], result["checks"]
+    assert "cam1" in result["reason"] and "clock offset" in result["reason"]
+    # recording is refused with that reason, and leaves no session behind
+    job = api.wait_job(api.post("/api/recording/start", {"seconds": 1}).get_json()["job_id"])
+    assert job["state"] == "failed" and "pre-flight failed" in job["error"] and "cam1" in job["error"]
+    assert api.get("/api/sessions").get_json()["sessions"] == []
+    # an explicit override records, and the manifest says so
+    job = api.wait_job(
+        api.post("/api/recording/start", {"seconds": 1, "override": True}).get_json()["job_id"]
+    )
+    assert job["state"] == "done", job
+    manifest = json.loads((rt.sessions_root / job["result"]["session_id"] / "session.json").read_text())
+    assert any("pre-flight overridden" in n for n in manifest["notes"])
+
+
+def test_bad_input_is_refused_with_the_field_named(controller) -> None:
+    rig, rt, api = controller(1)
+    for body, field in [
+        ({"subject": "../../etc"}, "subject"),
+        ({"project": "a b"}, "project"),
+        ({"seconds": "ten"}, "seconds"),
+        ({"seconds": -1}, "seconds"),
+        ({"override": "yes"}, "override"),
+    ]:
+        resp = api.post("/api/recording/start", body)
+        assert resp.status_code == 400, (body, resp.get_json())
+        assert resp.get_json()["field"] == field
+    assert (
+        api.client.post(
+            "/api/recording/start", data="not json", headers={"X-CSRF-Token": api.csrf}
+        ).status_code
+        == 400
+    )
+    assert api.get("/api/sessions/..%2F..%2Fetc").status_code == 404
+    assert api.get("/api/sessions/no-such-session").status_code == 404
+    assert api.get("/sessions/no-such-session").status_code == 404
+    assert api.get("/api/logs/cam9").status_code == 404
+    assert api.get("/api/jobs/nope").status_code == 404
+    assert not list(rt.sessions_root.glob("*/"))  # nothing was created by any of it
+
+
+def test_state_changing_requests_need_the_csrf_token_and_a_local_host(controller) -> None:
+    rig, rt, api = controller(1)
+    assert api.post("/api/recording/start", {}, csrf=False).status_code == 403
+    resp = api.client.post("/api/recording/start", json={}, headers={"X-CSRF-Token": "forged"})
+    assert resp.status_code == 403
+    # a fresh browser (no session cookie) cannot reuse someone's token
+    other = app_client(rt)
+    other.client.delete_cookie("session")
+    assert (
+        other.client.post("/api/recording/stop", json={}, headers={"X-CSRF-Token": api.csrf}).status_code
+        == 403
+    )
+    # DNS rebinding: a foreign Host name is refused even from loopback
+    assert api.get("/api/status", headers={"Host": "evil.example:5000"}).status_code == 400
+    # a non-loopback client is refused outright when no access token is configured
+    far = api.get("/api/status", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert far.status_code == 403
+    assert rt.rig.recording_state == "idle"
+
+
+def test_remote_clients_need_the_access_token(controller) -> None:
+    rig, rt, _ = controller(1)
+    api = ApiClient.__new__(ApiClient)
+    from controller.web import create_app
+
+    app = create_app(rt, access_token="s3cret-token", allowed_hosts=None)
+    client = app.test_client()
+    far = {"REMOTE_ADDR": "192.0.2.7"}
+    assert client.get("/api/status", environ_base=far).status_code == 403
+    assert client.get("/api/status?token=wrong", environ_base=far).status_code == 403
+    assert client.get("/?token=s3cret-token", environ_base=far).status_code == 200
+    # the cookie set on that visit carries the token from then on
+    assert client.get("/api/status", environ_base=far).status_code == 200
+    del api
+
+
+def test_settings_are_validated_and_saved_atomically(controller) -> None:
+    rig, rt, api = controller(2)
+    before = rt.config_path.read_text()
+    for body, field in [
+        ({"fps": 0}, "fps"),
+        ({"width": 641}, "width"),
+        ({"bitrate": "fast"}, "bitrate"),
+        ({"cameras": [{"name": "cam 0", "host": "127.0.0.1", "role": "server"}]}, "cameras[0].name"),
+        ({"cameras": [{"name": "cam0", "host": "x;rm -rf /", "role": "server"}]}, "cameras[0].host"),
+        ({"cameras": [{"name": "cam0", "host": "127.0.0.1", "role": "client"}]}, "cameras"),
+        ({"pi_data_dir": "../../etc"}, "pi_data_dir"),
+        ({"secret_file": "/tmp/x"}, "secret_file"),
+    ]:
+        resp = api.post("/api/settings", body)
+        assert resp.status_code == 400, (body, resp.get_json())
+        assert resp.get_json()["field"] == field, resp.get_json()
+    assert rt.config_path.read_text() == before  # nothing written
+    resp = api.post("/api/settings", {"fps": 25, "keyframe_interval_s": 2})
+    assert resp.status_code == 200, resp.get_json()
+    saved = json.loads(rt.config_path.read_text())
+    assert saved["fps"] == 25 and saved["keyframe_interval_s"] == 2
+    assert saved["cameras"] == json.loads(before)["cameras"]
+    assert not list(rt.config_path.parent.glob(".*.tmp"))
+    assert api.get("/api/settings").get_json()["config"]["fps"] == 25
+    # the next recording uses the new frame rate
+    job = api.wait_job(
+        api.post("/api/recording/start", {"seconds": 1, "override": True}).get_json()["job_id"]
+    )
+    manifest = json.loads((rt.sessions_root / job["result"]["session_id"] / "session.json").read_text())
+    assert manifest["fps"] == 25
+    for cam in manifest["cameras"]:
+        assert_complete(cam, expected=25)
+
+
+def test_camera_copies_are_deleted_only_when_safe_and_confirmed(controller) -> None:
+    rig, rt, api = controller(2)
+    job = api.wait_job(api.post("/api/recording/start", {"seconds": 1}).get_json()["job_id"])
+    sid = job["result"]["session_id"]
+    on_cam = [rig.data_dir(c) / sid for c in rig.camera_names]
+    assert all(p.is_dir() for p in on_cam)
+    url = f"/api/sessions/{sid}/delete-camera-copies"
+    assert api.post(url, {"confirm": "yes"}).status_code == 409
+    assert api.post(url, {}).status_code == 409
+    # a desktop copy missing frames: refused, nothing deleted
+    pts = rt.sessions_root / sid / "raw" / "cam1.pts"
+    text = pts.read_text()
+    pts.write_text("\n".join(text.splitlines()[:-3]) + "\n")
+    resp = api.post(url, {"confirm": sid})
+    assert resp.status_code == 409 and "cam1" in resp.get_json()["error"]
+    assert all(p.is_dir() for p in on_cam)
+    pts.write_text(text)
+    resp = api.post(url, {"confirm": sid})
+    assert resp.status_code == 202
+    done = api.wait_job(resp.get_json()["job_id"])
+    assert done["state"] == "done", done
+    assert not any(p.exists() for p in on_cam)
+    assert (rt.sessions_root / sid / "raw" / "cam0.h264").stat().st_size > 0  # desktop copy untouched
+    details = api.get(f"/api/sessions/{sid}").get_json()
+    assert details["on_cameras"] == {"cam0": False, "cam1": False}
+
+
+def test_preview_urls_logs_and_events(controller) -> None:
+    rig, rt, api = controller(2)
+    urls = api.get("/api/preview").get_json()["cameras"]
+    assert [u["camera"] for u in urls] == ["cam0", "cam1"]
+    for u in urls:
+        assert (
+            u["available"]
+            and "token=" in u["stream"]
+            and f":{rig.preview_ports[u['camera']]}/" in u["stream"]
+        )
+    job = api.wait_job(api.post("/api/logs/cam1").get_json()["job_id"])
+    assert job["state"] == "done" and job["result"]["error"] is None
+    lines = api.get("/api/logs/cam1").get_json()["lines"]
+    assert lines and any("cam1" in line or "client" in line for line in lines)
+    # the event stream starts with the current status
+    resp = api.get("/api/events", buffered=False)
+    assert resp.mimetype == "text/event-stream"
+    chunks = resp.response
+    first = next(chunks)
+    first = first.decode() if isinstance(first, bytes) else first
+    assert first.startswith("retry:")
+    second = next(chunks)
+    second = second.decode() if isinstance(second, bytes) else second
+    assert "event: status" in second and '"cameras"' in second
+    resp.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/preflight", "/preview", "/sessions", "/settings", "/logs", "/sync", "/trim", "/calibration"],
+)
+def test_every_page_renders(controller, path: str) -> None:
+    rig, rt, api = controller(1)
+    resp = api.get(path)
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert 'name="csrf-token"' in html
+    if path in ("/calibration",):
+        assert "placeholder" in html
