@@ -20,8 +20,8 @@ from syncrig_agent.grid import period_ns_for_fps
 from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
 from .cluster_link import ClusterLink
-from .transfer.collect import Collection
 from .sessions import create_session_dir, remove_unused_session_dir, utc_now_iso
+from .transfer.collect import Collection
 
 log = logging.getLogger(__name__)
 
