@@ -102,7 +102,10 @@ def remux_with_times(h264: Path, pts_path: Path, out: Path) -> tuple[list[int], 
     """MP4 with the .pts times (µs) on the packets; returns (packet times written, shift in µs)."""
     times = read_pts(pts_path)
     us = [int(round(ns / 1000)) for ns in times.times_ns.tolist()]
-    shift = min(0, min(us, default=0))  # a frame captured a few µs before T0: MP4 wants pts >= 0
+    # MP4 starts the track at 0: a first frame at t > 0 would become an edit list whose start is
+    # rounded to the movie's 1 ms timescale. So the archive counts from its first frame, and the
+    # shift (the first frame's time since T0, µs) is recorded; archive/<cam>.pts keeps the exact values.
+    shift = us[0] if us else 0
     written: list[int] = []
     with av.open(str(h264), format="h264") as src, av.open(str(out), "w", format="mp4") as dst:
         in_stream = src.streams.video[0]
@@ -201,7 +204,7 @@ def transcode_camera(
             "bytes": final.stat().st_size,
             "raw_bytes": (raw / f"{camera}.h264").stat().st_size,
             "timestamps_verified": True,
-            # MP4 time = .pts time − shift (non-zero only if a frame was stamped before T0)
+            # MP4 time = .pts time (µs) − shift: the archive's clock starts at its first frame
             "pts_shift_us": shift,
         }
     finally:

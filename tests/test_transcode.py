@@ -77,3 +77,22 @@ def test_listed_hardware_encoders_are_used_only_if_they_open() -> None:
     for encoder in set(listed) - set(working):
         with pytest.raises(TranscodeError, match="does not open"):
             choose_encoder(ffmpeg, encoder)
+
+
+@pytest.mark.parametrize("offset_ns", [33_333_333, -4_321])
+def test_first_frame_not_at_t0_keeps_exact_times(session: Path, tmp_path: Path, offset_ns: int) -> None:
+    """Slot 0 dropped (first frame a period after T0) or stamped a few µs before T0: MP4 tracks
+    start at 0, so the archive records the shift and every time still matches exactly."""
+    from syncrig_agent.formats import write_pts
+
+    copy = tmp_path / session.name
+    (copy / "raw").mkdir(parents=True)
+    (copy / "raw" / "cam1.h264").write_bytes((session / "raw" / "cam1.h264").read_bytes())
+    shifted = read_pts(session / "raw" / "cam1.pts").times_ns + offset_ns
+    write_pts(copy / "raw" / "cam1.pts", shifted)
+    info = transcode_session(copy)["cameras"]["cam1"]
+    with av.open(str(copy / info["output"])) as container:
+        stream = container.streams.video[0]
+        times = sorted(int(f.pts * stream.time_base * 1_000_000) for f in container.decode(stream))
+    assert info["pts_shift_us"] == round(shifted[0] / 1000)
+    assert [t + info["pts_shift_us"] for t in times] == [round(ns / 1000) for ns in shifted.tolist()]
