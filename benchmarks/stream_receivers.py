@@ -208,10 +208,11 @@ def main() -> int:
     ap.add_argument("--bitrate", type=int, default=25_000_000)
     ap.add_argument("--width", type=int, default=1536)
     ap.add_argument("--height", type=int, default=864)
+    ap.add_argument("--dir", type=Path, help="where the session is written (default: a temporary dir)")
     ap.add_argument("--keep", type=Path, help="also copy the receivers' frame tables here (for analysis)")
     args = ap.parse_args()
     cams = [f"cam{i}" for i in range(args.cameras)]
-    with tempfile.TemporaryDirectory(prefix="syncrig-bench-stream-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="syncrig-bench-stream-", dir=args.dir) as tmp:
         tmp = Path(tmp)
         packets = encode_gop(args.width, args.height, args.fps, args.bitrate)
         # x264's rate control overshoots on noise: one corrective pass lands near the target.
@@ -271,10 +272,12 @@ def main() -> int:
             )
         received = 0
         latencies = []
+        steady = []  # after the first second: all cameras' first IDRs and process warm-up are over
         for cam in cams:
             rows = read_stream_table(stream_files(session_dir / "stream", cam)["frames"])
             received += len(rows)
             latencies += [r.received_ns - r.row.wall_ns for r in rows]
+            steady += [r.received_ns - r.row.wall_ns for r in rows if r.row.wall_ns >= t0 + 1_000_000_000]
         sent = frames * len(cams)
         segments = sum(c["segments"] for c in status["cameras"].values())
         restarts = sum(c["restarts"] for c in status["cameras"].values())
@@ -286,6 +289,7 @@ def main() -> int:
         print(f"  sender queue overflows      {overflow}   late sender wakes: {late}")
         print(f"  segments written            {segments}   receiver/FFmpeg restarts: {restarts}")
         print(f"  capture -> on disk          {fmt(stats_us(latencies))}")
+        print(f"    after the first second    {fmt(stats_us(steady))}")
         machine = cpu_pct / (os.cpu_count() or 1)
         print(f"  receiver CPU                {cpu_pct:.0f} % of one core ({machine:.0f} % of the machine)")
         if base_lat and latencies:

@@ -61,6 +61,12 @@ class SegmentWriter:
             "-nostdin",
             "-loglevel",
             "warning",
+            # Every stream starts with SPS/PPS + IDR, and -framerate is given: no probing needed.
+            # (Probing decodes frames first; eight FFmpegs doing that at once stall the start.)
+            "-probesize",
+            "32768",
+            "-analyzeduration",
+            "0",
             "-fflags",
             "+genpts",
             "-f",
