@@ -12,6 +12,7 @@ from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
+from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
 
 
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .serve import add_serve_commands
 
-    add_serve_commands(sub)
+    add_serve_commands(sub)  # demo, controller
+    add_pipeline_commands(sub)  # sync, trim, verify
     return parser
 
 

@@ -148,8 +148,45 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
     expect(page.locator("#jobs tbody tr").first).to_be_visible()
     shot(page, "10-logs")
 
-    for tab in ("sync", "trim", "calibration"):
-        page.click(f"nav a[data-tab={tab}]")
-        expect(page.locator("main")).to_contain_text("placeholder")
-        shot(page, f"11-{tab}")
+    # Sync tab: analyse + synced outputs of the session just recorded; verdict, plots, verify
+    page.goto(f"{url}/sync?session={session_id}")
+    expect(page.locator("#sync-session")).to_have_value(session_id)
+    page.click("#sync-run")
+    expect(page.locator("#sync-result")).to_be_visible(timeout=60_000)
+    expect(page.locator("#sync-verdict")).not_to_be_empty()
+    expect(page.locator("#sync-cameras tbody tr")).to_have_count(3)
+    page.wait_for_function(
+        "() => ['plot-offsets', 'plot-drops'].every(id => document.getElementById(id).naturalWidth > 0)",
+        timeout=20_000,
+    )
+    page.click("#verify-run")
+    expect(page.locator('#verify-table tr[data-output="synced"]')).to_contain_text("yes", timeout=60_000)
+    shot(page, "11-sync")
+
+    # Trim tab: scrub with the buttons, set start/end, cut every camera
+    page.click("nav a[data-tab=trim]")
+    expect(page.locator("#trim-session")).to_have_value(session_id)
+    expect(page.locator("#trim-frames figure")).to_have_count(3)
+    page.click('.scrub [data-step="10"]')
+    expect(page.locator("#trim-row")).to_have_value("10")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#trim-frames img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=20_000,
+    )
+    page.click("#set-start")
+    page.click('.scrub [data-step="10"]')
+    page.click('.scrub [data-step="10"]')
+    page.click("#set-end")
+    expect(page.locator("#trim-start")).to_have_value("10")
+    expect(page.locator("#trim-end")).to_have_value("30")
+    page.click("#trim-run")
+    expect(page.locator('#trims tr[data-trim="10-30"]')).to_be_visible(timeout=60_000)
+    for cam in ("cam0", "cam1", "cam2"):
+        assert (runtime.sessions_root / session_id / "trimmed" / "10-30" / f"{cam}.mp4").stat().st_size > 0
+    shot(page, "12-trim")
+
+    page.click("nav a[data-tab=calibration]")
+    expect(page.locator("main")).to_contain_text("placeholder")
+    shot(page, "13-calibration")
     assert not errors, errors

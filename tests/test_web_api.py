@@ -262,3 +262,52 @@ def test_every_page_renders(controller, path: str) -> None:
     assert 'name="csrf-token"' in html
     if path in ("/calibration",):
         assert "placeholder" in html
+
+
+def test_sync_verify_scrub_and_trim_through_the_api(controller) -> None:
+    rig, rt, api = controller(2)
+    sid = api.wait_job(api.post("/api/recording/start", {"seconds": 2}).get_json()["job_id"])["result"][
+        "session_id"
+    ]
+    base = f"/api/sessions/{sid}"
+    assert api.get(f"{base}/sync/report").status_code == 404  # not analysed yet
+    for body, field in [
+        ({"fill": "smear"}, "fill"),
+        ({"tolerance_us": -5}, "tolerance_us"),
+        ({"outputs": 1}, "outputs"),
+    ]:
+        resp = api.post(f"{base}/sync", body)
+        assert resp.status_code == 400 and resp.get_json()["field"] == field
+    job = api.wait_job(api.post(f"{base}/sync", {}).get_json()["job_id"])
+    assert job["state"] == "done", job
+    report = api.get(f"{base}/sync/report").get_json()
+    assert report["matching"]["rows"] == 40 and set(report["cameras"]) == {"cam0", "cam1"}
+    for name in ("offsets.svg", "drops.png"):
+        resp = api.get(f"{base}/sync/plots/{name}")
+        assert resp.status_code == 200 and len(resp.data) > 1000
+    assert api.get(f"{base}/sync/plots/..%2Freport.json").status_code == 404
+    assert api.get(f"{base}/sync/plots/report.json").status_code == 404
+    row = api.get(f"{base}/rows/5").get_json()
+    assert row["row"] == 5 and set(row["frames"]) == {"cam0", "cam1"}
+    picture = api.get(f"{base}/rows/5/cam1.jpg")
+    assert picture.status_code == 200 and picture.data[:2] == b"\xff\xd8"
+    assert api.get(f"{base}/rows/5/cam7.jpg").status_code == 404
+    assert api.get(f"{base}/rows/400").status_code == 404
+    verified = api.wait_job(api.post(f"{base}/verify").get_json()["job_id"])
+    assert verified["state"] == "done" and verified["result"]["outputs"]["synced"]["ok"], verified
+    shown = api.get(f"{base}/sync/report").get_json()["verify"]["outputs"]["synced"]
+    assert shown["ok"] and shown["cross_camera_offset_us"]["max"] <= 1000
+    for body, field in [
+        ({"start": 5}, "end"),
+        ({"start": -1, "end": 3}, "start"),
+        ({"start": 9, "end": 3}, "end"),
+    ]:
+        resp = api.post(f"{base}/trim", body)
+        assert resp.status_code == 400 and resp.get_json()["field"] == field, resp.get_json()
+    bad = api.wait_job(api.post(f"{base}/trim", {"start": 3, "end": 400}).get_json()["job_id"])
+    assert bad["state"] == "failed" and "outside the match table" in bad["error"]
+    trim = api.wait_job(api.post(f"{base}/trim", {"start": 3, "end": 17}).get_json()["job_id"])
+    assert trim["state"] == "done", trim
+    listed = api.get(f"{base}/trims").get_json()["trims"]
+    assert [t["name"] for t in listed] == ["3-17"] and listed[0]["fill"] == "repeat"
+    assert api.post("/api/sessions/nope/sync", {}).status_code == 404

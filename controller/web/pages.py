@@ -68,14 +68,12 @@ def logs():  # noqa: ANN201
 
 @bp.get("/sync")
 def sync():  # noqa: ANN201
-    return render_template(
-        "placeholder.html", page="sync", title="Sync", issue=5, what="frame matching and synced outputs"
-    )
+    return render_template("sync.html", page="sync")
 
 
 @bp.get("/trim")
 def trim():  # noqa: ANN201
-    return render_template("placeholder.html", page="trim", title="Trim", issue=5, what="frame-accurate trim")
+    return render_template("trim.html", page="trim")
 
 
 @bp.get("/calibration")

@@ -1,0 +1,178 @@
+"""Import a folder of SqueakShot-style recordings (`<cam>_<rec>.pts` + `<cam>_<rec>.h264`/`.mp4`)
+as a session the pipeline can match, marked relative-time only.
+
+SqueakShot's `.pts` holds integer µs since each camera's own first frame, so the times are not
+comparable across cameras: a start offset between cameras is invisible. The imported session says
+so (`absolute_time: false`), and every report made from it carries that flag instead of a verdict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+
+from syncrig_agent.formats import SessionManifest, read_pts, write_manifest, write_pts
+from syncrig_agent.ids import InvalidName, validate_camera_name, validate_subject_id
+
+from ..media import ffmpeg_exe
+from ..sessions import create_session_dir, utc_now_iso
+from .sources import SessionError
+
+Progress = Callable[[float, str], None]
+VIDEO_SUFFIXES = (".h264", ".mp4")
+
+
+def find_recordings(folder: Path | str) -> dict[str, dict[str, dict[str, Path]]]:
+    """{recording: {camera: {"pts": path, "video": path}}} for every `<cam>_<rec>.pts` with a video."""
+    folder = Path(folder)
+    found: dict[str, dict[str, dict[str, Path]]] = {}
+    for pts in sorted(folder.glob("*_*.pts")):
+        camera, _, rec = pts.stem.partition("_")
+        try:
+            validate_camera_name(camera)
+        except InvalidName:
+            continue
+        videos = [pts.with_suffix(s) for s in VIDEO_SUFFIXES if pts.with_suffix(s).is_file()]
+        if not videos or not rec:
+            continue
+        found.setdefault(rec, {})[camera] = {"pts": pts, "video": videos[0]}
+    return found
+
+
+def is_squeakshot_folder(folder: Path | str) -> bool:
+    return not (Path(folder) / "session.json").exists() and bool(find_recordings(folder))
+
+
+def _count_and_size(video: Path) -> tuple[int, int, int]:
+    fmt = "h264" if video.suffix == ".h264" else None
+    with av.open(str(video), format=fmt) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        count = sum(1 for p in container.demux(stream) if p.size)
+    return count, width, height
+
+
+def import_squeakshot(
+    folder: Path | str,
+    dest_root: Path | str,
+    *,
+    recording: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Create a new session directory under dest_root from one SqueakShot recording in `folder`."""
+    folder = Path(folder)
+    recordings = find_recordings(folder)
+    if not recordings:
+        raise SessionError(f"{folder}: no SqueakShot-style <cam>_<rec>.pts with a .h264/.mp4 next to it")
+    if recording is None:
+        if len(recordings) > 1:
+            raise SessionError(
+                f"{folder} holds several recordings ({', '.join(sorted(recordings))}); "
+                "choose one with --recording"
+            )
+        recording = next(iter(recordings))
+    if recording not in recordings:
+        raise SessionError(f"{folder}: no recording {recording!r} (found: {', '.join(sorted(recordings))})")
+    cams = recordings[recording]
+    times = {}
+    for cam, files in cams.items():
+        pts = read_pts(files["pts"])
+        if pts.times_ns.size < 2:
+            raise SessionError(f"{files['pts']}: fewer than two frames")
+        times[cam] = pts.times_ns
+    period_ns = int(round(float(np.median(np.concatenate([np.diff(t) for t in times.values()])))))
+    if period_ns <= 0:
+        raise SessionError(f"{folder}: timestamps do not increase")
+    try:
+        subject = validate_subject_id(recording, "recording")
+    except InvalidName:
+        subject = None
+    _sid, session_dir = create_session_dir(dest_root, subject=subject, project="squeakshot-import")
+    try:
+        entries = []
+        for i, (cam, files) in enumerate(sorted(cams.items())):
+            if progress is not None:
+                progress(i / len(cams), f"importing {cam}")
+            raw_video = session_dir / "raw" / f"{cam}.h264"
+            if files["video"].suffix == ".h264":
+                shutil.copyfile(files["video"], raw_video)
+            else:
+                # MP4 stores length-prefixed NAL units; the pipeline reads Annex-B like a Pi records.
+                subprocess.run(
+                    [
+                        ffmpeg_exe(),
+                        "-hide_banner",
+                        "-loglevel",
+                        "error",
+                        "-n",
+                        "-i",
+                        str(files["video"]),
+                        "-map",
+                        "0:v:0",
+                        "-c",
+                        "copy",
+                        "-bsf:v",
+                        "h264_mp4toannexb",
+                        "-f",
+                        "h264",
+                        str(raw_video),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    stdin=subprocess.DEVNULL,
+                )
+            count, width, height = _count_and_size(raw_video)
+            if count != times[cam].size:
+                raise SessionError(
+                    f"{cam}: {files['video'].name} has {count} frames but {files['pts'].name} has "
+                    f"{times[cam].size} timestamps"
+                )
+            write_pts(session_dir / "raw" / f"{cam}.pts", times[cam])
+            entries.append(
+                {
+                    "name": cam,
+                    "host": "imported",
+                    "role": "server" if i == 0 else "client",
+                    "width": width,
+                    "height": height,
+                    "frames": int(count),
+                    "source_files": [files["pts"].name, files["video"].name],
+                }
+            )
+        manifest = SessionManifest(
+            id=session_dir.name,
+            subject=subject,
+            project="squeakshot-import",
+            created=utc_now_iso(),
+            fps=round(1e9 / period_ns, 3),
+            period_ns=period_ns,
+            t0_ns=0,
+            cameras=entries,
+            software={
+                "imported_from": "squeakshot",
+                "source_folder": str(folder.resolve()),
+                "recording": recording,
+            },
+            absolute_time=False,
+            notes=[
+                "imported SqueakShot recording: timestamps are µs since each camera's own first frame "
+                "(relative time only; start offsets between cameras are unknown)",
+                f"period estimated from the timestamps: {period_ns} ns",
+            ],
+        )
+        write_manifest(session_dir, manifest)
+    except BaseException:
+        # Only what this import created goes: the new session directory.
+        shutil.rmtree(session_dir, ignore_errors=True)
+        raise
+    if progress is not None:
+        progress(1.0, "imported")
+    return session_dir
+
+
+__all__ = ["find_recordings", "import_squeakshot", "is_squeakshot_folder"]

@@ -1,0 +1,176 @@
+"""Sync and Trim API: analysis, synced outputs, verification and trims run as jobs (they read and
+write video); the scrubber's single-frame preview decodes one GOP in-process with PyAV."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify, send_file
+
+from ..jobs import JobContext
+from ..pipeline import (
+    SessionError,
+    TrimError,
+    analyze_session,
+    describe_row,
+    preview_jpeg,
+    trim_session,
+    verify_session,
+    write_synced_outputs,
+)
+from ..rig_service import RigError
+from ..session_store import session_path
+from .helpers import json_body, optional_number, runtime
+
+bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
+
+PLOT_FILES = {"offsets.svg", "offsets.png", "drops.svg", "drops.png"}
+FILL_MODES = ("gaps", "repeat")
+
+
+def _fill(data: dict, default: str) -> str:
+    fill = data.get("fill", default)
+    if fill not in FILL_MODES:
+        raise RigError(f"fill: must be one of {', '.join(FILL_MODES)}, got {fill!r}", 400, "fill")
+    return fill
+
+
+def _row(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RigError(f"{name}: must be a match row (an integer >= 0), got {value!r}", 400, name)
+    return value
+
+
+def _pipeline_job(kind: str, title: str, work) -> str:  # noqa: ANN001
+    """Pipeline errors (bad session, bad range) fail the job with their message."""
+
+    def run(ctx: JobContext) -> dict:
+        try:
+            return work(ctx)
+        except (SessionError, TrimError) as exc:
+            raise RuntimeError(str(exc)) from None
+
+    return runtime().jobs.submit(kind, title, run).id
+
+
+@bp.post("/sync")
+def sync(session_id: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    data = json_body()
+    tolerance_us = optional_number(data, "tolerance_us")
+    if tolerance_us is not None and tolerance_us <= 0:
+        raise RigError("tolerance_us: must be > 0", 400, "tolerance_us")
+    fill = _fill(data, "gaps")
+    outputs = data.get("outputs", True)
+    if not isinstance(outputs, bool):
+        raise RigError("outputs: must be true or false", 400, "outputs")
+
+    def work(ctx: JobContext) -> dict:
+        tol = None if tolerance_us is None else int(tolerance_us * 1000)
+        report = analyze_session(path, tolerance_ns=tol, progress=lambda f, m: ctx.progress(f * 0.4, m))
+        ctx.log(f"verdict: {report['verdict']}")
+        if outputs:
+            written = write_synced_outputs(
+                path, fill=fill, progress=lambda f, m: ctx.progress(0.4 + 0.6 * f, m)
+            )
+            ctx.log(f"synced outputs: {json.dumps(written.get('cameras', {}), default=str)[:500]}")
+        return {"session_id": session_id, "verdict": report["verdict"]}
+
+    return jsonify({"job_id": _pipeline_job("sync", f"Sync {session_id}", work)}), 202
+
+
+@bp.get("/sync/report")
+def report(session_id: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id) / "synced" / "report.json"
+    if not path.is_file():
+        raise RigError("not analysed yet: run Sync first", 404)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    # `syncrig verify` leaves a verify.json in synced/ and in each trim's folder.
+    session_dir = path.parent.parent
+    found = {"synced": path.parent / "verify.json"}
+    found.update(
+        {f"trimmed/{d.name}": d / "verify.json" for d in sorted((session_dir / "trimmed").glob("*/"))}
+    )
+    outputs = {k: json.loads(v.read_text(encoding="utf-8")) for k, v in found.items() if v.is_file()}
+    if outputs:
+        data["verify"] = {"outputs": outputs}
+    return jsonify(data)
+
+
+@bp.get("/sync/plots/<name>")
+def plot(session_id: str, name: str):  # noqa: ANN201
+    if name not in PLOT_FILES:
+        raise RigError(f"no plot named {name!r}", 404)
+    path = session_path(runtime().sessions_root, session_id) / "synced" / "plots" / name
+    if not path.is_file():
+        raise RigError("no plot yet: run Sync first", 404)
+    return send_file(path, max_age=0)
+
+
+@bp.post("/verify")
+def verify(session_id: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    return jsonify(
+        {
+            "job_id": _pipeline_job(
+                "verify", f"Verify {session_id}", lambda ctx: verify_session(path, progress=ctx.progress)
+            )
+        }
+    ), 202
+
+
+@bp.get("/rows/<int:row>")
+def row(session_id: str, row: int):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    try:
+        return jsonify(describe_row(path, row))
+    except SessionError as exc:
+        raise RigError(str(exc), 404) from None
+
+
+@bp.get("/rows/<int:row>/<camera>.jpg")
+def row_picture(session_id: str, row: int, camera: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    try:
+        jpeg = preview_jpeg(path, camera, row, max_width=480)
+    except SessionError as exc:
+        raise RigError(str(exc), 404) from None
+    if jpeg is None:
+        return Response(status=204)  # the camera has no frame at this instant (a drop)
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+@bp.post("/trim")
+def trim(session_id: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    data = json_body()
+    start, end = _row(data.get("start"), "start"), _row(data.get("end"), "end")
+    if end < start:
+        raise RigError("end: must not be before start", 400, "end")
+    fill = _fill(data, "repeat")
+    title = f"Trim {session_id} {start}-{end}"
+    return jsonify(
+        {
+            "job_id": _pipeline_job(
+                "trim", title, lambda ctx: trim_session(path, start, end, fill=fill, progress=ctx.progress)
+            )
+        }
+    ), 202
+
+
+@bp.get("/trims")
+def trims(session_id: str):  # noqa: ANN201
+    folder = session_path(runtime().sessions_root, session_id) / "trimmed"
+    out = []
+    if folder.is_dir():
+        for trim_dir in sorted(folder.iterdir()):
+            info = trim_dir / "trim.json"
+            if info.is_file():
+                data = json.loads(info.read_text(encoding="utf-8"))
+                out.append(
+                    {
+                        "name": trim_dir.name,
+                        **{k: data.get(k) for k in ("start_frame", "end_frame", "fill", "flags")},
+                    }
+                )
+    return jsonify({"trims": out})
