@@ -11,6 +11,7 @@ from pathlib import Path
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
+from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
 from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
 
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--rig-dir", type=Path, help="keep the simulated Pis' own files here (default: temporary)"
     )
     rec.add_argument("--quiet", action="store_true")
+    rec.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="no live stream receivers: footage comes only from the pull after the recording",
+    )
+    rec.add_argument("--segment-seconds", type=_positive(float), default=2.0, help="stream segment length")
+    add_footage_commands(sub)
     setup = sub.add_parser("setup", help="write the rig configuration and the shared secret (setup.sh)")
     setup.add_argument(
         "--config", type=Path, default=None, help="config file (default ~/.config/syncrig/rig.json)"
@@ -238,6 +246,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from .recording import RecordingError, RecordingRequest, record
     from .simrig import RigStartError, SimulatedRig, sim_cameras
+    from .transfer import Collection
 
     cams = sim_cameras(
         args.sim,
@@ -264,12 +273,26 @@ def cmd_record(args: argparse.Namespace) -> int:
                 fps=args.fps, seconds=args.seconds, subject=args.subject, project=args.project
             )
             bar = None if args.quiet else ProgressBar("recording", total=1.0)
+            pull_bar = None if args.quiet else ProgressBar("pulling", total=1.0)
+            collection = Collection(
+                stream=not args.no_stream,
+                secret_file=rig.secret_file,
+                segment_seconds=args.segment_seconds,
+                progress=(lambda f, _m: pull_bar.update(f)) if pull_bar else None,
+            )
             with rig.link() as link:
                 session_dir = record(
-                    link, args.out, infos, request, progress=(lambda f, _i: bar.update(f)) if bar else None
+                    link,
+                    args.out,
+                    infos,
+                    request,
+                    progress=(lambda f, _i: bar.update(f)) if bar else None,
+                    collection=collection,
                 )
             if bar:
                 bar.close()
+            if pull_bar:
+                pull_bar.close()
         except (RecordingError, OSError, InvalidName) as exc:
             print(f"syncrig record: {exc}", file=sys.stderr)
             return 1
@@ -280,7 +303,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _print_session(session_dir: Path) -> bool:
-    """Print the session summary; False if any camera reported an error."""
+    """Print the session summary; False if any camera reported an error or its raw files are not
+    verified on the desktop."""
     from syncrig_agent.formats import read_manifest
 
     m = read_manifest(session_dir)
@@ -294,7 +318,22 @@ def _print_session(session_dir: Path) -> bool:
             f"  {cam['name']}: {cam['frames']}/{cam['expected_frames']} frames, {cam['dropped']} dropped"
             f"{extra}{err}"
         )
-    return not any(cam.get("error") for cam in m.cameras)
+    transfer = session_dir / "transfer.json"
+    all_verified = True
+    if transfer.exists():
+        import json
+
+        for name, entry in json.loads(transfer.read_text()).get("cameras", {}).items():
+            h264 = entry.get("files", {}).get(f"{name}.h264", {})
+            fill = h264.get("gap_fill")
+            how = h264.get("source", "not pulled: " + str(entry.get("error")))
+            if fill:
+                how += f" ({fill['frames_from_stream']} frames from the stream, "
+                how += f"{fill['frames_from_pi']} from the Pi)"
+            verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
+            all_verified = all_verified and bool(h264.get("verified"))
+            print(f"  {name}: {verified}{how}")
+    return all_verified and not any(cam.get("error") for cam in m.cameras)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_setup(args)
     if args.command == "deploy":
         return cmd_deploy(args)
+    if args.command in FOOTAGE_COMMANDS:
+        return FOOTAGE_COMMANDS[args.command](args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -70,11 +70,15 @@ class ClusterLink:
         files: dict[str, str],
         frames: int | None = None,
         timeout: float = 20.0,
+        streams: dict[str, str] | None = None,
     ) -> dict:
-        """Start on cam0's next T0; with `frames`, every camera stops by itself after that many slots."""
+        """Start on cam0's next T0; with `frames`, every camera stops by itself after that many slots;
+        `streams` maps cameras to the "HOST:PORT" of their live-stream receivers."""
         msg = {"type": "start", "session_id": session_id, "period_ns": period_ns, "fps": fps, "files": files}
         if frames is not None:
             msg["frames"] = frames
+        if streams:
+            msg["streams"] = streams
         return self.request(msg, timeout)
 
     def stop(self, at_ns: int | None = None, timeout: float = 60.0) -> dict:

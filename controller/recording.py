@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
 from .cluster_link import ClusterLink
 from .sessions import create_session_dir, remove_unused_session_dir, utc_now_iso
+from .transfer.collect import Collection
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +49,6 @@ class RecordingRequest:
 
 class RecordingError(RuntimeError):
     pass
-
-
-def gather_local(camera: str, session_id: str, data_dir: Path, session_dir: Path) -> list[Path]:
-    """Copy a camera's raw files from a locally reachable data dir (simulation, local transport).
-
-    Copies never replace a file: a name clash is an error, not an overwrite."""
-    src_dir = data_dir / session_id
-    copied = []
-    for src in sorted((src_dir / "raw").glob(f"{camera}.*")):
-        dst = session_dir / "raw" / src.name
-        if dst.exists():
-            raise FileExistsError(f"refusing to overwrite {dst}")
-        shutil.copy2(src, dst)
-        copied.append(dst)
-    report = src_dir / f"{camera}.capture.json"
-    if report.exists():
-        dst = session_dir / "raw" / report.name
-        if not dst.exists():
-            shutil.copy2(report, dst)
-            copied.append(dst)
-    return copied
 
 
 @dataclass
@@ -120,12 +99,14 @@ def begin_recording(
     cameras: list[CameraInfo],
     request: RecordingRequest,
     notes: list[str] | None = None,
+    collection: Collection | None = None,
 ) -> ActiveRecording:
     """Create the session directory and START every camera on cam0's next T0.
 
     With `request.seconds`, the end is fixed at START: every camera stops by itself after exactly
     that many grid slots, so frame counts are comparable and "expected − recorded" is the number
-    of drops. Without it the recording runs until `finish_recording`."""
+    of drops. Without it the recording runs until `finish_recording`. With a streaming
+    `collection`, its live receivers are started first and START carries their addresses."""
     session_id, session_dir = create_session_dir(sessions_root, request.subject, request.project)
     period = period_ns_for_fps(request.fps)
     slots = max(1, round(request.seconds * request.fps)) if request.seconds else None
@@ -137,10 +118,22 @@ def begin_recording(
         except Exception as exc:  # informative only
             desktop_clock = {"error": str(exc)}
         files = {c.name: c.name for c in cameras}
-        started = link.start(session_id, period, request.fps, files, frames=slots)
     except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
-        # Nothing was recorded: the empty directory we just made goes (and only it).
         remove_unused_session_dir(session_dir)
+        raise RecordingError(f"cam0 did not start the recording: {exc}") from None
+    try:
+        streams = collection.start_streams(session_dir, list(files)) if collection else None
+    except (OSError, RuntimeError, ValueError) as exc:
+        # The directory stays: stream/run/ holds the receivers' logs saying why.
+        raise RecordingError(f"the stream receivers did not start: {exc}") from None
+    try:
+        started = link.start(session_id, period, request.fps, files, frames=slots, streams=streams)
+    except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+        if collection is not None:
+            collection.abort()
+        # Nothing was recorded: the empty directory we just made goes (and only it).
+        if streams is None:
+            remove_unused_session_dir(session_dir)
         raise RecordingError(f"cam0 did not start the recording: {exc}") from None
     t0 = int(started["t0_ns"])
     return ActiveRecording(
@@ -165,18 +158,26 @@ def begin_recording(
 
 
 def finish_recording(
-    link: ClusterLink, active: ActiveRecording, stop_now: bool = False, timeout: float | None = None
+    link: ClusterLink,
+    active: ActiveRecording,
+    stop_now: bool = False,
+    timeout: float | None = None,
+    collection: Collection | None = None,
 ) -> Path:
     """STOP (at the planned end, or with `stop_now` on the next grid boundary every camera can
     make), collect every camera's files into the session directory and write its manifest. Works
     after a controller restart: a camera that already stopped on its own still has its summary in
-    `<cam>.capture.json`."""
+    `<cam>.capture.json`. `collection` (the one given to `begin_recording`, or a new one after a
+    restart) ends the live streams and pulls + verifies + gap-fills every camera's raw files; by
+    default each camera's data dir is pulled locally (simulation)."""
     stop_ns = None if stop_now else active.planned_stop_ns
     wait_s = timeout if timeout is not None else 60.0 + max(0.0, (active.seconds or 0.0))
     try:
         # After the end instant this only collects the summaries (a STOP never extends a recording).
         stopped = link.stop(at_ns=stop_ns, timeout=wait_s)
     except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+        if collection is not None:
+            collection.abort()
         raise RecordingError(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
@@ -190,9 +191,11 @@ def finish_recording(
         if result.get("error"):
             log.error("%s: %s", cam.name, result["error"])
         summaries[cam.name] = result.get("summary") or {}
-    for cam in active.cameras:
-        if cam.data_dir is not None:
-            gather_local(cam.name, active.session_id, cam.data_dir, active.session_dir)
+    transfer = (collection or Collection()).finish(active.session_dir, active.cameras)
+    for name, result in transfer["cameras"].items():
+        if not result.get("ok"):
+            log.error("%s: footage not on the desktop yet: %s", name, result.get("error"))
+            active.notes.append(f"{name}: raw files not pulled: {result.get('error')}")
     for cam in active.cameras:
         if not summaries[cam.name] or summaries[cam.name].get("session_id") != active.session_id:
             summaries[cam.name] = _saved_summary(active.session_dir, cam.name)
@@ -248,9 +251,13 @@ def record(
     cameras: list[CameraInfo],
     request: RecordingRequest,
     progress: Callable[[float, dict], None] | None = None,
+    collection: Collection | None = None,
 ) -> Path:
-    """Record `request.seconds` on every camera and return the session directory."""
-    active = begin_recording(link, sessions_root, cameras, request)
+    """Record `request.seconds` on every camera and return the session directory.
+
+    `collection` decides how the footage reaches the desktop (live receivers during the recording,
+    verified pull + gap fill after it); by default each camera's data dir is pulled locally."""
+    active = begin_recording(link, sessions_root, cameras, request, collection=collection)
     assert active.planned_stop_ns is not None, "headless recordings have a duration"
     stop_now = False
     try:
@@ -268,7 +275,9 @@ def record(
     except KeyboardInterrupt:
         active.notes.append("recording interrupted by the user")
         stop_now = True
-    return finish_recording(link, active, stop_now, timeout=60.0 + (request.seconds or 0.0))
+    return finish_recording(
+        link, active, stop_now, timeout=60.0 + (request.seconds or 0.0), collection=collection
+    )
 
 
 def _camera_entry(

@@ -9,6 +9,8 @@ import pytest
 
 from controller.simrig import SimCamera, SimulatedRig
 
+from loopback_sshd import SshdUnavailable, check_sshd_available, loopback_sshd
+
 # Small frames keep the suite fast on 2 cores; the timing path is the same at any size.
 TEST_WIDTH = 320
 TEST_HEIGHT = 240
@@ -31,6 +33,17 @@ def make_rig(tmp_path: Path):
     yield factory
     for rig in rigs:
         rig.stop()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on loopback (tests/loopback_sshd.py); skipped loudly where it cannot run."""
+    try:
+        check_sshd_available()
+    except SshdUnavailable as exc:
+        pytest.skip(f"SSH tests (deploy, SFTP pull) NOT RUN: {exc}")
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as info:
+        yield info
 
 
 def pytest_report_header(config):

@@ -271,7 +271,8 @@ def test_refused_start_leaves_no_session_directory(make_rig, tmp_path: Path) -> 
     ghost = [*rig.camera_infos(), CameraInfo("cam5", "localhost", "client", 320, 240)]
     with rig.link() as link, pytest.raises(RecordingError, match="cam5"):
         record(link, tmp_path / "sessions", ghost, RecordingRequest(fps=FPS, seconds=1.0))
-    assert list((tmp_path / "sessions").iterdir()) == []
+    # Only the session-number bookkeeping (dotfiles) remains: the number stays used, never reissued.
+    assert [p.name for p in (tmp_path / "sessions").iterdir() if not p.name.startswith(".")] == []
 
 
 def test_fps_must_match_the_period(make_rig) -> None:

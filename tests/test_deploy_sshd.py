@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import shutil
-import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,56 +22,6 @@ from syncrig_agent.protocol import load_secret, write_secret
 from syncrig_agent.settings import AgentSettings
 
 REPO = Path(__file__).resolve().parent.parent
-SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("deploy over SSH NOT TESTED: needs root to run a real sshd on loopback")
-    if not Path(SSHD).exists() or shutil.which("ssh-keygen") is None:
-        pytest.skip(
-            "deploy over SSH NOT TESTED: openssh-server missing (tools/run-tests installs it as root)"
-        )
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    port = free_port()
-    config = d / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
-        f"AuthorizedKeysFile {d / 'authorized_keys'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        f"PubkeyAuthentication yes\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
-        f"PidFile {d / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb")
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-                time.sleep(0.1)
-        host_pub = (d / "host_key.pub").read_text().split()
-        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-        yield {"port": port, "key": str(d / "client_key"), "known_hosts": str(d / "known_hosts"), "dir": d}
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def rig(tmp_path: Path) -> RigConfig:

@@ -13,9 +13,10 @@ from .encoders.base import EncoderSettings
 from .grid import FrameGrid
 from .health import health_report
 from .ids import validate_camera_name
+from .outputs.stream import StreamOutput
 from .preview import PreviewService, disabled_status
 from .protocol import RequestError
-from .settings import AgentSettings
+from .settings import AgentSettings, parse_address
 from .timing.camera_clock import CameraClock, SimulatedClock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,18 @@ class CameraAgent:
         return self.preview.start()
 
     # -- commands ----------------------------------------------------------------------------
-    def start(self, session_id: str, t0_ns: int, period_ns: int, fps: float, basename: str | None) -> dict:
+    def start(
+        self,
+        session_id: str,
+        t0_ns: int,
+        period_ns: int,
+        fps: float,
+        basename: str | None,
+        stream_to: str | None = None,
+        stream_secret: bytes | None = None,
+    ) -> dict:
+        """Arm for a session; with `stream_to` ("HOST:PORT") the frames also go live to that
+        desktop receiver, authenticated with `stream_secret`."""
         with self._lock:
             if self.session is not None and self.session.running:
                 raise RequestError(
@@ -96,6 +108,22 @@ class CameraAgent:
                 fifo_priority=s.fifo_priority,
                 min_free_bytes=s.min_free_mb * 1024 * 1024,
             )
+            extra_outputs = []
+            if stream_to is not None:
+                if not stream_secret:
+                    raise RequestError("bad_field", "streams: no shared secret to authenticate the stream")
+                host, port = parse_address(stream_to, 0, "streams")
+                extra_outputs.append(
+                    StreamOutput(
+                        (host, port),
+                        stream_secret,
+                        camera_file,
+                        session_id,
+                        t0_ns,
+                        period_ns,
+                        queue_frames=s.stream_queue_frames,
+                    )
+                )
             session = CameraSession(
                 camera_file,
                 session_id,
@@ -104,6 +132,7 @@ class CameraAgent:
                 self.backend,
                 encoder,
                 options,
+                extra_outputs=extra_outputs,
             )
             preview = self.preview
             # The idle preview lets go of the camera before the recording takes it.

@@ -190,6 +190,7 @@ class CameraSession:
             "frames": frames,
             "bytes": self.local.bytes_written if self.local else 0,
             "stats": stats,
+            "outputs": [out.report() for out in self.extra_outputs],
             "error": self.error,
             "running": self.running,
             "backend": self.backend.describe(),

@@ -143,7 +143,13 @@ class ClientAgent:
         try:
             fps = msg.get("fps") or 1e9 / msg["period_ns"]
             armed = self.camera.start(
-                msg["session_id"], msg["t0_ns"], msg["period_ns"], fps, msg["files"][self.name]
+                msg["session_id"],
+                msg["t0_ns"],
+                msg["period_ns"],
+                fps,
+                msg["files"][self.name],
+                stream_to=(msg.get("streams") or {}).get(self.name),
+                stream_secret=self.secret,
             )
             if msg.get("stop_ns") is not None and self.camera.session is not None:
                 self.camera.session.stop_at(int(msg["stop_ns"]))

@@ -239,6 +239,14 @@ class ServerAgent:
                 "fps": fps,
                 "files": files,
             }
+            streams: dict[str, str] = msg.get("streams") or {}
+            unknown_streams = sorted(set(streams) - set(files))
+            if unknown_streams:
+                raise RequestError(
+                    "bad_field", f"start: streams name cameras not recording: {', '.join(unknown_streams)}"
+                )
+            if streams:
+                start["streams"] = streams
             stop_ns = msg.get("stop_ns")
             if msg.get("frames") is not None:
                 stop_ns = t0 + int(msg["frames"]) * period
@@ -253,7 +261,13 @@ class ServerAgent:
             if self.name in files:
                 try:
                     results[self.name] = self.camera.start(
-                        msg["session_id"], t0, period, fps, files[self.name]
+                        msg["session_id"],
+                        t0,
+                        period,
+                        fps,
+                        files[self.name],
+                        stream_to=streams.get(self.name),
+                        stream_secret=self.secret,
                     )
                     if stop_ns is not None:
                         self.camera.session.stop_at(stop_ns)  # type: ignore[union-attr]

@@ -66,6 +66,7 @@ class AgentSettings:
     preset: str = "ultrafast"
     encoder_threads: int = 0
     queue_frames: int = 32
+    stream_queue_frames: int = 128  # live stream backlog before frames are dropped from the stream
     spin_us: float = 0.0
     realtime: bool = True
     fifo_priority: int = 50
@@ -99,6 +100,7 @@ class AgentSettings:
                 "max_lead_ms": (1.0, 10_000.0),
                 "spin_us": (0.0, 5000.0),
                 "queue_frames": (1, 10_000),
+                "stream_queue_frames": (1, 10_000),
                 "fifo_priority": (1, 99),
                 "base_priority": (1, 98),
                 "min_free_mb": (0, 10_000_000),

@@ -47,3 +47,12 @@ class Output:
 
     def stop(self) -> None:
         self.recording = False
+
+    def report(self) -> dict:
+        """What this output did, for the capture summary."""
+        return {
+            "kind": type(self).__name__,
+            "frames": self.frames,
+            "failed": self.failed,
+            "error": self.error,
+        }

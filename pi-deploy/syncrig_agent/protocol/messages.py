@@ -105,6 +105,22 @@ def _is_files(value: Any) -> bool:
     return isinstance(value, dict) and all(_is_name(k) and _is_name(v) for k, v in value.items())
 
 
+# A stream destination: host name / IPv4 / bracketed IPv6 literal, then a port.
+_STREAM_DEST_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:]{2,39}\]):[0-9]{1,5}")
+
+
+def _is_stream_dest(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and _STREAM_DEST_RE.fullmatch(value) is not None
+        and 1 <= int(value.rsplit(":", 1)[1]) <= 65535
+    )
+
+
+def _is_streams(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_name(k) and _is_stream_dest(v) for k, v in value.items())
+
+
 def _is_positive_number(value: Any) -> bool:
     return (
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
@@ -144,6 +160,11 @@ SCHEMAS: Mapping[str, Mapping[str, FieldSpec]] = {
         "fps": FieldSpec(_is_positive_number, "a finite number > 0", required=False),
         # Controller → server: record exactly this many grid slots (the server turns it into stop_ns).
         "frames": FieldSpec(_int_range(1, 10**9), "an integer in [1, 1000000000]", required=False),
+        # Live stream destinations: camera name -> "HOST:PORT" of that camera's desktop receiver.
+        # Cameras not named here record locally only.
+        "streams": FieldSpec(
+            _is_streams, 'an object mapping camera names to "HOST:PORT" receiver addresses', required=False
+        ),
     },
     STOP: {
         "at_ns": FieldSpec(_int_range(0), "an integer >= 0", required=False),

@@ -1,0 +1,95 @@
+"""`transfer.json`: what the desktop holds of each camera's raw files, verified against the Pi.
+
+Per camera and file: size and SHA-256 as computed on the Pi, where the bytes came from (stream,
+Pi, or both), when it was verified, and whether the Pi's copy was deleted afterwards. The
+delete-session feature and `delete_pi_copy` ask `footage_safe` first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from .transports import sha256_file
+
+LEDGER_NAME = "transfer.json"
+RAW_SUFFIXES = (".h264", ".pts", ".frames.csv")
+
+_lock = threading.Lock()
+
+
+def raw_names(camera: str) -> list[str]:
+    # The small tables first: gap fill needs the Pi's frame table before it assembles the video.
+    return [f"{camera}.frames.csv", f"{camera}.pts", f"{camera}.h264"]
+
+
+def read_ledger(session_dir: Path) -> dict:
+    path = Path(session_dir) / LEDGER_NAME
+    if not path.exists():
+        return {"cameras": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def update_ledger(session_dir: Path, camera: str, changes: dict) -> dict:
+    """Merge `changes` into the camera's entry; atomic replace (a crash leaves old or new)."""
+    session_dir = Path(session_dir)
+    with _lock:
+        ledger = read_ledger(session_dir)
+        entry = ledger["cameras"].setdefault(camera, {"files": {}})
+        for key, value in changes.items():
+            if key == "files":
+                entry["files"].update(value)
+            else:
+                entry[key] = value
+        ledger["updated"] = time.time()
+        tmp = session_dir / f".{LEDGER_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps(ledger, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, session_dir / LEDGER_NAME)
+        return ledger
+
+
+def _session_cameras(session_dir: Path, ledger: dict) -> list[str]:
+    manifest = session_dir / "session.json"
+    if manifest.exists():
+        return [c["name"] for c in json.loads(manifest.read_text(encoding="utf-8")).get("cameras", [])]
+    return sorted(ledger["cameras"])
+
+
+def camera_safe(session_dir: Path, camera: str, rehash: bool = True, ledger: dict | None = None) -> list[str]:
+    """Problems that make this camera's desktop copy unsafe to rely on (empty list = safe)."""
+    ledger = ledger if ledger is not None else read_ledger(session_dir)
+    entry = ledger["cameras"].get(camera)
+    if entry is None:
+        return ["never pulled and verified"]
+    problems = []
+    for name in raw_names(camera):
+        record = entry["files"].get(name)
+        path = Path(session_dir) / "raw" / name
+        if record is None or not record.get("verified"):
+            problems.append(f"{name}: not verified against the Pi")
+            continue
+        if not path.exists():
+            problems.append(f"{name}: missing on the desktop")
+            continue
+        if path.stat().st_size != record["size"]:
+            problems.append(f"{name}: size changed since verification")
+        elif rehash and sha256_file(path) != record["sha256"]:
+            problems.append(f"{name}: contents changed since verification (SHA-256 differs)")
+    return problems
+
+
+def footage_safe(session_dir: Path | str, rehash: bool = True) -> dict:
+    """Is every camera's raw footage of this session verified on the desktop? JSON-serialisable:
+    {"safe": bool, "cameras": {cam: {"safe": bool, "problems": [...]}}}. `rehash` re-reads every
+    file (slow, but it is what a delete should rely on)."""
+    session_dir = Path(session_dir)
+    ledger = read_ledger(session_dir)
+    cameras = _session_cameras(session_dir, ledger)
+    result = {}
+    for cam in cameras:
+        problems = camera_safe(session_dir, cam, rehash, ledger)
+        result[cam] = {"safe": not problems, "problems": problems}
+    return {"safe": bool(cameras) and all(r["safe"] for r in result.values()), "cameras": result}

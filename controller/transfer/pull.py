@@ -1,0 +1,312 @@
+"""Pull a session's raw files from every Pi: resumable, verified, in parallel, with progress.
+
+For each camera, in order: `<cam>.frames.csv`, `<cam>.pts`, `<cam>.h264` from
+`<pi data dir>/<session id>/raw/`. Each file is fetched into `raw/<name>.part` (an interrupted
+pull resumes from the bytes already there), hashed while it is written, compared with the size and
+SHA-256 computed on the Pi, and only then linked to its final name (link: never replaces an
+existing file). A mismatch throws the partial copy away and fetches again. The `.h264` is first
+assembled from the live stream with only the gaps read from the Pi (gapfill.py); if that does not
+verify, the normal download takes over. Nothing is ever deleted on the Pi here (see
+`delete_pi_copy`, which requires the verified desktop copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from syncrig_agent.ids import validate_camera_name, validate_session_id
+
+from .gapfill import assemble_from_stream
+from .ledger import camera_safe, raw_names, read_ledger, update_ledger
+from .transports import HASH_CHUNK, Transport, TransportError, sha256_file
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+TransportFactory = Callable[[], Transport]
+MAX_ATTEMPTS = 3
+
+
+class PullError(RuntimeError):
+    pass
+
+
+class _Progress:
+    """Bytes done over bytes known, across the parallel workers."""
+
+    def __init__(self, callback: Progress | None) -> None:
+        self.callback = callback
+        self.total = 0
+        self.done = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add_total(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+
+    def advance(self, n: int, message: str) -> None:
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if self.callback is None or (now - self._last < 0.1 and self.done < self.total):
+                return
+            self._last = now
+            frac = self.done / self.total if self.total else 0.0
+        self.callback(min(1.0, frac), message)
+
+
+def _link_final(part: Path, final: Path) -> None:
+    os.link(part, final)  # FileExistsError rather than replacing anything
+    part.unlink()
+
+
+def download_file(
+    transport: Transport,
+    rel: str,
+    final: Path,
+    remote_size: int,
+    remote_sha: str | Callable[[], str],
+    on_bytes: Callable[[int], None] | None = None,
+    chunk: int = HASH_CHUNK,
+) -> dict:
+    """Resumable, verified download of one file to `final`; returns what happened.
+    `remote_sha` may be a pending hash (Transport.start_sha256), collected when needed."""
+    part = final.with_name(final.name + ".part")
+    attempts = 0
+    resumed_from = 0
+    while True:
+        attempts += 1
+        digest = hashlib.sha256()
+        have = part.stat().st_size if part.exists() else 0
+        if have > remote_size:
+            part.unlink()  # our own partial copy, longer than the Pi's file: not resumable
+            have = 0
+        if have:
+            resumed_from = max(resumed_from, have)
+            with open(part, "rb") as fh:
+                while block := fh.read(HASH_CHUNK):
+                    digest.update(block)
+            if on_bytes is not None:
+                on_bytes(have)
+        with open(part, "ab") as out:
+            if have < remote_size:
+                reader = transport.open(rel, have, remote_size - have)
+                try:
+                    remaining = remote_size - have
+                    while remaining:
+                        block = reader.read(min(chunk, remaining))
+                        if not block:
+                            raise TransportError(
+                                f"{rel}: the Pi's file ended early ({remaining} bytes short)"
+                            )
+                        out.write(block)
+                        digest.update(block)
+                        remaining -= len(block)
+                        if on_bytes is not None:
+                            on_bytes(len(block))
+                finally:
+                    reader.close()
+            out.flush()
+            os.fsync(out.fileno())
+        if not isinstance(remote_sha, str):
+            remote_sha = remote_sha()
+        if digest.hexdigest() == remote_sha:
+            _link_final(part, final)
+            return {"source": "pi", "attempts": attempts, "resumed_from": resumed_from, "sha256": remote_sha}
+        log.warning("%s: SHA-256 mismatch after download (attempt %d); fetching again", rel, attempts)
+        part.unlink()
+        if on_bytes is not None:
+            on_bytes(-remote_size)
+        if attempts >= MAX_ATTEMPTS:
+            raise PullError(f"{rel}: checksum still wrong after {attempts} downloads")
+
+
+def pull_camera(
+    session_dir: Path,
+    session_id: str,
+    camera: str,
+    transport: Transport,
+    progress: _Progress | None = None,
+    use_stream: bool = True,
+) -> dict:
+    """Pull and verify one camera's raw files; returns its ledger entry."""
+    raw = session_dir / "raw"
+    raw.mkdir(exist_ok=True)
+    remote = {name: f"{session_id}/raw/{name}" for name in raw_names(camera)}
+    sizes: dict[str, int] = {}
+    for name, rel in remote.items():
+        size = transport.size(rel)
+        if size is None:
+            raise PullError(f"{camera}: {rel} does not exist on {transport.label}")
+        sizes[name] = size
+    if progress is not None:
+        progress.add_total(sum(sizes.values()))
+
+    def on_bytes(n: int) -> None:
+        if progress is not None:
+            progress.advance(n, f"{camera}: pulling")
+
+    entry: dict = {"files": {}}
+    # The Pi hashes every file while we download (concurrent commands), not before.
+    pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
+    for name, rel in remote.items():
+        final = raw / name
+        if final.exists():
+            remote_sha = pending[name]()
+            if final.stat().st_size == sizes[name] and sha256_file(final) == remote_sha:
+                on_bytes(sizes[name])
+                entry["files"][name] = {
+                    "size": sizes[name],
+                    "sha256": remote_sha,
+                    "verified": True,
+                    "source": "already present",
+                }
+                continue
+            raise PullError(f"{final} exists and differs from the Pi's copy; refusing to overwrite it")
+        info = None
+        if use_stream and name.endswith(".h264"):
+            info = _try_stream(
+                session_dir, camera, transport, rel, final, sizes[name], pending[name], on_bytes
+            )
+        if info is None:
+            info = download_file(transport, rel, final, sizes[name], pending[name], on_bytes)
+        record = {"size": sizes[name], "sha256": info.pop("sha256")}
+        entry["files"][name] = {**record, **info, "verified": True, "verified_at": time.time()}
+    capture_report = f"{session_id}/{camera}.capture.json"
+    if transport.size(capture_report) is not None and not (raw / f"{camera}.capture.json").exists():
+        # Informative (the manifest already has the summary): copied, not part of the verified set.
+        with transport.open(capture_report) as src, open(raw / f"{camera}.capture.json", "xb") as dst:
+            dst.write(src.read())
+    entry["pi"] = transport.label
+    update_ledger(session_dir, camera, entry)
+    return entry
+
+
+def _try_stream(
+    session_dir: Path,
+    camera: str,
+    transport: Transport,
+    rel: str,
+    final: Path,
+    size: int,
+    remote_sha: Callable[[], str],
+    on_bytes: Callable[[int], None],
+) -> dict | None:
+    """Assemble from the stream copy + the Pi's missing ranges; None if unusable (then download)."""
+    part = final.with_name(f"{final.name}.stream-part")
+    part.unlink(missing_ok=True)  # ours from an earlier attempt; cheap to rebuild from the spool
+    done = 0
+
+    def counted(n: int) -> None:
+        nonlocal done
+        done += n
+        on_bytes(n)
+
+    try:
+        result = assemble_from_stream(
+            session_dir, camera, transport, rel, final.parent / f"{camera}.frames.csv", part, counted
+        )
+    except (OSError, ValueError, TransportError) as exc:
+        log.warning("%s: gap fill from the stream failed (%s); downloading the Pi's copy", camera, exc)
+        result = None
+    if result is not None:
+        sha = remote_sha()
+        if result.size == size and result.sha256 == sha:
+            _link_final(part, final)
+            source = "stream+pi" if result.frames_from_pi else "stream"
+            return {"source": source, "sha256": sha, "gap_fill": result.as_dict()}
+        log.warning("%s: stream copy does not match the Pi's (SHA-256); downloading instead", camera)
+    part.unlink(missing_ok=True)
+    on_bytes(-done)
+    return None
+
+
+def pull_session(
+    session_dir: Path | str,
+    cameras: dict[str, TransportFactory],
+    progress: Progress | None = None,
+    workers: int = 2,
+    use_stream: bool = True,
+) -> dict:
+    """Pull every camera's raw files (in parallel); JSON-serialisable result per camera.
+
+    `cameras` maps camera names to a callable opening that camera's transport (one per worker).
+    A camera that fails is reported with its error; the others are still pulled."""
+    session_dir = Path(session_dir)
+    session_id = validate_session_id(session_dir.name)
+    for name in cameras:
+        validate_camera_name(name)
+    tracker = _Progress(progress)
+    started = time.monotonic()
+
+    def one(camera: str) -> dict:
+        try:
+            with cameras[camera]() as transport:
+                entry = pull_camera(session_dir, session_id, camera, transport, tracker, use_stream)
+            return {"ok": True, **entry}
+        except (PullError, TransportError, OSError, ValueError) as exc:
+            log.error("pull %s: %s", camera, exc)
+            update_ledger(session_dir, camera, {"error": str(exc)})
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # e.g. paramiko.SSHException: one camera's failure, not the pull's
+            log.exception("pull %s failed", camera)
+            message = f"{type(exc).__name__}: {exc}"
+            update_ledger(session_dir, camera, {"error": message})
+            return {"ok": False, "error": message}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cameras)))) as pool:
+        results = dict(zip(cameras, pool.map(one, cameras), strict=False))
+    if progress is not None:
+        progress(1.0, "pulled")
+    total = sum(f["size"] for r in results.values() if r.get("ok") for f in r["files"].values())
+    elapsed = time.monotonic() - started
+    return {
+        "session_id": session_id,
+        "ok": all(r["ok"] for r in results.values()),
+        "cameras": results,
+        "bytes": total,
+        "seconds": round(elapsed, 3),
+    }
+
+
+def delete_pi_copy(session_dir: Path | str, camera: str, transport: Transport, confirm: bool = False) -> dict:
+    """Delete one camera's recording of this session from its Pi — only with `confirm=True` and
+    only if the desktop copy is verified now (re-hashed) and the Pi still holds exactly what was
+    verified. Raises PullError otherwise and deletes nothing."""
+    session_dir = Path(session_dir)
+    session_id = validate_session_id(session_dir.name)
+    validate_camera_name(camera)
+    if not confirm:
+        raise PullError("deleting a Pi's recording needs an explicit confirmation")
+    problems = camera_safe(session_dir, camera, rehash=True)
+    if problems:
+        raise PullError(f"{camera}: desktop copy not verified, nothing deleted: {'; '.join(problems)}")
+    files = read_ledger(session_dir)["cameras"][camera]["files"]
+    for name in raw_names(camera):
+        rel = f"{session_id}/raw/{name}"
+        if transport.size(rel) is None:
+            continue
+        if transport.sha256(rel) != files[name]["sha256"]:
+            raise PullError(f"{camera}: the Pi's {name} is not the verified file; nothing deleted")
+    deleted = []
+    for name in raw_names(camera):
+        rel = f"{session_id}/raw/{name}"
+        if transport.size(rel) is not None:
+            transport.remove(rel)
+            deleted.append(rel)
+    report = f"{session_id}/{camera}.capture.json"
+    if transport.size(report) is not None:
+        transport.remove(report)
+        deleted.append(report)
+    transport.rmdir(f"{session_id}/raw")
+    transport.rmdir(session_id)
+    update_ledger(session_dir, camera, {"deleted_from_pi": {"at": time.time(), "files": deleted}})
+    return {"camera": camera, "deleted": deleted}
