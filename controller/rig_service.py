@@ -33,6 +33,9 @@ from .recording import (
     finish_recording,
 )
 from .rig_config import RigConfig
+from .transfer.collect import Collection, local_sources, sftp_sources
+from .transfer.ledger import footage_safe
+from .transfer.pull import TransportFactory
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class RigService:
             heartbeat_timeout_s=config.heartbeat_timeout_s,
         )
         self.active: ActiveRecording | None = None
+        self.collection: Collection | None = None  # live receivers + pull of the current recording
         self.recording_state = "idle"  # idle | starting | recording | stopping | collecting
         self.record_job_id: str | None = None
         self.last_error: str | None = None
@@ -195,6 +199,12 @@ class RigService:
             link_error = self._link_error
             active = self.active
         cards = [self._card(cam, status) for cam in self.cameras]
+        collection = self.collection
+        receivers = collection.receivers if collection is not None else None
+        if receivers is not None:
+            streams = receivers.status()["cameras"]
+            for card in cards:
+                card["stream"] = streams.get(card["name"])
         rec: dict = {"state": self.recording_state, "job_id": self.record_job_id, "error": self.last_error}
         if active is not None:
             clock_now = ((status or {}).get("server") or {}).get("clock_now_ns")
@@ -258,6 +268,31 @@ class RigService:
             status_age_s=entry.get("status_age_s"),
         )
         return card
+
+    # -- footage -----------------------------------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        """Every camera's storage is reachable on this machine (the simulated rig)."""
+        return all(c.data_dir is not None for c in self.cameras)
+
+    def transfer_sources(self) -> dict[str, TransportFactory]:
+        """How to reach each camera's recordings: local data dirs in simulation, SFTP on a rig."""
+        return local_sources(self.cameras) if self.simulated else sftp_sources(self.config)
+
+    def _collection(self, ctx: JobContext, stream: bool) -> Collection:
+        """Live streams to receivers on this machine while recording (simulation: loopback; a real
+        rig needs `extra.desktop_host`, the address the Pis reach this machine at), then a
+        verified pull with gap fill."""
+        desktop_host = self.config.extra.get("desktop_host")
+        stream = stream and (self.simulated or bool(desktop_host))
+        return Collection(
+            stream=stream,
+            secret_file=Path(self.config.secret_file).expanduser(),
+            bind_host="127.0.0.1" if self.simulated else "0.0.0.0",
+            advertise_host=None if self.simulated else desktop_host,
+            sources=self.transfer_sources(),
+            progress=lambda f, m: ctx.progress(0.95 + 0.05 * f, m),
+        )
 
     # -- pre-flight --------------------------------------------------------------------------
     def preflight(self, planned_seconds: float | None, ctx: JobContext | None = None) -> dict:
@@ -351,7 +386,10 @@ class RigService:
             if self._stop_requested.is_set():
                 raise RecordingError("stopped before the recording started")
             ctx.progress(0.0, "starting")
-            active = begin_recording(self.link, self.sessions_root, self.cameras, request, notes=notes)
+            collection = self._collection(ctx, stream=True)
+            active = begin_recording(
+                self.link, self.sessions_root, self.cameras, request, notes=notes, collection=collection
+            )
         except BaseException as exc:
             with self._lock:
                 self.recording_state = "idle"
@@ -360,9 +398,12 @@ class RigService:
             raise
         with self._lock:
             self.active = active
+            self.collection = collection
             self._save_active(active)
             self.recording_state = "recording"
         ctx.log(f"session {active.session_id}: T0 = {active.t0_ns}")
+        if collection.receivers is not None:
+            ctx.log(f"live streams to {len(collection.receivers.receivers)} receivers")
         self._publish()
         return self._run_attached(ctx)
 
@@ -396,7 +437,10 @@ class RigService:
         self._publish()
         ctx.progress(0.95, "stopping and collecting files")
         try:
-            session_dir = finish_recording(self.link, active, stop_now=stop_now)
+            # After a controller restart there are no receivers of ours: the pull fills in
+            # everything the earlier receivers did not get.
+            collection = self.collection or self._collection(ctx, stream=False)
+            session_dir = finish_recording(self.link, active, stop_now=stop_now, collection=collection)
         except RecordingError as exc:
             with self._lock:
                 self.last_error = str(exc)
@@ -406,16 +450,22 @@ class RigService:
             raise
         with self._lock:
             self.active = None
+            self.collection = None
             self._save_active(None)
             self.recording_state = "idle"
         self.bus.publish("sessions", {"changed": active.session_id})
         self._publish()
         manifest = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
+        safe = footage_safe(session_dir, rehash=False)
+        for cam, verdict in safe["cameras"].items():
+            if not verdict["safe"]:
+                ctx.log(f"{cam}: footage not verified on the desktop: {'; '.join(verdict['problems'])}")
         return {
             "session_id": active.session_id,
             "cameras": {
                 c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest["cameras"]
             },
+            "footage_verified": safe["safe"],
         }
 
     # -- logs --------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ path outside it."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,9 @@ from syncrig_agent.formats import MANIFEST_NAME, read_frame_table, read_pts
 from syncrig_agent.ids import InvalidName, validate_session_id
 
 from .recording import CameraInfo
+from .transfer.ledger import footage_safe, read_ledger
+from .transfer.pull import PullError, TransportFactory, delete_pi_copy
+from .transfer.transports import TransportError
 
 
 class SessionNotFound(LookupError):
@@ -136,51 +138,63 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
         for f in sorted(path.rglob("*"))
         if f.is_file() and not f.name.startswith(".")
     ]
-    checks = check_desktop_copy(path)
-    on_cameras = {
-        c.name: (c.data_dir / session_id).is_dir() if c.data_dir is not None else None for c in cameras
-    }
+    ledger = read_ledger(path)
+    footage = footage_safe(path, rehash=False)  # sizes against the ledger; a delete re-hashes
+    on_cameras: dict[str, bool | None] = {}
+    for cam in cameras:
+        if (ledger["cameras"].get(cam.name) or {}).get("deleted_from_pi"):
+            on_cameras[cam.name] = False
+        elif cam.data_dir is not None:
+            on_cameras[cam.name] = (cam.data_dir / session_id).is_dir()
+        else:
+            on_cameras[cam.name] = None  # on the Pi; not asked (that needs SSH)
     return {
         "id": session_id,
         "manifest": manifest,
         "files": files,
         "bytes": sum(f["bytes"] for f in files),
-        "desktop_copy": [c.__dict__ for c in checks],
-        "safe_on_desktop": all(c.ok for c in checks),
+        "desktop_copy": [c.__dict__ for c in check_desktop_copy(path)],
+        "transfer": ledger["cameras"],
+        "footage": footage,
+        "safe_on_desktop": footage["safe"],
         "on_cameras": on_cameras,
     }
 
 
-def ensure_safe_to_delete(root: Path, session_id: str, confirm: str) -> None:
+def ensure_safe_to_delete(root: Path, session_id: str, confirm: str) -> Path:
     """Raise UnsafeToDelete unless the user confirmed with the session id and every camera's
-    desktop copy is complete."""
+    desktop copy is verified against its Pi (SHA-256, re-read now)."""
     path = session_path(root, session_id)
     if confirm != session_id:
         raise UnsafeToDelete("type the session id to confirm; nothing deleted")
-    bad = [c for c in check_desktop_copy(path) if not c.ok]
-    if bad:
+    footage = footage_safe(path, rehash=True)
+    bad = {cam: v["problems"] for cam, v in footage["cameras"].items() if not v["safe"]}
+    if bad or not footage["safe"]:
         raise UnsafeToDelete(
-            "the desktop copy is not complete, nothing deleted: "
-            + "; ".join(f"{c.camera}: {c.message}" for c in bad)
+            "the desktop copy is not verified, nothing deleted: "
+            + "; ".join(f"{cam}: {', '.join(problems)}" for cam, problems in bad.items())
         )
+    return path
 
 
-def delete_camera_copies(root: Path, session_id: str, cameras: list[CameraInfo], confirm: str) -> dict:
-    """Free the cameras' storage for a session whose desktop copy is complete.
+def delete_camera_copies(
+    root: Path, session_id: str, sources: dict[str, TransportFactory], confirm: str
+) -> dict:
+    """Free the cameras' storage for a session whose desktop copy is verified.
 
-    `confirm` must repeat the session id (the page asks the user to type it)."""
-    ensure_safe_to_delete(root, session_id, confirm)
-    removed = {}
-    for cam in cameras:
-        if cam.data_dir is None:
-            removed[cam.name] = "no local transport to this camera; not deleted"
+    `confirm` must repeat the session id (the page asks the user to type it). Each camera's copy
+    is deleted through its transport only if the Pi still holds exactly the verified files."""
+    path = ensure_safe_to_delete(root, session_id, confirm)
+    results: dict[str, str] = {}
+    for cam in _read_manifest(path).get("cameras") or []:
+        name = cam["name"]
+        if name not in sources:
+            results[name] = "no way to reach this camera; not deleted"
             continue
-        copy = (cam.data_dir / session_id).resolve()
-        if copy.parent != cam.data_dir.resolve():
-            raise UnsafeToDelete(f"{cam.name}: refusing to delete outside its data dir")
-        if copy.is_dir():
-            shutil.rmtree(copy)
-            removed[cam.name] = "deleted"
-        else:
-            removed[cam.name] = "already gone"
-    return {"session_id": session_id, "cameras": removed}
+        try:
+            with sources[name]() as transport:
+                deleted = delete_pi_copy(path, name, transport, confirm=True)
+            results[name] = f"deleted {len(deleted['deleted'])} file(s)"
+        except (PullError, TransportError, OSError) as exc:
+            results[name] = f"not deleted: {exc}"
+    return {"session_id": session_id, "cameras": results}

@@ -210,9 +210,22 @@ def test_camera_copies_are_deleted_only_when_safe_and_confirmed(controller) -> N
     text = pts.read_text()
     pts.write_text("\n".join(text.splitlines()[:-3]) + "\n")
     resp = api.post(url, {"confirm": sid})
-    assert resp.status_code == 409 and "cam1" in resp.get_json()["error"]
+    assert resp.status_code == 409 and "cam1" in resp.get_json()["error"], resp.get_json()
     assert all(p.is_dir() for p in on_cam)
     pts.write_text(text)
+    # the page's footage section: verified per camera, the video assembled from the live stream
+    details = api.get(f"/api/sessions/{sid}").get_json()
+    assert details["safe_on_desktop"] and details["footage"]["safe"]
+    video = details["transfer"]["cam0"]["files"]["cam0.h264"]
+    assert video["verified"] and video["source"] == "stream"
+    # pull again (resumable, verified) and an H.265 archive, both as jobs
+    pulled = api.wait_job(api.post(f"/api/sessions/{sid}/pull").get_json()["job_id"])
+    assert pulled["state"] == "done" and pulled["result"]["ok"], pulled
+    archived = api.wait_job(api.post(f"/api/sessions/{sid}/transcode").get_json()["job_id"], timeout=120)
+    assert archived["state"] == "done", archived
+    assert all(
+        (rt.sessions_root / sid / "archive" / f"{c}.h265.mp4").stat().st_size > 0 for c in ("cam0", "cam1")
+    )
     resp = api.post(url, {"confirm": sid})
     assert resp.status_code == 202
     done = api.wait_job(resp.get_json()["job_id"])

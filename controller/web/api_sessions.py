@@ -36,12 +36,12 @@ def delete_copies(session_id: str):  # noqa: ANN201
     confirm = json_body().get("confirm")
     if not isinstance(confirm, str):
         confirm = ""
-    cameras = list(rt.rig.cameras)
+    sources = rt.rig.transfer_sources()
     root = rt.sessions_root
 
     def run(ctx: JobContext) -> dict:
         ctx.progress(0.1, "checking the desktop copy")
-        result = delete_camera_copies(root, session_id, cameras, confirm)
+        result = delete_camera_copies(root, session_id, sources, confirm)
         for cam, what in result["cameras"].items():
             ctx.log(f"{cam}: {what}")
         return result
@@ -50,3 +50,40 @@ def delete_copies(session_id: str):  # noqa: ANN201
     ensure_safe_to_delete(root, session_id, confirm)
     job = rt.jobs.submit("delete", f"Free camera copies of {session_id}", run)
     return jsonify({"job_id": job.id}), 202
+
+
+@bp.post("/<session_id>/pull")
+def pull(session_id: str):  # noqa: ANN201
+    """Pull (again) every camera's raw files, verified against the Pi; resumes and gap-fills."""
+    from ..transfer.pull import pull_session
+
+    rt = runtime()
+    path = session_path(rt.sessions_root, session_id)
+    sources = rt.rig.transfer_sources()
+
+    def run(ctx: JobContext) -> dict:
+        result = pull_session(path, sources, progress=ctx.progress)
+        for cam, entry in result["cameras"].items():
+            ctx.log(f"{cam}: {'verified' if entry.get('ok') else 'FAILED: ' + str(entry.get('error'))}")
+        if not result["ok"]:
+            raise RuntimeError("not every camera was pulled and verified; see the log")
+        return result
+
+    return jsonify({"job_id": rt.jobs.submit("pull", f"Pull {session_id}", run).id}), 202
+
+
+@bp.post("/<session_id>/transcode")
+def transcode(session_id: str):  # noqa: ANN201
+    """An H.265 archive of every camera with its exact frame times (archive/<cam>.h265.mp4)."""
+    from ..transcode import TranscodeError, transcode_session
+
+    rt = runtime()
+    path = session_path(rt.sessions_root, session_id)
+
+    def run(ctx: JobContext) -> dict:
+        try:
+            return transcode_session(path, progress=ctx.progress)
+        except TranscodeError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    return jsonify({"job_id": rt.jobs.submit("transcode", f"H.265 archive of {session_id}", run).id}), 202

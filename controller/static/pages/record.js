@@ -48,6 +48,7 @@
       ["Disk free", fmt.bytes(c.disk_free_bytes)],
       ["Temp", c.temperature_c != null ? `${c.temperature_c.toFixed(1)} °C` : "n/a"],
       ["Throttling", throttle],
+      ["Streamed", c.stream ? `${c.stream.frames_received}${c.stream.restarts ? ` (${c.stream.restarts} restarts)` : ""}` : "–"],
       ["Clock", clock.reference ? `${clockState} (reference)` : `${clockState} ${fmt.us(clock.offset_to_cam0_ns)}`],
     ];
     return el("div", {class: `card ${c.online ? "" : "offline"}`, "data-camera": c.name},

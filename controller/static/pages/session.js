@@ -9,7 +9,7 @@
     document.getElementById("s-summary").replaceChildren(
       ...[["Subject", m.subject || "–"], ["Project", m.project || "–"], ["Created", m.created], ["FPS", m.fps],
           ["Duration", fmt.secs(dur)], ["Size", fmt.bytes(d.bytes)],
-          ["Desktop copy", d.safe_on_desktop ? "complete" : "INCOMPLETE"]]
+          ["Footage", d.safe_on_desktop ? "verified on the desktop" : "NOT verified"]]
         .map(([k, v]) => el("div", {}, el("span", {class: "label"}, k), " ", el("b", {}, String(v)))));
     const copies = Object.fromEntries(d.desktop_copy.map(c => [c.camera, c]));
     document.querySelector("#s-cameras tbody").replaceChildren(...m.cameras.map(c => el("tr", {"data-camera": c.name},
@@ -18,10 +18,34 @@
       el("td", {}, Object.entries(c.drops || {}).filter(([, n]) => n).map(([k, n]) => `${k}: ${n}`).join(", ") || "none"),
       el("td", {class: copies[c.name]?.ok ? "ok" : "bad"}, copies[c.name]?.message || "–"),
       el("td", {}, d.on_cameras[c.name] == null ? "unknown" : (d.on_cameras[c.name] ? "yes" : "deleted")))));
+    document.querySelector("#s-transfer tbody").replaceChildren(...m.cameras.map(c => {
+      const t = (d.transfer || {})[c.name] || {};
+      const video = (t.files || {})[`${c.name}.h264`] || {};
+      const gap = video.gap_fill;
+      const safe = (d.footage.cameras[c.name] || {}).safe;
+      return el("tr", {"data-camera": c.name, class: safe ? "" : "bad"}, el("td", {}, c.name),
+        el("td", {}, safe ? "yes" : "NO"),
+        el("td", {}, gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
+        el("td", {}, ((d.footage.cameras[c.name] || {}).problems || []).join("; ") || t.error || ""));
+    }));
     document.querySelector("#s-files tbody").replaceChildren(...d.files.map(f =>
       el("tr", {}, el("td", {}, f.path), el("td", {}, fmt.bytes(f.bytes)))));
     document.getElementById("s-manifest").textContent = JSON.stringify(m, null, 2);
   }
+  async function footageJob(url, label) {
+    const out = document.getElementById("footage-result");
+    out.textContent = `${label}…`;
+    try {
+      const {job_id} = await api("POST", url, {});
+      const job = await SyncRig.waitJob(job_id);
+      out.textContent = job.state === "done" ? `${label}: done` : `${label}: ${job.error}`;
+      load();
+    } catch (e) { out.textContent = e.message; }
+  }
+  document.getElementById("pull-btn").addEventListener("click", () =>
+    footageJob(`/api/sessions/${encodeURIComponent(id)}/pull`, "Pull"));
+  document.getElementById("transcode-btn").addEventListener("click", () =>
+    footageJob(`/api/sessions/${encodeURIComponent(id)}/transcode`, "H.265 archive"));
   document.getElementById("delete-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     const out = document.getElementById("delete-result");
