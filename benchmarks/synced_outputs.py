@@ -66,33 +66,27 @@ def make_session(root: Path, cameras: int, seconds: float, fps: float, width: in
             open(session / "raw" / f"{name}.frames.csv", "w") as table,
         ):
             write_frame_header(table)
+
+            def write_packet(packet, pending=pending, times=times, video=video, table=table) -> None:  # noqa: ANN001
+                # One recorded frame, written as an agent writes it.
+                grid, w = pending.pop(int(packet.pts))
+                data = bytes(packet)
+                video.write(data)
+                row = FrameRow(
+                    len(times), grid, w, w, t0 + grid * period, int(packet.is_keyframe), len(data), w
+                )
+                write_frame_row(table, row)
+                times.append(w - t0)
+
             for position, n in enumerate(np.flatnonzero(keep)):
                 wall = t0 + int(n) * period + int(rng.normal(0, 20_000))
                 frame = av.VideoFrame.from_ndarray(scene.render(wall, int(n)), format="yuv420p")
                 frame.pts = position
                 pending[position] = (int(n), wall)
                 for packet in ctx.encode(frame):
-                    grid, w = pending.pop(int(packet.pts))
-                    data = bytes(packet)
-                    video.write(data)
-                    write_frame_row(
-                        table,
-                        FrameRow(
-                            len(times), grid, w, w, t0 + grid * period, int(packet.is_keyframe), len(data), w
-                        ),
-                    )
-                    times.append(w - t0)
+                    write_packet(packet)
             for packet in ctx.encode(None):
-                grid, w = pending.pop(int(packet.pts))
-                data = bytes(packet)
-                video.write(data)
-                write_frame_row(
-                    table,
-                    FrameRow(
-                        len(times), grid, w, w, t0 + grid * period, int(packet.is_keyframe), len(data), w
-                    ),
-                )
-                times.append(w - t0)
+                write_packet(packet)
         write_pts(session / "raw" / f"{name}.pts", times)
         entries.append(
             {"name": name, "host": "bench", "role": "server" if c == 0 else "client", "width": width,

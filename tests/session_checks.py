@@ -90,3 +90,16 @@ def assert_slots_accounted(summary: dict, expected: int, max_late: int = 2) -> i
     assert stats["late_skips"] <= max_late, stats
     assert summary["frames"] + stats["late_skips"] == expected, (summary["frames"], expected, stats)
     return int(summary["frames"])
+
+
+def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
+    """Poll `predicate` until it returns something truthy (returned); fail naming `what`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -16,20 +16,10 @@ from syncrig_agent.grid import period_ns_for_fps
 from syncrig_agent.links import connect_peer
 from syncrig_agent.protocol import AuthenticationFailed, RemoteError
 
-from session_checks import assert_slots_accounted, check_camera
+from session_checks import assert_slots_accounted, check_camera, wait_for
 
 FPS = 30.0
 PERIOD = period_ns_for_fps(FPS)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def files_of(rig, camera: str, session: str) -> Path:

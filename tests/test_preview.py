@@ -34,7 +34,7 @@ from syncrig_agent.settings import SettingsError
 from syncrig_agent.timecode import read_timecode
 from syncrig_agent.timing.camera_clock import SimulatedClock
 
-from session_checks import assert_slots_accounted
+from session_checks import assert_slots_accounted, wait_for
 
 FPS = 30.0
 PERIOD = period_ns_for_fps(FPS)
@@ -96,16 +96,6 @@ def preview_status(link, camera: str) -> dict:
     if camera == status["server"]["name"]:
         return status["server"]["preview"]
     return (status["clients"][camera]["status"] or {}).get("preview") or {}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class BackgroundViewer:

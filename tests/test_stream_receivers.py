@@ -23,16 +23,6 @@ from session_checks import assert_slots_accounted
 FPS = 30.0
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def assert_raw_identical(session_dir: Path, rig, camera: str) -> None:
     """Frame-exact: the desktop's raw files are the agent's local files, byte for byte."""
     pi_raw = rig.data_dir(camera) / session_dir.name / "raw"

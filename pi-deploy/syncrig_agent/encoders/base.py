@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..backends.base import CapturedFrame, FrameMeta
+from ..formats.frame_table import FrameRow
 from ..outputs.base import Output
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,20 @@ class EncodedFrame:
     keyframe: bool
     meta: FrameMeta
     position: int  # 0-based position in the stream (= line in .pts, row in frames.csv)
+
+    def row(self) -> FrameRow:
+        """This frame's line of `frames.csv` (and of the live stream's per-frame header)."""
+        meta = self.meta
+        return FrameRow(
+            frame=self.position,
+            grid_index=meta.grid_index,
+            wall_ns=meta.wall_ns,
+            sensor_ns=meta.sensor_ns,
+            target_ns=meta.target_ns,
+            keyframe=int(self.keyframe),
+            size=len(self.data),
+            wake_ns=meta.wake_ns,
+        )
 
 
 class Encoder(ABC):

@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..formats.frame_table import FrameRow, write_frame_header, write_frame_row
+from ..formats.frame_table import write_frame_header, write_frame_row
 from ..formats.pts import PTS_HEADER, format_pts_line
 from .base import Output
 
@@ -72,19 +72,7 @@ class LocalFileOutput(Output):
         meta = frame.meta
         self._video.write(frame.data)
         self._pts.write(format_pts_line(meta.wall_ns - self.t0_ns) + "\n")
-        write_frame_row(
-            self._table,
-            FrameRow(
-                frame=frame.position,
-                grid_index=meta.grid_index,
-                wall_ns=meta.wall_ns,
-                sensor_ns=meta.sensor_ns,
-                target_ns=meta.target_ns,
-                keyframe=int(frame.keyframe),
-                size=len(frame.data),
-                wake_ns=meta.wake_ns,
-            ),
-        )
+        write_frame_row(self._table, frame.row())
         self.bytes_written += len(frame.data)
         now = time.monotonic()
         if now - self._last_flush >= self.flush_interval_s:

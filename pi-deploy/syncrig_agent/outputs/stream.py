@@ -19,7 +19,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..formats.frame_table import FrameRow
 from ..formats.stream import encode_end, encode_frame_header, stream_hello
 from ..protocol import ProtocolError, connect_handshake, write_message
 from .base import Output
@@ -226,17 +225,7 @@ class StreamOutput(Output):
         self.last_error = reason
 
     def _send_frame(self, frame: EncodedFrame) -> bool:
-        meta = frame.meta
-        row = FrameRow(
-            frame=frame.position,
-            grid_index=meta.grid_index,
-            wall_ns=meta.wall_ns,
-            sensor_ns=meta.sensor_ns,
-            target_ns=meta.target_ns,
-            keyframe=int(frame.keyframe),
-            size=len(frame.data),
-            wake_ns=meta.wake_ns,
-        )
+        row = frame.row()
         try:
             assert self._sock is not None
             self._sock.sendall(encode_frame_header(row) + frame.data)
