@@ -8,7 +8,7 @@
       el("td", {}, s.created || ""), el("td", {}, s.subject || ""), el("td", {}, s.project || ""),
       el("td", {}, fmt.secs(s.duration_s)), el("td", {}, (s.cameras || []).join(", ")),
       el("td", {}, Object.values(s.frames || {}).join(" / ")), el("td", {}, String(s.dropped ?? "")),
-      el("td", {}, s.synced ? "yes" : "–"))));
+      el("td", {}, el("a", {href: `/sync?session=${encodeURIComponent(s.id)}`}, s.synced ? "yes" : "sync…")))));
   }
   on("sessions", load);
   load().catch(e => SyncRig.banner(e.message));
