@@ -17,6 +17,7 @@ Generating the input costs about as much as the baseline; use e.g. --seconds 30 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -116,12 +117,16 @@ def reencode_baseline(session: Path, folder: Path, preset: str, out_dir: Path) -
             av.open(str(track.video), format="h264") as src,
             av.open(str(out_dir / f"{folder.name}-{track.name}.mp4"), "w") as out,
         ):
-            stream = out.add_stream("libx264", rate=Fraction(int(round(source.manifest.fps))))
+            rate = Fraction(int(round(source.manifest.fps)))
+            stream = out.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = track_size(source, track.name)
             stream.options = {"preset": preset, "crf": "18"}
+            written = 0
             for i, picture in enumerate(src.decode(video=0)):
                 if i in wanted_set:
-                    picture.pts = None
+                    # Constant-rate timestamps of our own (the raw H.264 has none to keep).
+                    picture.pts, picture.time_base = written, 1 / rate
+                    written += 1
                     for packet in stream.encode(picture):
                         out.mux(packet)
                     frames += 1
@@ -176,7 +181,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="syncrig-bench-") as tmp:
         root = args.keep or Path(tmp)
         t = time.perf_counter()
-        session = make_session(root, args.cameras, args.seconds, args.fps, args.width, args.height)
+        existing = sorted(p.parent for p in root.glob("*/session.json")) if args.keep else []
+        if existing:
+            session = existing[0]  # --keep of an earlier run: reuse its recording, redo the outputs
+            for old in ("synced", "trimmed"):
+                shutil.rmtree(session / old, ignore_errors=True)
+            shutil.rmtree(root / "baseline", ignore_errors=True)
+        else:
+            session = make_session(root, args.cameras, args.seconds, args.fps, args.width, args.height)
         print(
             f"input: {args.cameras} cameras × {args.seconds:g} s at {args.width}x{args.height} "
             f"{args.fps:g} fps (generated in {time.perf_counter() - t:.1f} s)"
