@@ -164,13 +164,19 @@ class RigService:
                     self._link_error = None
                     self._update_rates(status)
                 backoff = self.poll_interval_s
-            except (OSError, ConnectionClosed, RequestTimeout, RemoteError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any failure of the link
+                # (a handshake cut by a restarting cam0 raises protocol errors, not only OSError)
+                if not isinstance(exc, (OSError, ConnectionClosed, RequestTimeout, RemoteError, ValueError)):
+                    log.warning("status poll failed: %s: %s", type(exc).__name__, exc)
                 with self._lock:
                     self._link_error = f"{type(exc).__name__}: {exc}"
                     self._status = None
                 self.link.close()  # the next request reconnects
                 backoff = min(5.0, backoff * 2)
-            self.bus.publish("status", self.snapshot())
+            try:
+                self.bus.publish("status", self.snapshot())
+            except Exception:  # noqa: BLE001
+                log.exception("could not publish the rig status")
             self._stopping.wait(backoff)
 
     def _update_rates(self, status: dict) -> None:
@@ -414,9 +420,14 @@ class RigService:
         stop_now = False
         while True:
             now = time.time_ns()
-            status = self._status
-            if status is not None:
-                now = (status.get("server") or {}).get("clock_now_ns") or now
+            with self._lock:
+                status, status_at = self._status, self._status_at
+            if status is not None and status_at is not None:
+                # cam0's clock as of its last status, carried forward by the time since (a slow or
+                # missed poll must not stall the planned end)
+                clock_now = (status.get("server") or {}).get("clock_now_ns")
+                if clock_now:
+                    now = int(clock_now + (time.time() - status_at) * 1e9)
                 if (status.get("session") or {}).get("session_id") not in (None, active.session_id):
                     raise RecordingError(f"cam0 is recording another session: {status['session']}")
             elapsed = max(0.0, (now - active.t0_ns) / 1e9)

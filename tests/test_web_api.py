@@ -4,6 +4,7 @@ through Flask's test client."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,38 @@ def test_sync_verify_scrub_and_trim_through_the_api(controller) -> None:
     listed = api.get(f"{base}/trims").get_json()["trims"]
     assert [t["name"] for t in listed] == ["3-17"] and listed[0]["fill"] == "repeat"
     assert api.post("/api/sessions/nope/sync", {}).status_code == 404
+
+
+def test_status_poller_survives_a_cam0_that_cuts_handshakes(controller) -> None:
+    """A restarting cam0 can accept and drop connections mid-handshake (an authentication error,
+    not an OSError): the poller keeps going and reconnects once cam0 is back."""
+    import socket
+    import threading
+
+    rig, rt, api = controller(1)
+    port = rig.control_port
+    rig.terminate("cam0")
+    cutter = socket.create_server(("127.0.0.1", port))
+    stop = threading.Event()
+
+    def cut() -> None:
+        cutter.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = cutter.accept()
+                conn.close()
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=cut, daemon=True)
+    thread.start()
+    try:
+        api.wait_status(lambda s: not s["link"]["connected"] and "handshake" in (s["link"]["error"] or ""))
+        time.sleep(1.5)  # several failed polls
+    finally:
+        stop.set()
+        thread.join(5)
+        cutter.close()
+    rig.spawn_server(control_port=port)
+    api.wait_status(all_online, timeout=30)
+    assert rt.rig._poller is not None and rt.rig._poller.is_alive()
