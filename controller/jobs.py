@@ -146,7 +146,10 @@ class JobRunner:
         now = time.monotonic()
         if rate_limited and now - self._last_event.get(job.id, 0.0) < PROGRESS_EVENT_INTERVAL_S:
             return
-        self._last_event[job.id] = now
+        if job.active:
+            self._last_event[job.id] = now
+        else:
+            self._last_event.pop(job.id, None)  # its last event: nothing left to rate-limit
         self.bus.publish("job", job.to_dict())
 
     def get(self, job_id: str) -> Job | None:

@@ -4,15 +4,47 @@ that carries the CSRF token the way the pages do."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 from controller.runtime import ControllerRuntime
 from controller.simrig import SimulatedRig
 from controller.web import create_app
 
+from session_checks import wait_for
 
-class ApiClient:
+
+class PagePoller:
+    """Waiting on the controller the way a page does: poll a JSON endpoint until it says so."""
+
+    status_timeout = 20.0
+
+    def get_json(self, path: str) -> dict:
+        raise NotImplementedError
+
+    def _poll(self, path: str, done, timeout: float, what: str) -> dict:  # noqa: ANN001
+        seen: dict = {}
+
+        def probe() -> dict | None:
+            seen["last"] = self.get_json(path)
+            return seen["last"] if done(seen["last"]) else None
+
+        try:
+            return wait_for(probe, timeout, what)
+        except AssertionError:
+            raise TimeoutError(
+                f"timed out after {timeout} s waiting for {what}; last: {seen.get('last')}"
+            ) from None
+
+    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
+        return self._poll(
+            f"/api/jobs/{job_id}", lambda j: j["state"] not in ("queued", "running"), timeout, f"job {job_id}"
+        )
+
+    def wait_status(self, predicate, timeout: float | None = None) -> dict:  # noqa: ANN001
+        return self._poll("/api/status", predicate, timeout or self.status_timeout, "the status to match")
+
+
+class ApiClient(PagePoller):
     """Flask test client that behaves like a page: GETs a page first, then sends its CSRF token."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
@@ -23,28 +55,12 @@ class ApiClient:
     def get(self, path: str, **kw):  # noqa: ANN201
         return self.client.get(path, **kw)
 
+    def get_json(self, path: str) -> dict:
+        return self.get(path).get_json()
+
     def post(self, path: str, body: dict | None = None, csrf: bool = True, **kw):  # noqa: ANN201
         headers = {"X-CSRF-Token": self.csrf} if csrf else {}
         return self.client.post(path, json=body if body is not None else {}, headers=headers, **kw)
-
-    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.get(f"/api/jobs/{job_id}").get_json()
-            if job["state"] not in ("queued", "running"):
-                return job
-            time.sleep(0.1)
-        raise TimeoutError(f"job {job_id} did not finish in {timeout} s: {job}")
-
-    def wait_status(self, predicate, timeout: float = 20.0) -> dict:  # noqa: ANN001
-        deadline = time.monotonic() + timeout
-        status = None
-        while time.monotonic() < deadline:
-            status = self.get("/api/status").get_json()
-            if predicate(status):
-                return status
-            time.sleep(0.1)
-        raise TimeoutError(f"status never matched: {status}")
 
 
 def controller_for(rig: SimulatedRig, workdir: Path, fps: float = 20.0, **kw) -> ControllerRuntime:
@@ -61,8 +77,10 @@ def all_online(status: dict) -> bool:
     return status["link"]["connected"] and all(c["online"] for c in status["cameras"])
 
 
-class HttpSession:
+class HttpSession(PagePoller):
     """A browser-like HTTP client over real sockets: cookie jar + the page's CSRF token."""
+
+    status_timeout = 30.0
 
     def __init__(self, base_url: str) -> None:
         import http.cookiejar
@@ -93,25 +111,8 @@ class HttpSession:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
-    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            _, job = self.call("GET", f"/api/jobs/{job_id}")
-            if job["state"] not in ("queued", "running"):
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} did not finish in {timeout} s: {job}")
-            time.sleep(0.2)
-
-    def wait_status(self, predicate, timeout: float = 30.0) -> dict:  # noqa: ANN001
-        deadline = time.monotonic() + timeout
-        status = None
-        while time.monotonic() < deadline:
-            _, status = self.call("GET", "/api/status")
-            if predicate(status):
-                return status
-            time.sleep(0.2)
-        raise TimeoutError(f"status never matched: {status}")
+    def get_json(self, path: str) -> dict:
+        return self.call("GET", path)[1]
 
 
 class ServerThread:

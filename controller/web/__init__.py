@@ -81,7 +81,3 @@ def create_app(
         return exc
 
     return app
-
-
-def runtime_of(app: Flask) -> ControllerRuntime:
-    return app.extensions["syncrig"]

@@ -18,6 +18,7 @@ from ..pipeline import (
     verify_session,
     write_synced_outputs,
 )
+from ..pipeline.outputs import FILL_MODES
 from ..rig_service import RigError
 from ..session_store import session_path
 from .helpers import json_body, optional_number, runtime
@@ -25,7 +26,6 @@ from .helpers import json_body, optional_number, runtime
 bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
 
 PLOT_FILES = {"offsets.svg", "offsets.png", "drops.svg", "drops.png"}
-FILL_MODES = ("gaps", "repeat")
 
 
 def _fill(data: dict, default: str) -> str:
