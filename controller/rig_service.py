@@ -91,6 +91,7 @@ class RigService:
         self.camera_logs: dict[str, dict] = {}
         self._status: dict | None = None
         self._status_at: float | None = None
+        self._streams: dict | None = None  # live receivers' per-camera status, as of the last poll
         self._link_error: str | None = None
         self._frames_seen: dict[str, tuple[int, int]] = {}
         self._fps: dict[str, float] = {}
@@ -158,10 +159,15 @@ class RigService:
                 if not self.link.connected:
                     self.link.connect(timeout=3.0)
                 status = self.link.status(timeout=3.0)
+                # The receivers' status files are read here, once per poll, not per page request.
+                collection = self.collection
+                receivers = collection.receivers if collection is not None else None
+                streams = receivers.status()["cameras"] if receivers is not None else None
                 with self._lock:
                     self._status = status
                     self._status_at = time.time()
                     self._link_error = None
+                    self._streams = streams
                     self._update_rates(status)
                 backoff = self.poll_interval_s
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any failure of the link
@@ -205,10 +211,8 @@ class RigService:
             link_error = self._link_error
             active = self.active
         cards = [self._card(cam, status) for cam in self.cameras]
-        collection = self.collection
-        receivers = collection.receivers if collection is not None else None
-        if receivers is not None:
-            streams = receivers.status()["cameras"]
+        streams = self._streams
+        if streams is not None:
             for card in cards:
                 card["stream"] = streams.get(card["name"])
         rec: dict = {"state": self.recording_state, "job_id": self.record_job_id, "error": self.last_error}

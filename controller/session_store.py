@@ -161,13 +161,14 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
     }
 
 
-def ensure_safe_to_delete(root: Path, session_id: str, confirm: str) -> Path:
+def ensure_safe_to_delete(root: Path, session_id: str, confirm: str, rehash: bool = True) -> Path:
     """Raise UnsafeToDelete unless the user confirmed with the session id and every camera's
-    desktop copy is verified against its Pi (SHA-256, re-read now)."""
+    desktop copy is verified against its Pi (SHA-256, re-read now; `rehash=False` compares sizes
+    with the ledger only, for an immediate answer to a request)."""
     path = session_path(root, session_id)
     if confirm != session_id:
         raise UnsafeToDelete("type the session id to confirm; nothing deleted")
-    footage = footage_safe(path, rehash=True)
+    footage = footage_safe(path, rehash=rehash)
     bad = {cam: v["problems"] for cam, v in footage["cameras"].items() if not v["safe"]}
     if bad or not footage["safe"]:
         raise UnsafeToDelete(

@@ -46,8 +46,9 @@ def delete_copies(session_id: str):  # noqa: ANN201
             ctx.log(f"{cam}: {what}")
         return result
 
-    # Checked here for an immediate, clear refusal, and again inside the job (it could change).
-    ensure_safe_to_delete(root, session_id, confirm)
+    # An immediate, clear refusal from the ledger here; the job re-reads every file (SHA-256)
+    # before deleting anything, so the request never waits on hashing a whole session.
+    ensure_safe_to_delete(root, session_id, confirm, rehash=False)
     job = rt.jobs.submit("delete", f"Free camera copies of {session_id}", run)
     return jsonify({"job_id": job.id}), 202
 
