@@ -1,0 +1,73 @@
+"""Where dataset artefacts live inside a session directory (the one home of these paths).
+
+```
+<session>/synced/<cam>.mp4, match.csv      synced outputs (`syncrig sync`): the frames everything uses
+<session>/calibration/board.json           the ChArUco board spec the calibration was made with
+<session>/calibration/detections/<cam>.npz board corners per camera per match row (detections.py)
+<session>/calibration/calibration.toml     aniposelib schema ([cam_N] ..., [metadata] incl. the board)
+<session>/calibration/Calib.toml           the same cameras in Pose2Sim's schema
+<session>/calibration/report.json          reprojection errors, views used, solver figures
+<session>/calibration/plots/               reprojection, coverage heat maps, 3D camera layout
+<session>/pose2d/<cam>.npz                 2D keypoints: frames x keypoints x (x, y, confidence)
+<session>/pose3d/points.npz                3D keypoints per match row, reprojection error, camera count
+<session>/pose3d/report.json               triangulation quality
+<session>/exports/                         TRC, anipose-style CSV, NWB
+```
+A motion session is usually calibrated by another (calibration) session: commands take
+`--calibration FILE` and default to the session's own `calibration/calibration.toml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncrig_agent.ids import validate_camera_name
+
+CALIBRATION_DIR = "calibration"
+POSE2D_DIR = "pose2d"
+POSE3D_DIR = "pose3d"
+EXPORTS_DIR = "exports"
+
+
+def calibration_dir(session: Path) -> Path:
+    return Path(session) / CALIBRATION_DIR
+
+
+def board_file(session: Path) -> Path:
+    return calibration_dir(session) / "board.json"
+
+
+def detections_file(session: Path, camera: str) -> Path:
+    return calibration_dir(session) / "detections" / f"{validate_camera_name(camera)}.npz"
+
+
+def calibration_toml(session: Path) -> Path:
+    return calibration_dir(session) / "calibration.toml"
+
+
+def pose2sim_toml(session: Path) -> Path:
+    return calibration_dir(session) / "Calib.toml"
+
+
+def calibration_report(session: Path) -> Path:
+    return calibration_dir(session) / "report.json"
+
+
+def calibration_plots(session: Path) -> Path:
+    return calibration_dir(session) / "plots"
+
+
+def pose2d_file(session: Path, camera: str) -> Path:
+    return Path(session) / POSE2D_DIR / f"{validate_camera_name(camera)}.npz"
+
+
+def pose3d_file(session: Path) -> Path:
+    return Path(session) / POSE3D_DIR / "points.npz"
+
+
+def pose3d_report(session: Path) -> Path:
+    return Path(session) / POSE3D_DIR / "report.json"
+
+
+def exports_dir(session: Path) -> Path:
+    return Path(session) / EXPORTS_DIR
