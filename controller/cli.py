@@ -88,9 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument(
         "--sim-trigger",
-        choices=["scheduled", "wake"],
+        choices=["scheduled", "wake", "freerun"],
         default="scheduled",
-        help="scheduled: exposure timed by the camera clock at Tn (like hardware); wake: when software wakes",
+        help="scheduled: exposure timed by the camera clock at Tn (like hardware); wake: when software "
+        "wakes; freerun: a free-running sensor phase-locked to the grid by the agent's servo",
+    )
+    rec.add_argument(
+        "--sim-crystal-ppm",
+        type=_float_list,
+        default=None,
+        metavar="A,B,...",
+        help="freerun: per-camera sensor crystal errors (ppm; default random in ±50)",
     )
     rec.add_argument("--sim-jitter-us", type=float, default=0.0, help="trigger jitter, Gaussian sigma (µs)")
     rec.add_argument("--spin-us", type=float, default=300.0, help="spin before each target (µs)")
@@ -255,6 +263,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.sim_drop_prob,
         args.sim_trigger,
         args.sim_jitter_us,
+        args.sim_crystal_ppm,
     )
     with tempfile.TemporaryDirectory(prefix="syncrig-rig-") as tmp:
         rig_dir = args.rig_dir or Path(tmp)
@@ -314,6 +323,14 @@ def _print_session(session_dir: Path) -> bool:
         wake = cam.get("wake_error") or {}
         extra = f", wake error p50 {wake['p50_us']:.0f} µs p99 {wake['p99_us']:.0f} µs" if wake else ""
         err = f"  ERROR: {cam['error']}" if cam.get("error") else ""
+        lock = cam.get("phase_lock") or {}
+        if lock:
+            since = lock.get("since_lock") or {}
+            extra += f", phase lock: {lock.get('label')}"
+            if since:
+                extra += f" (p99 {since['p99_us']:.0f} µs since lock)"
+            if lock.get("error"):
+                err += f"  PHASE LOCK: {lock['error']}"
         print(
             f"  {cam['name']}: {cam['frames']}/{cam['expected_frames']} frames, {cam['dropped']} dropped"
             f"{extra}{err}"
@@ -333,7 +350,8 @@ def _print_session(session_dir: Path) -> bool:
             verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
             all_verified = all_verified and bool(h264.get("verified"))
             print(f"  {name}: {verified}{how}")
-    return all_verified and not any(cam.get("error") for cam in m.cameras)
+    unlocked = any((cam.get("phase_lock") or {}).get("error") for cam in m.cameras)
+    return all_verified and not unlocked and not any(cam.get("error") for cam in m.cameras)
 
 
 def main(argv: list[str] | None = None) -> int:

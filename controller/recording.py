@@ -300,8 +300,11 @@ def _camera_entry(
             "late_skips": stats.get("late_skips", 0),
             "queue_overflows": stats.get("queue_overflows", 0),
             "after_failure": stats.get("after_failure", 0),
+            "before_lock": stats.get("before_lock", 0),  # free-running sensor not yet phase-locked
         },  # every missing slot has exactly one cause; "not_reached" is filled in below
         "wake_error": stats.get("wake_error", {}),
+        # Free-running sensors: lock state, when it locked (locked_at_ns / locked_at_index), phase error.
+        "phase_lock": stats.get("phase_lock"),
         "error": summary.get("error"),
         "backend": summary.get("backend", {}),
         "realtime": summary.get("realtime"),

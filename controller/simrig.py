@@ -30,8 +30,9 @@ class SimCamera:
     clock_offset_us: float = 0.0
     drift_ppm: float = 0.0
     drop_probability: float = 0.0
-    trigger: str = "scheduled"
+    trigger: str = "scheduled"  # "scheduled", "wake" or "freerun" (a free-running, phase-locked sensor)
     jitter_us: float = 0.0
+    crystal_ppm: float | None = None  # freerun: the sensor's crystal error (None: random in ±50 ppm)
 
 
 class RigStartError(RuntimeError):
@@ -148,6 +149,8 @@ class SimulatedRig:
             "--preview-listen",
             f"127.0.0.1:{self.preview_ports.get(cam.name, 0)}",  # a restarted agent keeps its port
         ]
+        if cam.crystal_ppm is not None:
+            cmd += ["--sim-crystal-ppm", str(cam.crystal_ppm)]
         if not self.realtime:
             cmd.append("--no-realtime")
         if role == "server":
@@ -316,11 +319,13 @@ def sim_cameras(
     drop_probability: float = 0.0,
     trigger: str = "scheduled",
     jitter_us: float = 0.0,
+    crystal_ppm: list[float] | None = None,
 ) -> list[SimCamera]:
     if count < 1:
         raise ValueError("--sim needs at least one camera")
     offsets = offsets_us or []
     drifts = drift_ppm or []
+    crystals = crystal_ppm or []
     return [
         SimCamera(
             name=f"cam{i}",
@@ -329,6 +334,7 @@ def sim_cameras(
             drop_probability=drop_probability,
             trigger=trigger,
             jitter_us=jitter_us,
+            crystal_ppm=crystals[i] if i < len(crystals) else None,
         )
         for i in range(count)
     ]

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from .backends.base import CameraBackend, make_backend
+from .backends.free_running import FreeRunningCamera, LockPolicy
 from .capture import CameraSession, CaptureOptions
 from .encoders.base import EncoderSettings
 from .grid import FrameGrid
@@ -29,7 +30,30 @@ def make_clock(settings: AgentSettings) -> CameraClock:
     return SystemClock()
 
 
+def lock_policy(settings: AgentSettings) -> LockPolicy:
+    return LockPolicy(
+        wait_for_lock=settings.wait_for_lock,
+        lock_timeout_s=settings.lock_timeout_s,
+        lock_lead_ms=settings.lock_lead_ms,
+        threshold_us=settings.lock_threshold_us,
+    )
+
+
 def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
+    sim = settings.simulation
+    if settings.backend == "synthetic" and sim.trigger == "freerun":
+        return make_backend(
+            "synthetic",
+            settings.width,
+            settings.height,
+            clock,
+            trigger="freerun",
+            camera_name=settings.name,
+            crystal_ppm=sim.crystal_ppm,
+            jitter_us=sim.jitter_us,
+            delay_frames=sim.sensor_delay_frames,
+            lock=lock_policy(settings),
+        )
     if settings.backend == "synthetic":
         return make_backend(
             "synthetic",
@@ -42,7 +66,14 @@ def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
             trigger=settings.simulation.trigger,
             jitter_us=settings.simulation.jitter_us,
         )
-    return make_backend("picamera2", settings.width, settings.height, clock, spin_us=settings.spin_us)
+    return make_backend(
+        "picamera2",
+        settings.width,
+        settings.height,
+        clock,
+        options=settings.picamera2,
+        lock=lock_policy(settings),
+    )
 
 
 class CameraAgent:
@@ -198,7 +229,13 @@ class CameraAgent:
             "backend": self.backend.describe(),
             "health": health_report(self.data_dir),
             "preview": self.preview.status() if self.preview else disabled_status(),
+            # Free-running sensors only (None for triggered ones): the servo's lock state, phase error.
+            "phase_lock": self.phase_lock_status(),
         }
+
+    def phase_lock_status(self) -> dict | None:
+        backend = self.backend
+        return backend.phase_lock_status() if isinstance(backend, FreeRunningCamera) else None
 
     def close(self) -> None:
         if self.preview is not None:

@@ -44,6 +44,9 @@ _FLAG_FIELDS = (
     "max_lead_ms",
     "min_free_mb",
     "ready_file",
+    "lock_timeout_s",
+    "lock_lead_ms",
+    "lock_threshold_us",
 )
 
 
@@ -85,10 +88,20 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--sim-drop-prob", type=float, help="synthetic: probability that the sensor drops a frame")
     a(
         "--sim-trigger",
-        choices=["scheduled", "wake"],
-        help="synthetic: exposure at Tn, or when software wakes",
+        choices=["scheduled", "wake", "freerun"],
+        help="synthetic: exposure at Tn, when software wakes, or free-running (phase-locked by the servo)",
     )
     a("--sim-jitter-us", type=float, help="synthetic: trigger jitter (Gaussian sigma, µs)")
+    a("--sim-crystal-ppm", type=float, help="synthetic freerun: crystal error (default: random in ±50 ppm)")
+    a(
+        "--sim-sensor-delay-frames",
+        type=int,
+        help="synthetic freerun: frames before a duration request applies",
+    )
+    a("--no-wait-for-lock", action="store_true", help="free-running sensors: write frames before phase lock")
+    a("--lock-timeout-s", type=float, help="free-running: record unlocked (flagged) this long after T0")
+    a("--lock-lead-ms", type=float, help="free-running: START lead to ask cam0 for, to lock before T0")
+    a("--lock-threshold-us", type=float, help="free-running: |phase error| that counts as locked")
     a("--log-level", default="INFO")
 
 
@@ -107,6 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         data["realtime"] = False
     if getattr(args, "no_preview", False):
         data["preview"] = False
+    if getattr(args, "no_wait_for_lock", False):
+        data["wait_for_lock"] = False
     sim = dict(data.get("simulation") or {})
     for flag, field in (
         ("sim_clock_offset_us", "clock_offset_us"),
@@ -114,6 +129,8 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         ("sim_drop_prob", "drop_probability"),
         ("sim_trigger", "trigger"),
         ("sim_jitter_us", "jitter_us"),
+        ("sim_crystal_ppm", "crystal_ppm"),
+        ("sim_sensor_delay_frames", "sensor_delay_frames"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -208,6 +208,14 @@ class ServerAgent:
         high = int(self.settings.max_lead_ms * 1e6)
         return min(max(lead, low), high)
 
+    def lock_lead_ns(self, clients: list[ClientRecord], with_self: bool) -> int:
+        """Free-running cameras lock their sensor phase during the lead: the longest lead any of
+        them asks for (STATUS `phase_lock.lock_lead_ns`; triggered cameras ask for none)."""
+        wanted = [int(((c.status or {}).get("phase_lock") or {}).get("lock_lead_ns") or 0) for c in clients]
+        if with_self:
+            wanted.append(int((self.camera.phase_lock_status() or {}).get("lock_lead_ns") or 0))
+        return max(wanted, default=0)
+
     def _start(self, msg: dict) -> dict:
         with self._command_lock:
             if self.current is not None and self._any_recording():
@@ -224,7 +232,7 @@ class ServerAgent:
                     f"not connected to {self.name}: {', '.join(missing)} (connected: {known})",
                 )
             targets = [connected[n] for n in files if n != self.name]
-            lead = self.choose_lead_ns(targets)
+            lead = max(self.choose_lead_ns(targets), self.lock_lead_ns(targets, self.name in files))
             t0 = self.camera.clock.now_ns() + lead
             period = msg["period_ns"]
             fps = msg.get("fps") or 1e9 / period

@@ -42,6 +42,74 @@ class SimulationSettings:
     drop_probability: float = 0.0
     trigger: str = "scheduled"  # "scheduled" (hardware-timed exposure at Tn) or "wake" (software trigger)
     jitter_us: float = 0.0  # trigger jitter (Gaussian sigma) of the scheduled model
+    # trigger "freerun": a free-running sensor, phase-locked by the agent's servo (phase_lock.py);
+    # its crystal error (None: random in ±50 ppm) and the frames before a duration request applies.
+    crystal_ppm: float | None = None
+    sensor_delay_frames: int = 1
+
+
+TRIGGER_MODELS = ("scheduled", "wake", "freerun")
+
+
+@dataclass
+class PiCameraSettings:
+    """The picamera2 backend: sensor mode, manual image controls, the servo's view of the sensor."""
+
+    camera_num: int = 0
+    sensor_width: int = 2304  # IMX708 2x2 binned, full field of view; the ISP scales to width×height
+    sensor_height: int = 1296
+    bit_depth: int = 10
+    exposure_us: int | None = None  # None: auto exposure (limited by the frame duration)
+    analogue_gain: float | None = None  # None: auto gain
+    colour_gains: list[float] | None = None  # [red, blue]: fixed white balance; None: auto (AWB)
+    lens_position: float | None = None  # dioptres (0 = infinity): manual focus; None: lens default
+    buffer_count: int = 6
+    control_delay_frames: int = 2  # frames between set_controls and the first interval it governs
+    line_time_ns: float = 0.0  # 0: the IMX708 2304×1296 mode's 13.361 µs
+
+    def validate(self) -> None:
+        for name in (
+            "camera_num",
+            "sensor_width",
+            "sensor_height",
+            "bit_depth",
+            "buffer_count",
+            "control_delay_frames",
+            "line_time_ns",
+            "exposure_us",
+            "analogue_gain",
+            "lens_position",
+        ):
+            value = getattr(self, name)
+            optional = name in ("exposure_us", "analogue_gain", "lens_position")
+            if (value is None and optional) or (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+            ):
+                continue
+            raise SettingsError(f"picamera2.{name}: must be a number, got {value!r}")
+        if not 0 <= self.camera_num <= 7:
+            raise SettingsError(f"picamera2.camera_num: must be 0..7, got {self.camera_num}")
+        if not (64 <= self.sensor_width <= 10000 and 64 <= self.sensor_height <= 10000):
+            raise SettingsError("picamera2.sensor_width/sensor_height: must be 64..10000")
+        if self.bit_depth not in (8, 10, 12, 16):
+            raise SettingsError(f"picamera2.bit_depth: must be 8, 10, 12 or 16, got {self.bit_depth}")
+        if self.exposure_us is not None and not 1 <= self.exposure_us <= 10_000_000:
+            raise SettingsError(f"picamera2.exposure_us: must be 1..10000000 µs, got {self.exposure_us}")
+        if self.analogue_gain is not None and not 1.0 <= self.analogue_gain <= 64.0:
+            raise SettingsError(f"picamera2.analogue_gain: must be 1..64, got {self.analogue_gain}")
+        gains = self.colour_gains
+        if gains is not None and (
+            not isinstance(gains, (list, tuple)) or len(gains) != 2 or not all(0.0 < g <= 32.0 for g in gains)
+        ):
+            raise SettingsError(f"picamera2.colour_gains: must be [red, blue] in (0, 32], got {gains!r}")
+        if self.lens_position is not None and not 0.0 <= self.lens_position <= 32.0:
+            raise SettingsError(f"picamera2.lens_position: must be 0..32 dioptres, got {self.lens_position}")
+        if not 2 <= self.buffer_count <= 32:
+            raise SettingsError(f"picamera2.buffer_count: must be 2..32, got {self.buffer_count}")
+        if not 0 <= self.control_delay_frames <= 8:
+            raise SettingsError("picamera2.control_delay_frames: must be 0..8")
+        if not 0.0 <= self.line_time_ns <= 1_000_000:
+            raise SettingsError("picamera2.line_time_ns: must be 0..1000000 (0: IMX708 default)")
 
 
 @dataclass
@@ -77,7 +145,13 @@ class AgentSettings:
     max_lead_ms: float = 500.0
     min_free_mb: int = 256
     ready_file: str = ""  # written once listening/connected: actual ports, pid (used by local rigs)
+    # Free-running sensors (picamera2, simulated "freerun"): phase lock to the grid (phase_lock.py).
+    wait_for_lock: bool = True  # write frames only once phase-locked (earlier slots: counted, not written)
+    lock_timeout_s: float = 2.0  # still unlocked this long after T0: record anyway, flagged
+    lock_lead_ms: float = 1000.0  # START lead this camera asks cam0 for, to lock before T0
+    lock_threshold_us: float = 50.0  # |phase error| that counts as locked
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
+    picamera2: PiCameraSettings = field(default_factory=PiCameraSettings)
 
     def validate(self) -> AgentSettings:
         try:
@@ -105,6 +179,9 @@ class AgentSettings:
                 "base_priority": (1, 98),
                 "min_free_mb": (0, 10_000_000),
                 "preview_fps": (0.5, 30.0),
+                "lock_timeout_s": (0.0, 600.0),
+                "lock_lead_ms": (0.0, 10_000.0),
+                "lock_threshold_us": (1.0, 10_000.0),
             },
             SettingsError,
         )
@@ -117,8 +194,19 @@ class AgentSettings:
         sim = self.simulation
         if not 0.0 <= sim.drop_probability < 1.0:
             raise SettingsError(f"simulation.drop_probability: must be in [0, 1), got {sim.drop_probability}")
-        if sim.trigger not in ("scheduled", "wake"):
-            raise SettingsError(f"simulation.trigger: must be 'scheduled' or 'wake', got {sim.trigger!r}")
+        if sim.trigger not in TRIGGER_MODELS:
+            raise SettingsError(
+                f"simulation.trigger: must be one of {', '.join(TRIGGER_MODELS)}, got {sim.trigger!r}"
+            )
+        if sim.crystal_ppm is not None and abs(sim.crystal_ppm) > 1000:
+            raise SettingsError(f"simulation.crystal_ppm: |error| must be ≤ 1000 ppm, got {sim.crystal_ppm}")
+        if not 0 <= sim.sensor_delay_frames <= 8:
+            raise SettingsError("simulation.sensor_delay_frames: must be 0..8")
+        if self.codec not in ("auto", "libx264", "h264_v4l2m2m"):
+            raise SettingsError(f"codec: must be auto, libx264 or h264_v4l2m2m, got {self.codec!r}")
+        if not isinstance(self.wait_for_lock, bool):
+            raise SettingsError(f"wait_for_lock: must be true or false, got {self.wait_for_lock!r}")
+        self.picamera2.validate()
         if not 0.0 <= sim.jitter_us <= 10_000:
             raise SettingsError(f"simulation.jitter_us: must be in 0..10000, got {sim.jitter_us}")
         if abs(sim.drift_ppm) > 1000:
@@ -148,8 +236,15 @@ class AgentSettings:
         bad_sim = sorted(set(sim) - sim_known)
         if bad_sim:
             raise SettingsError(f"unknown setting(s): simulation.{', simulation.'.join(bad_sim)}")
+        pi = data.pop("picamera2", None) or {}
+        pi_known = {f.name for f in fields(PiCameraSettings)}
+        bad_pi = sorted(set(pi) - pi_known)
+        if bad_pi:
+            raise SettingsError(f"unknown setting(s): picamera2.{', picamera2.'.join(bad_pi)}")
         try:
-            return cls(simulation=SimulationSettings(**sim), **data).validate()
+            return cls(
+                simulation=SimulationSettings(**sim), picamera2=PiCameraSettings(**pi), **data
+            ).validate()
         except TypeError as exc:
             raise SettingsError(str(exc)) from None
 

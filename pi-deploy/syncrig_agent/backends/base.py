@@ -12,6 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,12 @@ class CaptureStats:
     late_skips: int = 0  # woke more than half a period late: slot left empty, grid kept
     queue_overflows: int = 0  # encoder could not keep up: frame discarded, counted
     after_failure: int = 0  # captured after the recording failed (disk full, encoder error): not written
+    # Free-running sensors: slots of the recording that passed before the sensor phase-locked
+    # (not written, by the wait-for-lock policy), and extra frames that fell on an already used
+    # slot while unlocked (not written; frames, not slots).
+    before_lock: int = 0
+    slot_repeats: int = 0
+    phase_lock_report: Callable[[], Any] | None = None  # the servo's report (free-running backends)
     first_index: int | None = None
     last_index: int | None = None
     wake_errors_ns: list[int] = field(default_factory=list)  # bounded window for STATUS
@@ -67,6 +74,9 @@ class CaptureStats:
             "late_skips": self.late_skips,
             "queue_overflows": self.queue_overflows,
             "after_failure": self.after_failure,
+            "before_lock": self.before_lock,
+            "slot_repeats": self.slot_repeats,
+            "phase_lock": self.phase_lock_report() if self.phase_lock_report else None,
             "first_index": self.first_index,
             "last_index": self.last_index,
             "wake_error": wake,
@@ -144,6 +154,11 @@ class CameraBackend(ABC):
 
 def make_backend(kind: str, width: int, height: int, clock: CameraClock, **options: object) -> CameraBackend:
     """Backends are imported lazily: picamera2 only exists on a Pi."""
+    if kind == "synthetic" and options.get("trigger") == "freerun":
+        from .synthetic_freerun import SyntheticFreeRunningCamera
+
+        options = {k: v for k, v in options.items() if k not in ("trigger", "drop_probability", "spin_us")}
+        return SyntheticFreeRunningCamera(width, height, clock, **options)  # type: ignore[arg-type]
     if kind == "synthetic":
         from .synthetic import SyntheticCamera
 

@@ -1,6 +1,13 @@
 """Encoders: frames in, encoded frames out to every attached output (picamera2's shape)."""
 
 from .base import EncodedFrame, Encoder, EncoderSettings
-from .pyav_h264 import PyAVH264Encoder, pick_h264_codec
+from .pyav_h264 import PyAVH264Encoder, choose_h264_codec, pick_h264_codec
 
-__all__ = ["EncodedFrame", "Encoder", "EncoderSettings", "PyAVH264Encoder", "pick_h264_codec"]
+__all__ = [
+    "EncodedFrame",
+    "Encoder",
+    "EncoderSettings",
+    "PyAVH264Encoder",
+    "choose_h264_codec",
+    "pick_h264_codec",
+]
