@@ -10,6 +10,7 @@ import numpy as np
 
 from controller.recording import RecordingRequest, record
 from controller.simrig import SimCamera
+
 from session_checks import check_session
 
 FPS = 30.0
