@@ -4,8 +4,8 @@ and `pose3d/report.json` (quality + the sample-count summary). `syncrig triangul
 `points.npz`, one entry per match row (synced instant), keypoints in keypoints.py order:
 - `points` (R, K, 3) float32 world coordinates in the calibration's units (mm), NaN where not
   triangulated; `error_px` (R, K) mean reprojection error over the cameras used; `ncams` (R, K);
-  `score` (R, K) lowest 2D confidence among the cameras used (anipose's `_score`); `inliers` (R, K) uint32 bit c set = camera
-  c (in `cameras` order) was used;
+  `score` (R, K) lowest 2D confidence among the cameras used (anipose's `_score`); `inliers`
+  (R, K) uint32, bit c set = camera c (in `cameras` order) was used;
 - `rows` (R,), `time_ns` (R,) the row's time on the session's shared clock (ns since T0: median
   capture time of the cameras that have a frame in it; rows no camera recorded are interpolated);
 - `names`, `cameras`, `meta` (JSON: units, calibration file, parameters, smoothing).
@@ -110,7 +110,9 @@ def load_pose3d(session: Path) -> Pose3D:
     return Pose3D.load(path)
 
 
-def _load_inputs(session: Path, calibration: Path | None) -> tuple[list[CameraModel], list[Pose2D], int, dict]:
+def _load_inputs(
+    session: Path, calibration: Path | None
+) -> tuple[list[CameraModel], list[Pose2D], int, dict]:
     session = Path(session)
     match = session / "synced" / "match.csv"
     if not match.is_file():
@@ -130,7 +132,9 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[list[CameraMo
     files = {cam: layout.pose2d_file(session, cam) for cam in match_cameras}
     present = [cam for cam, f in files.items() if f.is_file()]
     if not present:
-        raise TriangulationError(f"{session}: no 2D keypoints in {session / layout.POSE2D_DIR}; run `syncrig pose {session}`")
+        raise TriangulationError(
+            f"{session}: no 2D keypoints in {session / layout.POSE2D_DIR}; run `syncrig pose {session}`"
+        )
     unknown = [cam for cam in present if cam not in by_name]
     if unknown:
         raise TriangulationError(
@@ -142,11 +146,15 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[list[CameraMo
     except Pose2DError as exc:
         raise TriangulationError(str(exc)) from None
     if len(poses) < 2:
-        raise TriangulationError(f"{session}: 2D keypoints of only {present}; triangulation needs two cameras or more")
+        raise TriangulationError(
+            f"{session}: 2D keypoints of only {present}; triangulation needs two cameras or more"
+        )
     names = poses[0].names
     for p in poses:
         if p.names != names:
-            raise TriangulationError(f"{p.camera}: keypoint names differ from {poses[0].camera}'s (different pose model?)")
+            raise TriangulationError(
+                f"{p.camera}: keypoint names differ from {poses[0].camera}'s (different pose model?)"
+            )
         cam = by_name[p.camera]
         if tuple(p.image_size) != tuple(cam.size):
             raise TriangulationError(
@@ -154,7 +162,9 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[list[CameraMo
                 f"calibration is for {cam.size[0]}x{cam.size[1]}"
             )
         if len(p.rows) and (p.rows.max() >= len(cells) or p.rows.min() < 0):
-            raise TriangulationError(f"{p.camera}: 2D keypoints refer to match rows beyond {match} (re-run pose)")
+            raise TriangulationError(
+                f"{p.camera}: 2D keypoints refer to match rows beyond {match} (re-run pose)"
+            )
     used = [by_name[p.camera] for p in poses]
     return used, poses, len(cells), {"calibration": str(calib_path), "calibration_metadata": metadata}
 
@@ -220,7 +230,7 @@ def triangulate_session(
         stop = min(rows, start + ROWS_PER_BLOCK)
         xy = np.full((stop - start, k, c, 2), np.nan)
         conf = np.zeros((stop - start, k, c))
-        for ci, (p, cam) in enumerate(zip(poses, cameras)):
+        for ci, (p, cam) in enumerate(zip(poses, cameras, strict=False)):
             idx = lookup[ci][start:stop]
             have = idx >= 0
             if not have.any():
@@ -229,9 +239,13 @@ def triangulate_session(
             xy[have, :, ci] = cam.normalise(kp[..., :2])
             conf[have, :, ci] = np.nan_to_num(kp[..., 2])
         tri = triangulate_robust(
-            proj_focal, xy, conf, min_confidence=min_confidence, outlier_px=outlier_px,
+            proj_focal,
+            xy,
+            conf,
+            min_confidence=min_confidence,
+            outlier_px=outlier_px,
             min_ray_angle_deg=min_ray_angle_deg,
-        )  # fmt: skip
+        )
         sl = slice(start, stop)
         out_pts[sl] = tri.points
         out_err[sl] = tri.error_px
@@ -259,13 +273,26 @@ def triangulate_session(
     }
     if smooth:
         out_pts = smooth_points(out_pts, fps, cutoff_hz).astype(np.float32)
-        meta["smoothing"] = {"method": "zero-phase Butterworth, order 4, per run of valid frames", "cutoff_hz": cutoff_hz}
+        meta["smoothing"] = {
+            "method": "zero-phase Butterworth, order 4, per run of valid frames",
+            "cutoff_hz": cutoff_hz,
+        }
     result = Pose3D(
-        out_pts, out_err, out_n, out_score, out_inl, np.arange(rows), _row_times(poses, rows, manifest.period_ns),
-        poses[0].names, tuple(cam.name for cam in cameras), meta,
-    )  # fmt: skip
+        out_pts,
+        out_err,
+        out_n,
+        out_score,
+        out_inl,
+        np.arange(rows),
+        _row_times(poses, rows, manifest.period_ns),
+        poses[0].names,
+        tuple(cam.name for cam in cameras),
+        meta,
+    )
     result.save(layout.pose3d_file(session))
-    report = build_report(result, observed_total, rejected_total, ambiguous, manifest.period_ns, min_valid_fraction)
+    report = build_report(
+        result, observed_total, rejected_total, ambiguous, manifest.period_ns, min_valid_fraction
+    )
     write_json_atomic(layout.pose3d_report(session), report)
     return report
 
@@ -274,7 +301,9 @@ def _pct(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values.size else None
 
 
-def sample_summary(pose: Pose3D, period_ns: int, min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION) -> dict:
+def sample_summary(
+    pose: Pose3D, period_ns: int, min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION
+) -> dict:
     """Labelled samples per keypoint group: a row is a labelled sample of a group when at least
     ceil(min_valid_fraction · group size) of its keypoints were triangulated; per hour of recording
     (rows × frame period)."""
@@ -320,9 +349,13 @@ def build_report(
         err = pose.error_px[:, idx][v]
         groups[name] = {
             "triangulated_fraction": round(float(v.mean()), 4) if v.size else 0.0,
-            "reprojection_px": {"p50": _pct(err, 50), "p95": _pct(err, 95), "mean": round(float(err.mean()), 3) if err.size else None},
+            "reprojection_px": {
+                "p50": _pct(err, 50),
+                "p95": _pct(err, 95),
+                "mean": round(float(err.mean()), 3) if err.size else None,
+            },
             "cameras_used_mean": round(float(pose.ncams[:, idx][v].mean()), 3) if v.any() else None,
-        }  # fmt: skip
+        }
     return {
         "units": pose.meta.get("units", "mm"),
         "rows": len(pose.rows),
@@ -338,7 +371,9 @@ def build_report(
         "ambiguous_points_dropped": ambiguous,
         "groups": groups,
         "samples": sample_summary(pose, period_ns, min_valid_fraction),
-        "parameters": {k: pose.meta.get(k) for k in ("min_confidence", "outlier_px", "min_ray_angle_deg", "smoothing")},
+        "parameters": {
+            k: pose.meta.get(k) for k in ("min_confidence", "outlier_px", "min_ray_angle_deg", "smoothing")
+        },
         "calibration": pose.meta.get("calibration"),
         "unavailable_groups": pose.meta.get("unavailable_groups", []),
     }
@@ -348,11 +383,15 @@ def format_samples(report: dict) -> str:
     """The sample-count summary as printed lines."""
     s = report["samples"]
     lines = [
-        f"labelled samples ({s['rows']} rows, {s['recording_hours'] * 60:.2f} min of recording; a sample = a row "
+        f"labelled samples ({s['rows']} rows, {s['recording_hours'] * 60:.2f} min of recording; "
+        f"a sample = a row "
         f"with >= {s['min_valid_fraction']:.0%} of a group's keypoints in 3D):"
     ]
     for name, g in s["groups"].items():
-        lines.append(f"  {name:<11} {g['labelled_rows']:>8} rows  {g['per_hour']} / hour  (>= {g['min_valid']}/{g['keypoints']} keypoints)")
+        lines.append(
+            f"  {name:<11} {g['labelled_rows']:>8} rows  {g['per_hour']} / hour  "
+            f"(>= {g['min_valid']}/{g['keypoints']} keypoints)"
+        )
     a = s["all_groups"]
     lines.append(f"  {'all groups':<11} {a['labelled_rows']:>8} rows  {a['per_hour']} / hour")
     return "\n".join(lines)

@@ -20,11 +20,11 @@ from .keypoints import GROUPS, KEYPOINT_NAMES, group_slices
 from .pose2d import Pose2D
 
 
-def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+def look_at(centre: np.ndarray, target: np.ndarray, up: tuple = (0.0, 0.0, 1.0)) -> np.ndarray:
     """Rotation world → camera (OpenCV: x right, y down, z forward) for a camera at `centre`."""
     z = target - centre
     z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
+    x = np.cross(z, np.asarray(up, float))
     x = x / np.linalg.norm(x)
     y = np.cross(z, x)
     return np.stack([x, y, z])
@@ -51,7 +51,13 @@ def ring_cameras(
         )
         rot = look_at(centre, np.asarray(target_mm, float))
         fx = focal_px * rng.uniform(0.95, 1.05)
-        matrix = np.array([[fx, 0, size[0] / 2 + rng.uniform(-10, 10)], [0, fx, size[1] / 2 + rng.uniform(-10, 10)], [0, 0, 1]])
+        matrix = np.array(
+            [
+                [fx, 0, size[0] / 2 + rng.uniform(-10, 10)],
+                [0, fx, size[1] / 2 + rng.uniform(-10, 10)],
+                [0, 0, 1],
+            ]
+        )
         dist = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.02, 0.02), 0.0, 0.0, 0.0])
         rvec = cv2.Rodrigues(rot)[0].reshape(3)
         cams.append(CameraModel(f"cam{i}", size, matrix, dist, rvec, -rot @ centre))
@@ -180,9 +186,16 @@ def write_synthetic_session(
         period_ns=period_ns,
         t0_ns=1_750_000_000_000_000_000,
         cameras=[
-            {"name": c.name, "host": "sim", "role": "server" if i == 0 else "client", "width": c.size[0],
-             "height": c.size[1], "frames": int(present[:, i].sum()), "expected_frames": frames,
-             "dropped": int((~present[:, i]).sum())}
+            {
+                "name": c.name,
+                "host": "sim",
+                "role": "server" if i == 0 else "client",
+                "width": c.size[0],
+                "height": c.size[1],
+                "frames": int(present[:, i].sum()),
+                "expected_frames": frames,
+                "dropped": int((~present[:, i]).sum()),
+            }
             for i, c in enumerate(cameras)
         ],  # fmt: skip
         notes=["synthetic pose session (controller.dataset.synthetic_pose)"],
@@ -198,7 +211,8 @@ def write_synthetic_session(
         capture = rows * period_ns + jitter[rows, ci]
         write_pts(session / "synced" / f"{cam.name}.pts", capture)
         table = np.stack(
-            [np.arange(rows.size), rows, rows, capture, capture, np.zeros_like(rows), np.zeros_like(rows)], axis=1
+            [np.arange(rows.size), rows, rows, capture, capture, np.zeros_like(rows), np.zeros_like(rows)],
+            axis=1,
         )
         with open(session / "synced" / f"{cam.name}.map.csv", "w") as fh:
             fh.write(",".join(MAP_COLUMNS) + "\n")

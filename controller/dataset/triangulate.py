@@ -281,7 +281,7 @@ def smooth_points(
         if not v.any():
             continue
         edges = np.flatnonzero(np.diff(np.concatenate([[0], v.astype(np.int8), [0]])))
-        for start, stop in zip(edges[::2], edges[1::2]):
+        for start, stop in zip(edges[::2], edges[1::2], strict=False):
             if stop - start >= min_run:
                 out[start:stop, m] = sosfiltfilt(sos, flat[start:stop, m], axis=0)
     return out.reshape(pts.shape)

@@ -23,7 +23,11 @@ def default_path(session: Path, fmt: str) -> Path:
 
 
 def export_session(
-    session: Path, fmt: str, out: Path | None = None, progress: Callable[[float, str], None] | None = None, **options
+    session: Path,
+    fmt: str,
+    out: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
 ) -> Path:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")

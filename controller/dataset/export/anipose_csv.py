@@ -16,7 +16,9 @@ def export(session: Path, out: Path, progress=None) -> Path:
     pose = load_pose3d(session)
     frames, k = pose.points.shape[:2]
     columns = [f"{n}_{s}" for n in pose.names for s in ("x", "y", "z", "error", "ncams", "score")]
-    columns += [f"M_{i}{j}" for i in range(3) for j in range(3)] + [f"center_{i}" for i in range(3)] + ["fnum"]
+    columns += (
+        [f"M_{i}{j}" for i in range(3) for j in range(3)] + [f"center_{i}" for i in range(3)] + ["fnum"]
+    )
     block = np.empty((frames, k, 6))
     block[..., :3] = pose.points
     block[..., 3] = pose.error_px
@@ -28,7 +30,10 @@ def export(session: Path, out: Path, progress=None) -> Path:
         fh.write(",".join(columns) + "\n")
         for f in range(frames):
             vals = block[f].reshape(-1)
-            cells = ["" if not np.isfinite(v) else (f"{v:.0f}" if i % 6 == 4 else f"{v:.6g}") for i, v in enumerate(vals)]
+            cells = [
+                "" if not np.isfinite(v) else (f"{v:.0f}" if i % 6 == 4 else f"{v:.6g}")
+                for i, v in enumerate(vals)
+            ]
             cells += [f"{v:g}" for v in fixed] + [str(int(pose.rows[f]))]
             fh.write(",".join(cells) + "\n")
             if progress is not None and f % 500 == 0:

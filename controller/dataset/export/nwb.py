@@ -71,8 +71,10 @@ def export(
     cameras = {c.name: c for c in load_calibration_toml(calib_path)[0]} if calib_path.is_file() else {}
     start = datetime.fromtimestamp(manifest.t0_ns / 1e9, tz=timezone.utc)
     nwb = pynwb.NWBFile(
-        session_description=f"SyncRig session {manifest.id}: synchronized multi-camera video, 2D and 3D keypoints",
-        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"syncrig:{manifest.id}:{pose.meta.get('calibration')}")),
+        session_description=f"SyncRig session {manifest.id}: synchronized multi-camera video, 2D + 3D keypoints",
+        identifier=str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"syncrig:{manifest.id}:{pose.meta.get('calibration')}")
+        ),
         session_start_time=start,
         session_id=manifest.id,
         experiment_description=f"project {manifest.project}" if manifest.project else None,
@@ -96,7 +98,6 @@ def export(
                 rotation_matrix=model.rotation_matrix,
                 translation_vector=model.translation / 1000.0,
                 distortion_coefficients=model.distortions,
-                manufacturer="Raspberry Pi",
             )
         else:
             devices[cam] = pynwb.device.Device(name=cam, description=desc)
@@ -150,14 +151,14 @@ def export(
                     reference_frame="calibration world frame (the ChArUco board's; metres)",
                     timestamps=t3d if j == 0 else series3d[0],
                     confidence=valid_score[:, i],
-                    confidence_definition="lowest 2D confidence among the cameras used; 0 where not triangulated",
+                    confidence_definition="lowest 2D confidence of the cameras used; 0 where not triangulated",
                 )
             )
         per_camera = []
         for cam, p in poses2d.items() if (group != "face" or face_2d) else ():
             lookup = {n: k for k, n in enumerate(p.names)}
             series2d = []
-            for j, name in enumerate(names):
+            for name in names:
                 k = lookup.get(name)
                 if k is None:
                     continue
@@ -170,7 +171,9 @@ def export(
                         reference_frame="top-left corner of the full-resolution image, x right, y down",
                         timestamps=p.capture_ns / 1e9 if not series2d else series2d[0],
                         confidence=np.nan_to_num(p.keypoints[:, k, 2]).astype(np.float64),
-                        confidence_definition=str(p.meta.get("confidence", {}).get(group, "model confidence")),
+                        confidence_definition=str(
+                            p.meta.get("confidence", {}).get(group, "model confidence")
+                        ),
                     )
                 )
             per_camera.append(
@@ -191,7 +194,7 @@ def export(
                 name=f"pose3d_{group}",
                 pose_estimation_series=series3d,
                 pose_estimations=per_camera,
-                description=f"3D {group} keypoints triangulated from {len(pose.cameras)} synchronized cameras",
+                description=f"3D {group} keypoints from {len(pose.cameras)} synchronized cameras",
                 scorer=model_name,
                 source_software="syncrig",
                 source_software_version=str(manifest.software.get("version", "0.1.0")),

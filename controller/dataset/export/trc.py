@@ -60,7 +60,7 @@ def read_trc_header(path: Path) -> dict:
     if first[0] != "PathFileType":
         raise ValueError(f"{path}: not a TRC file (first field {first[0]!r})")
     keys, values = lines[1].split("\t"), lines[2].split("\t")
-    info: dict = dict(zip(keys, values))
+    info: dict = dict(zip(keys, values, strict=False))
     names_row = lines[3].split("\t")
     info["markers"] = [n for n in names_row[2:] if n]
     info["coordinate_row"] = lines[4].split("\t")
