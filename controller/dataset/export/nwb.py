@@ -71,7 +71,7 @@ def export(
     cameras = {c.name: c for c in load_calibration_toml(calib_path)[0]} if calib_path.is_file() else {}
     start = datetime.fromtimestamp(manifest.t0_ns / 1e9, tz=timezone.utc)
     nwb = pynwb.NWBFile(
-        session_description=f"SyncRig session {manifest.id}: synchronized multi-camera video, 2D + 3D keypoints",
+        session_description=f"SyncRig session {manifest.id}: multi-camera video, 2D + 3D keypoints",
         identifier=str(
             uuid.uuid5(uuid.NAMESPACE_URL, f"syncrig:{manifest.id}:{pose.meta.get('calibration')}")
         ),
@@ -151,7 +151,7 @@ def export(
                     reference_frame="calibration world frame (the ChArUco board's; metres)",
                     timestamps=t3d if j == 0 else series3d[0],
                     confidence=valid_score[:, i],
-                    confidence_definition="lowest 2D confidence of the cameras used; 0 where not triangulated",
+                    confidence_definition="lowest 2D confidence of the cameras used; 0: not triangulated",
                 )
             )
         per_camera = []
