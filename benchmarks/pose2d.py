@@ -104,7 +104,8 @@ def main() -> None:
     print(f"{frames} frames {args.width}x{args.height}, MediaPipe Holistic (model_complexity=1), video mode:")
     print(f"  end to end: {frames / wall:.1f} frames/s wall ({wall:.1f} s)")
     print(
-        f"  worker CPU {1000 * child_cpu / frames:.1f} ms/frame, parent CPU {1000 * self_cpu / frames:.1f} ms/frame "
+        f"  worker CPU {1000 * child_cpu / frames:.1f} ms/frame, "
+        f"parent CPU {1000 * self_cpu / frames:.1f} ms/frame "
         f"-> {frames / (child_cpu + self_cpu):.1f} frames per CPU-second (per core)"
     )
     print(

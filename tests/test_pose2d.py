@@ -6,6 +6,9 @@ resumes from its checkpoint."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -33,10 +36,21 @@ def _grace_hopper() -> np.ndarray:
         return np.asarray(Image.open(fh).convert("RGB"))
 
 
+def _no_network_launcher() -> list[str] | None:
+    """`unshare --net` (a new network namespace with nothing but a down loopback) when we may."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+        return [unshare, "--net"]
+    return None
+
+
 def test_photo_landmarks_offline(pose_python):
     img = _grace_hopper()
     h, w = img.shape[:2]
-    kp, info = estimate_images([img], pose_python)
+    launcher = _no_network_launcher()
+    if launcher is None:
+        print("NOTE: cannot make a network namespace here; the worker ran with the network present")
+    kp, info = estimate_images([img], pose_python, launcher=launcher)
     kp = kp[0]
     assert info["unavailable_groups"] == [], info
     assert info["model_version"] == "mediapipe 0.10.21"
@@ -88,3 +102,14 @@ def test_pose_session_resumes_after_interruption(pose_python, tmp_path):
     assert list(p.rows) == list(range(12)) and p.meta["model_version"] == "mediapipe 0.10.21"
     # Current files are not estimated again.
     assert {r["status"] for r in pose_session(session)} == {"up to date"}
+
+
+def test_pose_env_without_a_package_index_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as on a machine that cannot reach PyPI
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    messages: list[str] = []
+    with pytest.raises(PoseEnvError) as err:
+        ensure_pose_env(tmp_path / "pose-env", say=messages.append)
+    assert "cannot create the 2D pose environment" in str(err.value)
+    assert "package index" in str(err.value)
+    assert any("creating the pose environment" in m for m in messages)

@@ -43,11 +43,23 @@ class PoseError(RuntimeError):
 class PoseWorker:
     """One worker process for frames of one size: `estimate(frames)` yields (tag, (K, 3) array)."""
 
-    def __init__(self, python: Path, width: int, height: int, static_image_mode: bool = False) -> None:
+    def __init__(
+        self,
+        python: Path,
+        width: int,
+        height: int,
+        static_image_mode: bool = False,
+        launcher: list[str] | None = None,
+    ) -> None:
+        """`launcher`: a command prefix for the worker (the tests run it under `unshare --net` to
+        prove it needs no network)."""
         self.width, self.height = width, height
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [str(python), str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
+            [*(launcher or []), str(python), str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
         )
         config = {"width": width, "height": height, "static_image_mode": static_image_mode}
         self._send(json.dumps(config).encode() + b"\n")
@@ -141,12 +153,15 @@ class PoseWorker:
 
 
 def estimate_images(
-    images: list[np.ndarray], python: Path | None = None, static: bool = True
+    images: list[np.ndarray],
+    python: Path | None = None,
+    static: bool = True,
+    launcher: list[str] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """2D keypoints (N, K, 3) of RGB images of one size (photos: static_image_mode) + model info."""
     python = python or ensure_pose_env()
     h, w = images[0].shape[:2]
-    with PoseWorker(python, w, h, static_image_mode=static) as worker:
+    with PoseWorker(python, w, h, static_image_mode=static, launcher=launcher) as worker:
         out = dict(worker.estimate(enumerate(images)))
         info = worker.info
     return np.stack([out[i] for i in range(len(images))]), info

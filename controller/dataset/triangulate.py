@@ -4,7 +4,8 @@ cameras into 3D points (vectorised over every frame and keypoint at once).
 - `triangulate_dlt`: linear triangulation (DLT) over every camera that sees a point, each camera's
   two rows scaled by its weight (the keypoint's confidence), solved for all points at once from the
   (N, 4, 4) normal matrices AᵀA in closed form (no per-point LAPACK call). Observations are
-  undistorted normalised image coordinates (`CameraModel.normalise`), so the DLT matrix of a camera is its extrinsic [R | t].
+  undistorted normalised image coordinates (`CameraModel.normalise`), so the DLT matrix of a
+  camera is its extrinsic [R | t].
 - `triangulate_robust`: outlier rejection in the manner of RANSAC with an exhaustive hypothesis set:
   every camera pair that sees a point proposes a 3D point, each proposal counts the cameras that
   reproject within `outlier_px` pixels (ties: lowest truncated squared error, MSAC-style), the best
