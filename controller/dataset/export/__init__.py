@@ -1,0 +1,42 @@
+"""Dataset exports from `pose3d/points.npz`, one module per format, each `export(session, out)`
+writing one file into `exports/` and returning its path: TRC (OpenSim), anipose-style pose-3d
+CSV, NWB with ndx-pose (pynwb; the `nwb` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import layout
+
+FORMATS = ("trc", "csv", "nwb")
+SUFFIX = {"trc": ".trc", "csv": ".csv", "nwb": ".nwb"}
+
+
+class ExportError(ValueError):
+    pass
+
+
+def default_path(session: Path, fmt: str) -> Path:
+    session = Path(session)
+    return layout.exports_dir(session) / f"{session.resolve().name}{SUFFIX[fmt]}"
+
+
+def export_session(
+    session: Path,
+    fmt: str,
+    out: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> Path:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "trc":
+        from .trc import export
+    elif fmt == "csv":
+        from .anipose_csv import export
+    else:
+        from .nwb import export
+    path = Path(out) if out else default_path(session, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return export(Path(session), path, progress=progress, **options)
