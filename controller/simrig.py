@@ -32,6 +32,7 @@ class SimCamera:
     drop_probability: float = 0.0
     trigger: str = "scheduled"
     jitter_us: float = 0.0
+    clock_sync: str = "synchronized"  # the clock state the agent reports (see simulation.clock_sync)
 
 
 class RigStartError(RuntimeError):
@@ -143,6 +144,8 @@ class SimulatedRig:
             cam.trigger,
             "--sim-jitter-us",
             str(cam.jitter_us),
+            "--sim-clock-sync",
+            cam.clock_sync,
             "--ready-file",
             str(ready),
             "--preview-listen",

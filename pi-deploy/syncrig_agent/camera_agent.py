@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .backends.base import CameraBackend, make_backend
 from .capture import CameraSession, CaptureOptions
+from .clock_state import ClockMonitor, ClockState, make_reader, simulated_state
 from .encoders.base import EncoderSettings
 from .grid import FrameGrid
 from .health import health_report
@@ -27,6 +29,14 @@ def make_clock(settings: AgentSettings) -> CameraClock:
     if settings.backend == "synthetic":
         return SimulatedClock(offset_ns=round(sim.clock_offset_us * 1000), drift_ppm=sim.drift_ppm)
     return SystemClock()
+
+
+def make_clock_reader(settings: AgentSettings, clock: CameraClock) -> Callable[[], ClockState]:
+    """Simulated cameras report their simulated clock; real ones ask what disciplines theirs."""
+    if settings.backend == "synthetic":
+        scripted = settings.simulation.clock_sync
+        return lambda: simulated_state(scripted, clock.now_ns())
+    return make_reader(settings.clock_source)
 
 
 def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
@@ -58,6 +68,10 @@ class CameraAgent:
         self.last_summary: dict | None = None
         self.preview: PreviewService | None = None
         self._lock = threading.Lock()
+        # Clock state in the background: pmc/chronyc can take seconds, STATUS must not wait.
+        self.clock_monitor = ClockMonitor(
+            make_clock_reader(settings, self.clock), settings.clock_refresh_s
+        ).start()
 
     def start_preview(self, secret: bytes) -> int | None:
         """Serve the live preview (settings permitting); returns its port."""
@@ -195,12 +209,14 @@ class CameraAgent:
             "session": current,
             "clock": self.clock.describe(),
             "clock_now_ns": self.clock.now_ns(),
+            "clock_sync": self.clock_monitor.snapshot(),
             "backend": self.backend.describe(),
             "health": health_report(self.data_dir),
             "preview": self.preview.status() if self.preview else disabled_status(),
         }
 
     def close(self) -> None:
+        self.clock_monitor.close()
         if self.preview is not None:
             self.preview.close()
         self.abort("agent shutting down")

@@ -44,6 +44,8 @@ _FLAG_FIELDS = (
     "max_lead_ms",
     "min_free_mb",
     "ready_file",
+    "clock_source",
+    "clock_refresh_s",
 )
 
 
@@ -89,6 +91,12 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         help="synthetic: exposure at Tn, or when software wakes",
     )
     a("--sim-jitter-us", type=float, help="synthetic: trigger jitter (Gaussian sigma, µs)")
+    a("--clock-source", choices=["auto", "ptp", "chrony", "kernel"], help="what disciplines the clock")
+    a("--clock-refresh-s", type=float, help="seconds between clock state readings (default 3)")
+    a(
+        "--sim-clock-sync",
+        help="synthetic: reported clock state (synchronized, unsynchronized, LISTENING, ...)",
+    )
     a("--log-level", default="INFO")
 
 
@@ -114,6 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         ("sim_drop_prob", "drop_probability"),
         ("sim_trigger", "trigger"),
         ("sim_jitter_us", "jitter_us"),
+        ("sim_clock_sync", "clock_sync"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

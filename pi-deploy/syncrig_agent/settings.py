@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .clock_state import CLOCK_SOURCES, SIMULATED_STATES
 from .ids import InvalidName, validate_camera_name
 from .validation import check_frame_size, check_ranges
 
@@ -42,6 +43,9 @@ class SimulationSettings:
     drop_probability: float = 0.0
     trigger: str = "scheduled"  # "scheduled" (hardware-timed exposure at Tn) or "wake" (software trigger)
     jitter_us: float = 0.0  # trigger jitter (Gaussian sigma) of the scheduled model
+    # The clock state this camera reports (clock_state.simulated): "synchronized", "unsynchronized",
+    # "unknown" or a PTP port state such as "LISTENING" — so pre-flight refusals can be rehearsed.
+    clock_sync: str = "synchronized"
 
 
 @dataclass
@@ -76,6 +80,10 @@ class AgentSettings:
     min_lead_ms: float = 50.0
     max_lead_ms: float = 500.0
     min_free_mb: int = 256
+    # What disciplines this camera's clock, for STATUS `clock_sync`: "auto" (ptp4l running → PTP,
+    # chronyd → chrony, else the kernel's adjtimex view), "ptp", "chrony" or "kernel".
+    clock_source: str = "auto"
+    clock_refresh_s: float = 3.0  # how often the background reader asks pmc/chronyc
     ready_file: str = ""  # written once listening/connected: actual ports, pid (used by local rigs)
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
 
@@ -105,6 +113,7 @@ class AgentSettings:
                 "base_priority": (1, 98),
                 "min_free_mb": (0, 10_000_000),
                 "preview_fps": (0.5, 30.0),
+                "clock_refresh_s": (0.1, 600.0),
             },
             SettingsError,
         )
@@ -114,7 +123,15 @@ class AgentSettings:
             raise SettingsError("base_priority: must be below fifo_priority")
         if self.min_lead_ms > self.max_lead_ms:
             raise SettingsError("min_lead_ms: must not exceed max_lead_ms")
+        if self.clock_source not in CLOCK_SOURCES:
+            raise SettingsError(
+                f"clock_source: must be one of {', '.join(CLOCK_SOURCES)}, got {self.clock_source!r}"
+            )
         sim = self.simulation
+        if sim.clock_sync not in SIMULATED_STATES:
+            raise SettingsError(
+                f"simulation.clock_sync: must be one of {', '.join(SIMULATED_STATES)}, got {sim.clock_sync!r}"
+            )
         if not 0.0 <= sim.drop_probability < 1.0:
             raise SettingsError(f"simulation.drop_probability: must be in [0, 1), got {sim.drop_probability}")
         if sim.trigger not in ("scheduled", "wake"):
