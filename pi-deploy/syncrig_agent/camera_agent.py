@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def make_clock_reader(settings: AgentSettings, clock: CameraClock) -> Callable[[
     """Simulated cameras report their simulated clock; real ones ask what disciplines theirs."""
     if settings.backend == "synthetic":
         scripted = settings.simulation.clock_sync
-        return lambda: simulated_state(scripted, clock.now_ns())
+
+        def read() -> ClockState:
+            real = time.time_ns()  # one instant on both clocks: the exact simulated offset
+            return simulated_state(scripted, clock.from_realtime(real), real)
+
+        return read
     return make_reader(settings.clock_source)
 
 
