@@ -4,12 +4,13 @@ are real runs), pre-flight's clock checks, and the background reader never block
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from controller.preflight import PreflightLimits, clock_sync_checks, grandmaster_checks, run_checks
-from syncrig_agent.clock_state import ChronyReader, ClockMonitor, PtpReader, simulated_state
+from syncrig_agent.clock_state import AutoReader, ChronyReader, ClockMonitor, PtpReader, simulated_state
 from syncrig_agent.clock_state.chrony import ChronyParseError, chrony_state, parse_tracking
 from syncrig_agent.clock_state.kernel import STA_UNSYNC, KernelClock, kernel_state, read_kernel_clock
 from syncrig_agent.clock_state.phc2sys import parse_phc2sys_log
@@ -297,3 +298,30 @@ def test_preflight_refuses_a_second_grandmaster_and_keeps_the_reason_per_camera(
     assert [(c.camera, c.check) for c in result.failures] == [("cam2", "clock_grandmaster")]
     assert "bb.fffe.02" in result.reason() and "aa.fffe.01" in result.reason()
     assert grandmaster_checks({}, []) == []
+
+
+def fake_proc(root: Path, *names: str) -> Path:
+    for pid, name in enumerate(names, start=100):
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "comm").write_text(name + "\n")
+    return root
+
+
+def test_auto_reader_picks_the_running_daemon_and_flags_two_servos(tmp_path: Path) -> None:
+    # nothing running: the kernel's own view (this VM: unsynchronised or plain NTP)
+    state = AutoReader(proc=fake_proc(tmp_path / "none", "bash")).read()
+    assert state.source in ("none", "ntp", "unknown")
+    # chronyd "running" but not answering: the reason is given, the kernel view is used
+    state = AutoReader(proc=fake_proc(tmp_path / "chrony", "chronyd")).read()
+    assert state.detail.startswith("chrony state unreadable") or state.state == "unknown"
+    # ptp4l + phc2sys + systemd-timesyncd: locked, but two servos steer CLOCK_REALTIME
+    reader = AutoReader(proc=fake_proc(tmp_path / "ptp", "ptp4l", "phc2sys", "systemd-timesyn"))
+    now = time.time()
+    fresh = "\n".join(
+        f"{now - 5 + i:.6f} {line.split(' ', 1)[1]}"
+        for i, line in enumerate(fixture("phc2sys_slave_locked.journal").splitlines())
+    )
+    reader.ptp = PtpReader(pmc=lambda: fixture("pmc_slave_locked_all.txt"), phc2sys_log=lambda: fresh)
+    state = reader.read()
+    assert state.source == "ptp" and state.state == "synchronized" and state.offset_ns == -29
+    assert "systemd-timesyn also running next to phc2sys" in state.detail
