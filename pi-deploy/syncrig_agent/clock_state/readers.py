@@ -83,17 +83,28 @@ def kernel_fallback(source: str, reason: str) -> ClockState:
 
 
 def pmc_output(uds: str = PTP4L_SOCKET) -> str:
-    """One pmc run with the four GETs; retried through `sudo -n` when ptp4l's socket (0660, root)
-    refuses this user and a sudoers rule allows it."""
+    """One pmc run with the four GETs. ptp4l's socket is 0660 root, so an unprivileged agent gets no
+    answer (pmc still exits 0); it then retries through `sudo -n`, which works only when the
+    installer's sudoers drop-in allows exactly this pmc call, and fails at once otherwise."""
     client = Path(tempfile.gettempdir()) / f"syncrig-pmc.{os.getpid()}.{time.monotonic_ns()}"
     argv = ["pmc", "-u", "-b", "0", "-s", uds, "-i", str(client), *QUERIES]
     try:
         try:
-            return run_command(argv)
+            out = run_command(argv)
+            failure = None
         except CommandFailed as exc:
-            if os.geteuid() == 0 or "ermission" not in str(exc) or shutil.which("sudo") is None:
-                raise
+            out, failure = "", exc
+        if "RESPONSE" in out or os.geteuid() == 0 or shutil.which("sudo") is None:
+            if failure is not None:
+                raise failure
+            return out
+        try:
             return run_command(["sudo", "-n", *argv])
+        except CommandFailed as exc:
+            raise CommandFailed(
+                f"no answer from ptp4l as uid {os.geteuid()} (not running, or its root-owned 0660 "
+                f"socket refuses this user) and sudo -n pmc is not allowed: {exc}"
+            ) from None
     finally:
         with contextlib.suppress(OSError):  # (root's, after sudo: not ours to remove)
             client.unlink(missing_ok=True)
