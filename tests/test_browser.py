@@ -121,6 +121,7 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
     page.click(f'#sessions tr[data-session="{session_id}"] a')
     expect(page.locator('#s-cameras tr[data-camera="cam0"]')).to_contain_text("complete on the desktop")
     expect(page.locator('#s-transfer tr[data-camera="cam2"]')).to_contain_text("yes")
+    expect(page.locator('#s-clocks tr[data-camera="cam1"]')).to_contain_text("synchronized · simulated")
     shot(page, "06-session")
 
     # Preview tab: every camera's MJPEG stream shows pictures
