@@ -210,6 +210,34 @@ def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> N
         assert state.source == "ptp" and state.state == "unsynchronized"  # UNCALIBRATED, no phc2sys
         assert 0 < delays[len(delays) // 2] < 1_000_000, samples
         assert offsets[len(offsets) // 2] < 1_000_000, samples  # one host clock: sub-ms even in software
+        # phc2sys -a -rr with the same config reaches ptp4l through its socket. (A VM has no PHC,
+        # so it stops at "no suitable ports available"; steering one needs a Pi 5.)
+        phc_conf = tmp_path / "phc2sys.conf"
+        phc_conf.write_text(
+            (TIME_DIR / "ptp4l-grandmaster.conf").read_text().replace("/var/run/ptp4l", uds["master"])
+        )
+        if shutil.which("phc2sys"):
+            phc = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns_a,
+                    "timeout",
+                    "4",
+                    "phc2sys",
+                    "-a",
+                    "-rr",
+                    "-f",
+                    str(phc_conf),
+                    "-m",
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            assert "no suitable ports available" in phc.stdout + phc.stderr, phc.stdout + phc.stderr
         logs = (tmp_path / "gm.log").read_text() + (tmp_path / "slave.log").read_text()
         assert "unknown option" not in logs.lower() and "failed to parse" not in logs.lower(), logs
 
