@@ -19,6 +19,14 @@ DISK_HEADROOM = 1.5
 @dataclass(frozen=True)
 class PreflightLimits:
     max_clock_offset_us: float = 1000.0
+    #: Largest |offset| of a camera's clock from its time source (PTP master, NTP server) as its
+    #: discipline daemon reports it. 100 µs: PTP with hardware timestamps holds well under 1 µs and
+    #: chrony with hardware timestamps a few µs, so a locked servo never comes near it, while a
+    #: clock still converging, stepping, or on plain NTP (ms) does — and it is 2× the 50 µs
+    #: phase-lock goal, beyond which the rig cannot keep the grid it promises.
+    max_sync_offset_us: float = 100.0
+    #: A clock reading older than this means the agent's reader is stuck (pmc/chronyc hanging).
+    max_clock_state_age_s: float = 30.0
     max_temperature_c: float = 80.0
     #: Expected length of a recording with no fixed duration, for the disk estimate.
     open_recording_s: float = 3600.0
@@ -141,6 +149,8 @@ def run_checks(
             ok = abs(off_us) <= limits.max_clock_offset_us
             what = "reference clock" if cam.get("reference") else f"clock offset to cam0 {off_us:+.1f} µs"
             add(Check(name, "clock_offset", ok, what, round(off_us, 1), limits.max_clock_offset_us))
+        for check in clock_sync_checks(name, st.get("clock_sync"), bool(cam.get("reference")), limits):
+            add(check)
         health = st.get("health") or {}
         free = (health.get("disk") or {}).get("free_bytes")
         if free is None:
@@ -174,6 +184,8 @@ def run_checks(
                 add(
                     Check(name, "throttling_history", False, "since boot: " + ", ".join(past), blocking=False)
                 )
+    for check in grandmaster_checks(seen, cameras):
+        add(check)
     if desktop_free_bytes is not None:
         total = need * len(cameras)
         ok = desktop_free_bytes >= total * DISK_HEADROOM
@@ -203,3 +215,67 @@ def run_checks(
                 )
             )
     return result
+
+
+def clock_sync_checks(name: str, sync: dict | None, reference: bool, limits: PreflightLimits) -> list[Check]:
+    """Is this camera's clock disciplined, locked and close to its time source (STATUS `clock_sync`)?
+
+    Unsynchronised, not locked, or off by more than the limit refuses the recording. "unknown" (the
+    agent could read neither its daemon nor the kernel's adjtimex) only warns: refusing would block
+    every rig whose tooling we cannot parse, while the offset each camera's clock has to cam0's is
+    still measured over the network above and refuses at its own limit."""
+    if not isinstance(sync, dict):
+        return [Check(name, "clock_sync", False, "clock state not reported by the agent", blocking=False)]
+    detail = str(sync.get("detail") or "")
+    source = sync.get("source") or "?"
+    age = sync.get("age_s")
+    if isinstance(age, (int, float)) and age > limits.max_clock_state_age_s:
+        return [
+            Check(
+                name,
+                "clock_sync",
+                False,
+                f"clock state is {age:.0f} s old (the agent's reader is stuck): {detail}",
+                round(age, 1),
+                limits.max_clock_state_age_s,
+                blocking=False,
+            )
+        ]
+    state = sync.get("state")
+    if state == "unsynchronized":
+        return [Check(name, "clock_sync", False, f"clock not synchronised ({source}): {detail}")]
+    if state != "synchronized":
+        return [Check(name, "clock_sync", False, f"clock state unknown ({source}): {detail}", blocking=False)]
+    if sync.get("local_reference") and source == "chrony" and not reference:
+        return [
+            Check(name, "clock_sync", False, f"follows its own clock, not cam0's (chrony `local`): {detail}")
+        ]
+    offset, bound = sync.get("offset_ns"), sync.get("error_bound_ns")
+    limit = limits.max_sync_offset_us
+    if offset is None and bound is None:
+        return [Check(name, "clock_sync", False, f"synchronised ({source}) but no offset reported: {detail}")]
+    value_us = abs(offset if offset is not None else bound) / 1e3
+    what = "offset from its time source" if offset is not None else "error bound of its clock"
+    lock = sync.get("port_state") or sync.get("servo_state") or "locked"
+    ok = value_us <= limit
+    message = f"{source} {lock}, {what} {value_us:.1f} µs" + ("" if ok else f" exceeds {limit:g} µs")
+    return [Check(name, "clock_sync", ok, message, round(value_us, 3), limit)]
+
+
+def grandmaster_checks(seen: dict[str, dict], cameras: list[str]) -> list[Check]:
+    """Every PTP camera must follow the same grandmaster: two grandmasters (two PTP domains, a
+    partitioned switch) are two timescales, each camera locked and the rig still out of sync."""
+    gms: dict[str, str] = {}
+    for name in cameras:
+        sync = ((seen.get(name) or {}).get("status") or {}).get("clock_sync") or {}
+        if sync.get("source") == "ptp" and sync.get("state") == "synchronized" and sync.get("grandmaster"):
+            gms[name] = str(sync["grandmaster"])
+    if len(set(gms.values())) <= 1:
+        return []
+    reference = next((n for n, c in seen.items() if c.get("reference")), None)
+    expected = gms.get(reference) or max(set(gms.values()), key=list(gms.values()).count)
+    return [
+        Check(name, "clock_grandmaster", False, f"follows PTP grandmaster {gm}, the rig follows {expected}")
+        for name, gm in gms.items()
+        if gm != expected
+    ]

@@ -182,6 +182,7 @@ def finish_recording(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
     final_stop = int(stopped["stop_ns"])
+    _note_clock_sync_at_stop(link, active)
     if stopped.get("session") is None and active.planned_stop_ns is not None:
         # The cameras had finished by themselves: the recording ended at its planned end.
         final_stop = min(final_stop, active.planned_stop_ns)
@@ -328,11 +329,35 @@ def _camera_entry(
 
 def _clock_reports(status: dict, desktop_clock: dict) -> dict:
     server = status.get("server", {})
-    reports = {server.get("name", "cam0"): {"clock": server.get("clock"), "offset_to_desktop": desktop_clock}}
+    reports = {
+        server.get("name", "cam0"): {
+            "clock": server.get("clock"),
+            "clock_sync": server.get("clock_sync"),
+            "offset_to_desktop": desktop_clock,
+        }
+    }
     for name, client in status.get("clients", {}).items():
         reports[name] = {
             "clock": (client.get("status") or {}).get("clock"),
+            # What disciplined this camera's clock at START: source, lock, offset, grandmaster.
+            "clock_sync": (client.get("status") or {}).get("clock_sync"),
             "offset_to_server_ns": client.get("clock_offset_ns"),
             "rtt_to_server_ns": client.get("rtt_ns"),
         }
     return reports
+
+
+def _note_clock_sync_at_stop(link: ClusterLink, active: ActiveRecording) -> None:
+    """Each camera's clock state right after STOP next to the one at START, so a clock that lost
+    its lock during the session shows in the manifest."""
+    try:
+        status = link.status(timeout=5.0)
+    except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+        active.notes.append(f"clock state at stop not read: {exc}")
+        return
+    server = status.get("server") or {}
+    states = {server.get("name", "cam0"): server.get("clock_sync")}
+    for name, client in (status.get("clients") or {}).items():
+        states[name] = (client.get("status") or {}).get("clock_sync")
+    for cam in active.cameras:
+        active.clock_reports.setdefault(cam.name, {})["clock_sync_at_stop"] = states.get(cam.name)

@@ -273,6 +273,7 @@ class RigService:
                 "rtt_ns": entry.get("rtt_ns"),
                 "reference": entry.get("reference", False),
             },
+            clock_sync=st.get("clock_sync"),  # what disciplines this camera's clock, as it reports
             preview=st.get("preview"),
             error=session.get("error"),
             status_age_s=entry.get("status_age_s"),

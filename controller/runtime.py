@@ -71,6 +71,7 @@ class ControllerRuntime:
             self.bus,
             limits=PreflightLimits(
                 max_clock_offset_us=float(self.config.extra.get("max_clock_offset_us", 1000.0)),
+                max_sync_offset_us=float(self.config.extra.get("max_sync_offset_us", 100.0)),
                 max_temperature_c=float(self.config.extra.get("max_temperature_c", 80.0)),
             ),
             poll_interval_s=self.poll_interval_s,

@@ -33,6 +33,7 @@ class SimCamera:
     trigger: str = "scheduled"  # "scheduled", "wake" or "freerun" (a free-running, phase-locked sensor)
     jitter_us: float = 0.0
     crystal_ppm: float | None = None  # freerun: the sensor's crystal error (None: random in ±50 ppm)
+    clock_sync: str = "synchronized"  # the clock state the agent reports (see simulation.clock_sync)
 
 
 class RigStartError(RuntimeError):
@@ -144,6 +145,8 @@ class SimulatedRig:
             cam.trigger,
             "--sim-jitter-us",
             str(cam.jitter_us),
+            "--sim-clock-sync",
+            cam.clock_sync,
             "--ready-file",
             str(ready),
             "--preview-listen",

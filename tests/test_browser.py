@@ -74,6 +74,10 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
     expect(page.locator("#link-state")).to_contain_text("connected")
     for cam in ("cam0", "cam1", "cam2"):
         expect(page.locator(f'.card[data-camera="{cam}"] dd[data-field="state"]')).to_have_text("idle")
+        # the agent's own clock discipline (simulated here), next to the offset cam0 measures
+        expect(page.locator(f'.card[data-camera="{cam}"] dd[data-field="time_sync"]')).to_contain_text(
+            "locked · simulated"
+        )
     shot(page, "01-record-idle")
 
     # Pre-flight tab
@@ -84,6 +88,7 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
     rows = page.locator("#pf-table tbody tr")
     expect(rows.first).to_be_visible()
     assert page.locator('#pf-table tr[data-check="cam1:clock_offset"]').count() == 1
+    assert page.locator('#pf-table tr[data-check="cam1:clock_sync"]').count() == 1
     shot(page, "02-preflight")
 
     # Record 5 s: counters move, the session appears
@@ -116,6 +121,7 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
     page.click(f'#sessions tr[data-session="{session_id}"] a')
     expect(page.locator('#s-cameras tr[data-camera="cam0"]')).to_contain_text("complete on the desktop")
     expect(page.locator('#s-transfer tr[data-camera="cam2"]')).to_contain_text("yes")
+    expect(page.locator('#s-clocks tr[data-camera="cam1"]')).to_contain_text("synchronized · simulated")
     shot(page, "06-session")
 
     # Preview tab: every camera's MJPEG stream shows pictures

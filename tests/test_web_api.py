@@ -86,7 +86,8 @@ def test_preflight_refuses_a_camera_off_the_clock_unless_overridden(controller) 
     result = pre["result"]
     assert result["ok"] is False
     failed = [(c["camera"], c["check"]) for c in result["checks"] if c["blocking"] and not c["ok"]]
-    assert failed == [("cam1", "clock_offset")], result["checks"]
+    # measured over the network, and as the camera's own (simulated) clock discipline reports it
+    assert failed == [("cam1", "clock_offset"), ("cam1", "clock_sync")], result["checks"]
     assert "cam1" in result["reason"] and "clock offset" in result["reason"]
     # recording is refused with that reason, and leaves no session behind
     job = api.wait_job(api.post("/api/recording/start", {"seconds": 1}).get_json()["job_id"])

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .backends.base import CameraBackend, make_backend
 from .backends.free_running import FreeRunningCamera, LockPolicy
 from .capture import CameraSession, CaptureOptions
+from .clock_state import ClockMonitor, ClockState, make_reader, simulated_state
 from .encoders.base import EncoderSettings
 from .grid import FrameGrid
 from .health import health_report
@@ -37,6 +40,19 @@ def lock_policy(settings: AgentSettings) -> LockPolicy:
         lock_lead_ms=settings.lock_lead_ms,
         threshold_us=settings.lock_threshold_us,
     )
+
+
+def make_clock_reader(settings: AgentSettings, clock: CameraClock) -> Callable[[], ClockState]:
+    """Simulated cameras report their simulated clock; real ones ask what disciplines theirs."""
+    if settings.backend == "synthetic":
+        scripted = settings.simulation.clock_sync
+
+        def read() -> ClockState:
+            real = time.time_ns()  # one instant on both clocks: the exact simulated offset
+            return simulated_state(scripted, clock.from_realtime(real), real)
+
+        return read
+    return make_reader(settings.clock_source)
 
 
 def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
@@ -89,6 +105,10 @@ class CameraAgent:
         self.last_summary: dict | None = None
         self.preview: PreviewService | None = None
         self._lock = threading.Lock()
+        # Clock state in the background: pmc/chronyc can take seconds, STATUS must not wait.
+        self.clock_monitor = ClockMonitor(
+            make_clock_reader(settings, self.clock), settings.clock_refresh_s
+        ).start()
 
     def start_preview(self, secret: bytes) -> int | None:
         """Serve the live preview (settings permitting); returns its port."""
@@ -226,6 +246,7 @@ class CameraAgent:
             "session": current,
             "clock": self.clock.describe(),
             "clock_now_ns": self.clock.now_ns(),
+            "clock_sync": self.clock_monitor.snapshot(),
             "backend": self.backend.describe(),
             "health": health_report(self.data_dir),
             "preview": self.preview.status() if self.preview else disabled_status(),
@@ -238,6 +259,7 @@ class CameraAgent:
         return backend.phase_lock_status() if isinstance(backend, FreeRunningCamera) else None
 
     def close(self) -> None:
+        self.clock_monitor.close()
         if self.preview is not None:
             self.preview.close()
         self.abort("agent shutting down")

@@ -47,6 +47,8 @@ _FLAG_FIELDS = (
     "lock_timeout_s",
     "lock_lead_ms",
     "lock_threshold_us",
+    "clock_source",
+    "clock_refresh_s",
 )
 
 
@@ -102,6 +104,12 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--lock-timeout-s", type=float, help="free-running: record unlocked (flagged) this long after T0")
     a("--lock-lead-ms", type=float, help="free-running: START lead to ask cam0 for, to lock before T0")
     a("--lock-threshold-us", type=float, help="free-running: |phase error| that counts as locked")
+    a("--clock-source", choices=["auto", "ptp", "chrony", "kernel"], help="what disciplines the clock")
+    a("--clock-refresh-s", type=float, help="seconds between clock state readings (default 3)")
+    a(
+        "--sim-clock-sync",
+        help="synthetic: reported clock state (synchronized, unsynchronized, LISTENING, ...)",
+    )
     a("--log-level", default="INFO")
 
 
@@ -131,6 +139,7 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         ("sim_jitter_us", "jitter_us"),
         ("sim_crystal_ppm", "crystal_ppm"),
         ("sim_sensor_delay_frames", "sensor_delay_frames"),
+        ("sim_clock_sync", "clock_sync"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

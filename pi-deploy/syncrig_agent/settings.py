@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .clock_state import CLOCK_SOURCES, SIMULATED_STATES
 from .ids import InvalidName, validate_camera_name
 from .validation import check_frame_size, check_ranges
 
@@ -46,6 +47,9 @@ class SimulationSettings:
     # its crystal error (None: random in ±50 ppm) and the frames before a duration request applies.
     crystal_ppm: float | None = None
     sensor_delay_frames: int = 1
+    # The clock state this camera reports (clock_state.simulated): "synchronized", "unsynchronized",
+    # "unknown" or a PTP port state such as "LISTENING" — so pre-flight refusals can be rehearsed.
+    clock_sync: str = "synchronized"
 
 
 TRIGGER_MODELS = ("scheduled", "wake", "freerun")
@@ -144,6 +148,10 @@ class AgentSettings:
     min_lead_ms: float = 50.0
     max_lead_ms: float = 500.0
     min_free_mb: int = 256
+    # What disciplines this camera's clock, for STATUS `clock_sync`: "auto" (ptp4l running → PTP,
+    # chronyd → chrony, else the kernel's adjtimex view), "ptp", "chrony" or "kernel".
+    clock_source: str = "auto"
+    clock_refresh_s: float = 3.0  # how often the background reader asks pmc/chronyc
     ready_file: str = ""  # written once listening/connected: actual ports, pid (used by local rigs)
     # Free-running sensors (picamera2, simulated "freerun"): phase lock to the grid (phase_lock.py).
     wait_for_lock: bool = True  # write frames only once phase-locked (earlier slots: counted, not written)
@@ -182,6 +190,7 @@ class AgentSettings:
                 "lock_timeout_s": (0.0, 600.0),
                 "lock_lead_ms": (0.0, 10_000.0),
                 "lock_threshold_us": (1.0, 10_000.0),
+                "clock_refresh_s": (0.1, 600.0),
             },
             SettingsError,
         )
@@ -191,7 +200,15 @@ class AgentSettings:
             raise SettingsError("base_priority: must be below fifo_priority")
         if self.min_lead_ms > self.max_lead_ms:
             raise SettingsError("min_lead_ms: must not exceed max_lead_ms")
+        if self.clock_source not in CLOCK_SOURCES:
+            raise SettingsError(
+                f"clock_source: must be one of {', '.join(CLOCK_SOURCES)}, got {self.clock_source!r}"
+            )
         sim = self.simulation
+        if sim.clock_sync not in SIMULATED_STATES:
+            raise SettingsError(
+                f"simulation.clock_sync: must be one of {', '.join(SIMULATED_STATES)}, got {sim.clock_sync!r}"
+            )
         if not 0.0 <= sim.drop_probability < 1.0:
             raise SettingsError(f"simulation.drop_probability: must be in [0, 1), got {sim.drop_probability}")
         if sim.trigger not in TRIGGER_MODELS:

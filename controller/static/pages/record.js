@@ -34,6 +34,14 @@
     try { await api("POST", "/api/recording/stop", {}); } catch (e) { showError(e.message); }
   });
 
+  function syncText(sync) {
+    if (!sync) return "not reported";
+    const lock = sync.state === "synchronized" ? "locked" : sync.state;
+    const port = sync.port_state ? ` ${sync.port_state}` : "";
+    const off = sync.offset_ns != null ? ` ${fmt.us(sync.offset_ns)}` : "";
+    return `${lock} · ${sync.source}${port}${off}`;
+  }
+
   function card(c) {
     const t = c.throttled;
     const throttle = t == null ? "n/a" :
@@ -50,10 +58,13 @@
       ["Throttling", throttle],
       ["Streamed", c.stream ? `${c.stream.frames_received}${c.stream.restarts ? ` (${c.stream.restarts} restarts)` : ""}` : "–"],
       ["Clock", clock.reference ? `${clockState} (reference)` : `${clockState} ${fmt.us(clock.offset_to_cam0_ns)}`],
+      // What disciplines the camera's clock (ptp4l + phc2sys, chrony, ...), as the agent reports it.
+      ["Time sync", syncText(c.clock_sync), c.clock_sync ? c.clock_sync.detail : ""],
     ];
     return el("div", {class: `card ${c.online ? "" : "offline"}`, "data-camera": c.name},
       el("h3", {}, `${c.name} `, el("small", {}, `${c.role} · ${c.host}`)),
-      el("dl", {}, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {"data-field": k.toLowerCase().replace(" ", "_")}, String(v))])),
+      el("dl", {}, ...rows.flatMap(([k, v, title]) => [el("dt", {}, k),
+        el("dd", {"data-field": k.toLowerCase().replace(" ", "_"), title: title || ""}, String(v))])),
       c.error ? el("div", {class: "error"}, c.error) : "");
   }
 

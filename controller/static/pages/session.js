@@ -28,6 +28,16 @@
         el("td", {}, gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
         el("td", {}, ((d.footage.cameras[c.name] || {}).problems || []).join("; ") || t.error || ""));
     }));
+    const clockText = s => !s ? "not recorded" : `${s.state} · ${s.source}${s.port_state ? " " + s.port_state : ""}` +
+      `${s.offset_ns != null ? " " + fmt.us(s.offset_ns) : ""}`;
+    const clocks = m.clock_reports || {};
+    document.querySelector("#s-clocks tbody").replaceChildren(...m.cameras.map(c => {
+      const r = clocks[c.name] || {};
+      return el("tr", {"data-camera": c.name, class: [r.clock_sync, r.clock_sync_at_stop].some(s => s && s.state === "unsynchronized") ? "bad" : ""},
+        el("td", {}, c.name),
+        el("td", {title: (r.clock_sync || {}).detail || ""}, clockText(r.clock_sync)),
+        el("td", {title: (r.clock_sync_at_stop || {}).detail || ""}, clockText(r.clock_sync_at_stop)));
+    }));
     document.querySelector("#s-files tbody").replaceChildren(...d.files.map(f =>
       el("tr", {}, el("td", {}, f.path), el("td", {}, fmt.bytes(f.bytes)))));
     document.getElementById("s-manifest").textContent = JSON.stringify(m, null, 2);
