@@ -14,6 +14,8 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import stat
@@ -316,6 +318,50 @@ def test_unknown_host_key_needs_confirmation(pis, rig) -> None:
     host_pub = (pis["tmp"] / "sshd-cam1" / "host_key.pub").read_text().split()
     assert empty.read_text() == f"[127.0.0.2]:{pis['port']} {host_pub[0]} {host_pub[1]}\n"
     assert (pis["homes"]["cam1"] / "syncrig-hostkey" / "agent.json").exists()
+
+
+def on_a_terminal(argv: list[str], answer: str, timeout: float = 120.0) -> tuple[int, str]:
+    """Run argv with a pty as its terminal, answering each y/N question with `answer`."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.endswith(b"[y/N] "):
+                os.write(master, answer.encode() + b"\n")
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(master)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def test_unknown_host_key_is_asked_about_on_a_terminal(pis, rig) -> None:
+    config = RigConfig.from_dict({**rig.to_dict(), "pi_install_dir": "~/syncrig-tty"})
+    config_path = save_config(pis["tmp"] / "tty.json", config)
+    known = pis["tmp"] / "known_hosts.tty"
+    known.write_text("")
+    argv = [sys.executable, "-m", "controller", "deploy", "--config", str(config_path), "--camera", "cam2"]
+    argv += ["--ssh-port", str(pis["port"]), "--identity", pis["key"], "--known-hosts", str(known)]
+    argv += ["--no-packages", "--no-service", "--templates", str(pis["templates"])]
+    host_pub = (pis["tmp"] / "sshd-cam2" / "host_key.pub").read_text().split()
+    code, out = on_a_terminal(argv, "n")
+    assert code == 1 and f"{host_pub[0]} SHA256:" in out and "not confirmed" in out, out
+    assert known.read_text() == "" and not (pis["homes"]["cam2"] / "syncrig-tty").exists()
+    code, out = on_a_terminal(argv, "y")
+    assert code == 0, out
+    assert known.read_text() == f"[127.0.0.3]:{pis['port']} {host_pub[0]} {host_pub[1]}\n"
+    assert (pis["homes"]["cam2"] / "syncrig-tty" / "agent.json").exists()
 
 
 def test_changed_host_key_is_refused(pis, rig) -> None:

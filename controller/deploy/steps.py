@@ -93,6 +93,8 @@ class CameraDeploy:
         try:
             self._enter("connect", "connecting")
             self.session = connect()
+            self._finish_step()
+            self.step = "plan"  # rendering can fail (a missing template): named as such
             self.plan = self.plan_for(self.session.home())
             self._upload()
             if self.options.install_packages:
