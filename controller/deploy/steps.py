@@ -87,9 +87,19 @@ class CameraDeploy:
 
     def _sudo(self, *argv: str) -> str:
         assert self.session is not None
-        return self.session.run(["sudo", "-n", *argv])
+        try:
+            return self.session.run(["sudo", "-n", *argv])
+        except RemoteCommandError as exc:
+            if "password is required" in str(exc):
+                raise RemoteCommandError(
+                    f"{exc} — the SSH user needs passwordless sudo for install, visudo and systemctl "
+                    "(Raspberry Pi OS's first user has it)"
+                ) from None
+            raise
 
     def run(self, connect: Callable[[], SshSession]) -> None:
+        from paramiko import SSHException
+
         try:
             self._enter("connect", "connecting")
             self.session = connect()
@@ -108,7 +118,7 @@ class CameraDeploy:
             raise
         except DeployError as exc:
             raise StepFailed(self.step, str(exc)) from None
-        except OSError as exc:  # SFTP errors, dropped connections
+        except (OSError, SSHException, EOFError) as exc:  # SFTP errors, dropped connections
             raise StepFailed(self.step, f"{type(exc).__name__}: {exc}") from None
         finally:
             self._finish_step()
