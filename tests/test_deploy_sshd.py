@@ -416,6 +416,8 @@ def test_deploy_from_the_ui(pis, rig) -> None:
     runtime.deploy_options = options(pis, known_hosts=str(known), install_packages=False)
     try:
         api = ApiClient(create_app(runtime))
+        page = api.get("/settings").get_data(as_text=True)
+        assert 'id="deploy-start"' in page and 'id="deploy-hostkeys"' in page
         assert api.post("/api/settings/deploy", {}).status_code == 400  # needs the confirmation
         r = api.post("/api/settings/deploy", {"confirm": True})
         assert r.status_code == 200, r.get_json()
