@@ -12,9 +12,11 @@ from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
 from .dataset_cli import add_dataset_commands
+from .deploy.cli import add_deploy_command
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
 from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
+from .setup_cli import add_setup_command
 
 
 def _float_list(text: str) -> list[float]:
@@ -114,143 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--segment-seconds", type=_positive(float), default=2.0, help="stream segment length")
     add_footage_commands(sub)
-    setup = sub.add_parser("setup", help="write the rig configuration and the shared secret (setup.sh)")
-    setup.add_argument(
-        "--config", type=Path, default=None, help="config file (default ~/.config/syncrig/rig.json)"
-    )
-    setup.add_argument(
-        "--camera",
-        action="append",
-        default=[],
-        metavar="NAME=[USER@]HOST",
-        help="a camera; the first one is the server (cam0). Repeat for each camera",
-    )
-    setup.add_argument("--fps", type=_positive(float), default=56.0)
-    setup.add_argument("--width", type=int, default=1536)
-    setup.add_argument("--height", type=int, default=864)
-    setup.add_argument("--bitrate", type=_positive(int), default=25_000_000)
-    setup.add_argument("--sessions-root", default="~/syncrig-sessions")
-    setup.add_argument("--force", action="store_true", help="replace an existing config (the secret is kept)")
-    dep = sub.add_parser("deploy", help="install the agent on every Pi over SSH (install.sh)")
-    dep.add_argument(
-        "--config", type=Path, default=None, help="config file (default ~/.config/syncrig/rig.json)"
-    )
-    dep.add_argument("--camera", action="append", default=[], help="deploy only this camera (repeatable)")
-    dep.add_argument("--ssh-port", type=int, default=22)
-    dep.add_argument(
-        "--known-hosts", help="known_hosts file to check host keys against (default ~/.ssh/known_hosts)"
-    )
-    dep.add_argument("--identity", help="SSH private key file")
-    dep.add_argument(
-        "--accept-new-host-keys",
-        action="store_true",
-        help="trust unknown host keys on first use (default: refuse hosts not in known_hosts)",
-    )
-    dep.add_argument(
-        "--no-packages", action="store_true", help="skip creating the venv / pip install on the Pi"
-    )
-    dep.add_argument("--no-service", action="store_true", help="do not install/restart the systemd unit")
-    dep.add_argument(
-        "--dry-run", action="store_true", help="print what would be deployed, connect to nothing"
-    )
+    add_setup_command(sub)  # setup.sh
+    add_deploy_command(sub)  # install.sh
     from .serve import add_serve_commands
 
     add_serve_commands(sub)  # demo, controller
     add_pipeline_commands(sub)  # sync, trim, verify
     add_dataset_commands(sub)  # pose, triangulate, export
     return parser
-
-
-def cmd_deploy(args: argparse.Namespace) -> int:
-    import json
-
-    from syncrig_agent.protocol import load_secret
-
-    from .deploy import DeployError, deploy_camera, plan
-    from .rig_config import ConfigError, default_home, load_config
-
-    try:
-        config = load_config(args.config or default_home() / "rig.json")
-        names = {c.name for c in config.cameras}
-        unknown = [n for n in args.camera if n not in names]
-        if unknown:
-            raise ConfigError(
-                f"--camera: unknown camera(s) {', '.join(unknown)} (configured: {', '.join(sorted(names))})"
-            )
-        targets = [c for c in config.cameras if not args.camera or c.name in args.camera]
-        if args.dry_run:
-            for d in plan(config, {c.name: f"/home/{c.ssh_user}" for c in config.cameras}):
-                if d.camera in targets:
-                    print(f"{d.camera.name}: {d.camera.ssh_user}@{d.camera.host} -> {d.install_dir}")
-                    print(json.dumps(d.agent_settings, indent=2))
-            return 0
-        secret = load_secret(config.secret_file)
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"syncrig deploy: {exc}", file=sys.stderr)
-        return 2
-    failed = []
-    for cam in targets:
-        print(f"deploying {cam.name} to {cam.ssh_user}@{cam.host} ...", flush=True)
-        try:
-            d = deploy_camera(
-                config,
-                cam,
-                secret,
-                port=args.ssh_port,
-                key_filename=args.identity,
-                accept_new_host_keys=args.accept_new_host_keys,
-                install_packages=not args.no_packages,
-                known_hosts=args.known_hosts,
-                start_service=not args.no_service,
-            )
-            print(f"  {cam.name}: installed in {d.install_dir}")
-        except (DeployError, OSError) as exc:
-            print(f"  {cam.name}: FAILED: {exc}", file=sys.stderr)
-            failed.append(cam.name)
-    if failed:
-        print(f"syncrig deploy: failed on {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_setup(args: argparse.Namespace) -> int:
-    from syncrig_agent.protocol import write_secret
-
-    from .rig_config import ConfigError, RigConfig, default_home, parse_camera_spec, save_config
-
-    path = args.config or default_home() / "rig.json"
-    if path.exists() and not args.force:
-        print(f"syncrig setup: {path} exists; pass --force to replace it", file=sys.stderr)
-        return 1
-    if not args.camera:
-        print(
-            "syncrig setup: give at least one --camera NAME=[USER@]HOST (the first is cam0, the server)",
-            file=sys.stderr,
-        )
-        return 2
-    secret = path.parent / "secret"
-    try:
-        cams = [parse_camera_spec(spec, i) for i, spec in enumerate(args.camera)]
-        config = RigConfig(
-            cameras=cams,
-            fps=args.fps,
-            width=args.width,
-            height=args.height,
-            bitrate=args.bitrate,
-            sessions_root=args.sessions_root,
-            secret_file=str(secret),
-        )
-        config.validate()
-    except ConfigError as exc:
-        print(f"syncrig setup: {exc}", file=sys.stderr)
-        return 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not secret.exists():
-        write_secret(secret)  # 0600, never overwritten
-        print(f"wrote a new shared secret to {secret} (mode 0600)")
-    save_config(path, config)
-    print(f"wrote {path}: {len(cams)} camera(s), server {config.server.name} at {config.server.host}")
-    return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -367,10 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     if args.command == "record":
         return cmd_record(args)
-    if args.command == "setup":
-        return cmd_setup(args)
-    if args.command == "deploy":
-        return cmd_deploy(args)
     if args.command in FOOTAGE_COMMANDS:
         return FOOTAGE_COMMANDS[args.command](args)
     parser.error(f"unknown command {args.command}")

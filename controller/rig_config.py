@@ -18,7 +18,14 @@ CONFIG_VERSION = 1
 # Hostnames / IPv4 / IPv6 literals only: these end up as ssh arguments, so nothing else passes.
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:]{2,39}\]?")
 _USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-_REMOTE_DIR_RE = re.compile(r"(?:~/)?[A-Za-z0-9._/-]{1,200}")
+# Absolute or home-relative: these become systemd WorkingDirectory/ExecStart paths and argv items.
+_REMOTE_DIR_RE = re.compile(r"(?:~/|/)[A-Za-z0-9._/-]{0,200}")
+# A network interface name (IFNAMSIZ - 1 characters), as ptp4l/phc2sys take it.
+_IFACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+TIME_SYNC_CHOICES = ("ptp", "chrony", "none")
+# "server": cam0 is the PTP grandmaster, every other camera a slave; "bmca": every camera runs
+# the same config and the best master clock algorithm elects one.
+PTP_GRANDMASTER_CHOICES = ("server", "bmca")
 
 
 class ConfigError(ValueError):
@@ -56,6 +63,10 @@ class RigConfig:
     fanout_port: int = DEFAULT_FANOUT_PORT
     heartbeat_interval_s: float = 1.0
     heartbeat_timeout_s: float = 10.0
+    # What disciplines each Pi's clock; install.sh renders and installs the matching units.
+    time_sync: str = "none"
+    ptp_interface: str = "eth0"
+    ptp_grandmaster: str = "server"
     secret_file: str = str(default_home() / "secret")
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
@@ -112,11 +123,29 @@ class RigConfig:
             raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
         for name in ("pi_data_dir", "pi_install_dir"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not _REMOTE_DIR_RE.fullmatch(value) or ".." in value:
+            if (
+                not isinstance(value, str)
+                or not _REMOTE_DIR_RE.fullmatch(value)
+                or ".." in value
+                or "//" in value
+                or value.rstrip("/") in ("", "~")
+            ):
                 raise ConfigError(
-                    f"{name}: only letters, digits, '.', '_', '-', '/' and a leading '~/' "
-                    f"are allowed, got {value!r}"
+                    f"{name}: an absolute or '~/' path of letters, digits, '.', '_', '-' and '/' "
+                    f"(no '..'), got {value!r}"
                 )
+        if self.pi_data_dir.rstrip("/") == self.pi_install_dir.rstrip("/"):
+            raise ConfigError("pi_data_dir: must differ from pi_install_dir (a redeploy replaces the latter)")
+        if self.time_sync not in TIME_SYNC_CHOICES:
+            choices = ", ".join(TIME_SYNC_CHOICES)
+            raise ConfigError(f"time_sync: must be one of {choices}, got {self.time_sync!r}")
+        if not isinstance(self.ptp_interface, str) or not _IFACE_RE.fullmatch(self.ptp_interface):
+            raise ConfigError(f"ptp_interface: not a network interface name: {self.ptp_interface!r}")
+        if self.ptp_grandmaster not in PTP_GRANDMASTER_CHOICES:
+            raise ConfigError(
+                f"ptp_grandmaster: must be one of {', '.join(PTP_GRANDMASTER_CHOICES)}, "
+                f"got {self.ptp_grandmaster!r}"
+            )
         return self
 
     def to_dict(self) -> dict:

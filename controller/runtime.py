@@ -11,6 +11,8 @@ from pathlib import Path
 
 from syncrig_agent.protocol import load_secret
 
+from .deploy import DeployOptions, select_cameras
+from .deploy.job import HostKeyConfirmations, run_deploy_job
 from .events import EventBus
 from .jobs import JobContext, JobRunner
 from .preflight import PreflightLimits
@@ -60,6 +62,10 @@ class ControllerRuntime:
         self.apply_settings = apply_settings
         self._lock = threading.Lock()
         self.rig = self._make_rig()
+        #: How "Deploy settings" reaches the Pis (known_hosts, key, port); host keys the user
+        #: was shown and may confirm.
+        self.deploy_options = DeployOptions()
+        self.host_keys = HostKeyConfirmations()
 
     def _make_rig(self) -> RigService:
         return RigService(
@@ -126,6 +132,24 @@ class ControllerRuntime:
         elif _capture_settings(old) != _capture_settings(new):
             result["note"] = "saved; run Deploy (install.sh) to push capture settings to the Pis"
         return result
+
+
+    # -- deploy ------------------------------------------------------------------------------
+    def start_deploy(self, cameras: list[str] | None = None) -> str:
+        """Start "Deploy settings" (the same code as install.sh) as a job; returns its id."""
+        if self.apply_settings is not None:
+            raise RigError("the simulated rig runs local agents: there is nothing to deploy", 409)
+        if self.rig.recording_state != "idle":
+            raise RigError("deploy restarts the agents: stop the recording first", 409)
+        if self.jobs.active("deploy"):
+            raise RigError("a deploy is already running", 409)
+        config, secret, options = self.config, self.secret, self.deploy_options
+        select_cameras(config, cameras)  # unknown names are refused now, not in the job
+
+        def run(ctx: JobContext) -> dict:
+            return run_deploy_job(ctx, config, secret, options, self.host_keys, cameras)
+
+        return self.jobs.submit("deploy", "Deploy settings to the Pis", run).id
 
 
 def _capture_settings(config: RigConfig) -> tuple:

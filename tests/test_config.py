@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.deploy import package_files, plan
+from controller.deploy import DeployOptions, plan_rig
+from controller.deploy.wheel import agent_sources
 from controller.rig_config import CameraEntry, ConfigError, RigConfig, load_config, save_config
 from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id, validate_subject_id
 from syncrig_agent.protocol import load_secret, write_secret
@@ -125,14 +126,15 @@ def test_setup_cli_writes_config_and_secret(tmp_path: Path) -> None:
 
 def test_deploy_plan_and_dry_run(tmp_path: Path) -> None:
     cfg = RigConfig(cameras=[CameraEntry("cam0", "10.0.0.10", "server"), CameraEntry("cam1", "10.0.0.11")])
-    deployments = plan(cfg, {"cam0": "/home/pi", "cam1": "/home/pi"})
+    deployments = plan_rig(cfg, DeployOptions())
     client = deployments[1].agent_settings
     assert client["role"] == "client" and client["server"] == "10.0.0.10:5005"
     assert client["secret_file"] == "/home/pi/syncrig/secret"
     assert client["preview_listen"] == "0.0.0.0:5008"  # the port the controller's preview URLs use
     AgentSettings.from_dict(client)  # what lands on the Pi is valid agent configuration
-    assert "User=pi" in deployments[0].unit and "@DIR@" not in deployments[0].unit
-    rels = [rel for _, rel in package_files()]
+    unit = deployments[0].unit("syncrig-agent.service")
+    assert "User=pi" in unit and "@DIR@" not in unit
+    rels = [rel for _, rel in agent_sources()]
     assert "syncrig_agent/protocol/framing.py" in rels and "syncrig_agent/server.py" in rels
     assert "syncrig_agent/timing/precise_wait.c" in rels
     path = save_config(tmp_path / "rig.json", cfg)

@@ -1,133 +1,461 @@
-"""install.sh / `syncrig deploy` against a real OpenSSH server on loopback.
+"""install.sh / `syncrig deploy` / the UI's "Deploy settings" against real OpenSSH servers.
 
-The "Pi" is this machine reached through sshd on 127.0.0.1 with a throw-away host key and a
-throw-away client key; the install goes to a temporary directory. Package installation (pip on
-the Pi) and the systemd unit are not exercised here (--no-packages --no-service): there is no
-systemd in the test sandbox, and the venv step would download wheels for minutes."""
+Three "Pis" on one machine: an sshd each on 127.0.0.1, .2 and .3 (own host key, SFTP starting in
+its own home directory), each session's PATH starting with stand-ins for `sudo` (sessions already
+run as root) and `systemctl` (records calls; starts the deployed agent's ExecStart for real, with
+the synthetic backend). The Pi's system paths live under a temporary root per camera (destdir).
+Real: ssh, SFTP, python3 -m venv --system-site-packages, pip, visudo (Debian's sudo package), the
+agent processes and the authenticated check through cam0. Not real: systemd itself, a Pi's sudo
+policy, picamera2 (see the report)."""
 
 from __future__ import annotations
 
-import getpass
+import contextlib
+import importlib.metadata
 import json
+import os
+import pty
+import select
+import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from controller.deploy import DeployError, deploy_camera
-from controller.rig_config import CameraEntry, RigConfig, save_config
+from controller.cluster_link import ClusterLink
+from controller.deploy import DeployError, DeployOptions, deploy_rig
+from controller.deploy.plan import PI_DEPLOY
+from controller.rig_config import CameraEntry, ConfigError, RigConfig, save_config
+from controller.runtime import ControllerRuntime
+from controller.web import create_app
 from syncrig_agent.protocol import load_secret, write_secret
-from syncrig_agent.settings import AgentSettings
+
+from loopback_sshd import SshdUnavailable, check_sshd_available, free_port, loopback_sshd
+from web_support import ApiClient
 
 REPO = Path(__file__).resolve().parent.parent
+SHIMS = Path(__file__).resolve().parent / "deploy_shims"
+CAMERAS = ("cam0", "cam1", "cam2")
+VISUDO = shutil.which("visudo") or "/usr/sbin/visudo"
 
 
-def rig(tmp_path: Path) -> RigConfig:
-    user = getpass.getuser()
+def repack_installed(dist: str, out: Path) -> Path:
+    """A wheel of an installed distribution of this test environment (the "Pi" gets av offline)."""
+    d = importlib.metadata.distribution(dist)
+    base = Path(d.locate_file(""))
+    tag = next(
+        line.split(":", 1)[1].strip() for line in d.read_text("WHEEL").splitlines() if line.startswith("Tag:")
+    )
+    name = d.metadata["Name"].replace("-", "_")
+    path = out / f"{name}-{d.version}-{tag}.whl"
+    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    records = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for f in d.files or []:
+            full = base / f
+            if ".." in f.parts or "__pycache__" in f.parts or f.name in skip or not full.is_file():
+                continue
+            zf.write(full, f.as_posix())
+            records.append(f"{f.as_posix()},,\n")
+        info = next(f.parts[0] for f in d.files if f.parts[0].endswith(".dist-info"))
+        zf.writestr(f"{info}/RECORD", "".join(records) + f"{info}/RECORD,,\n")
+    return path
+
+
+def stand_in_templates(d: Path, sudoers: str | None = None) -> Path:
+    """pi-deploy/'s templates: the real agent unit and sudoers, stand-ins for the time-sync files
+    (their real versions come from the clock-state work)."""
+    (d / "systemd").mkdir(parents=True)
+    (d / "time").mkdir()
+    (d / "sudoers").mkdir()
+    shutil.copy(PI_DEPLOY / "systemd" / "syncrig-agent.service", d / "systemd")
+    (d / "sudoers" / "syncrig").write_text(sudoers or (PI_DEPLOY / "sudoers" / "syncrig").read_text())
+    (d / "systemd" / "syncrig-ptp4l.service").write_text(
+        "[Service]\nExecStart=/usr/sbin/ptp4l -f @CONF@ -i @IFACE@\n"
+    )
+    (d / "systemd" / "syncrig-phc2sys.service").write_text(
+        "[Service]\nExecStart=/usr/sbin/phc2sys -s @IFACE@ -c CLOCK_REALTIME -w\n"
+    )
+    (d / "time" / "ptp4l.conf").write_text("[global]\nslaveOnly 1\n")
+    (d / "time" / "ptp4l-grandmaster.conf").write_text("[global]\npriority1 1\n")
+    (d / "time" / "chrony-syncrig.conf").write_text("refclock PHC /dev/ptp0 poll 0\nhwtimestamp @IFACE@\n")
+    return d
+
+
+def kill_agents(root: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int((root / "agent.pid").read_text()), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def pis(tmp_path_factory):
+    try:
+        check_sshd_available()
+    except SshdUnavailable as exc:
+        pytest.skip(f"DEPLOY TESTS NOT RUN: {exc}")
+    if not Path(VISUDO).exists():
+        pytest.skip("DEPLOY TESTS NOT RUN: visudo missing (tools/run-tests apt-installs sudo as root)")
+    tmp = tmp_path_factory.mktemp("pis")
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    for shim in ("sudo", "systemctl"):
+        (bin_dir / shim).symlink_to(SHIMS / shim)
+    # The "Pi's" python3: the interpreter this test environment's venv is built on, whose own
+    # site-packages (numpy) play the part of Raspberry Pi OS's python3-numpy.
+    (bin_dir / "python3").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+    wheelhouse = tmp / "wheelhouse"
+    wheelhouse.mkdir()
+    repack_installed("av", wheelhouse)
+    port = free_port()
+    keys = tmp / "keys"
+    keys.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "client_key")], check=True
+    )
+    known = []
+    roots = {}
+    with contextlib.ExitStack() as stack:
+        for i, cam in enumerate(CAMERAS):
+            root, home, d = tmp / f"root-{cam}", tmp / f"home-{cam}", tmp / f"sshd-{cam}"
+            for p in (root, home, d):
+                p.mkdir()
+            shutil.copy(keys / "client_key", d)
+            shutil.copy(keys / "client_key.pub", d)
+            env = {
+                "PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "SYNCRIG_TEST_ROOT": str(root),
+            }
+            info = stack.enter_context(loopback_sshd(d, f"127.0.0.{i + 1}", port, env, home))
+            known.append(Path(info["known_hosts"]).read_text())
+            roots[cam] = root
+            stack.callback(kill_agents, root)
+        (tmp / "known_hosts").write_text("".join(known))
+        write_secret(tmp / "secret")
+        yield {
+            "tmp": tmp,
+            "port": port,
+            "key": str(keys / "client_key"),
+            "known_hosts": tmp / "known_hosts",
+            "roots": roots,
+            "homes": {c: tmp / f"home-{c}" for c in CAMERAS},
+            "wheelhouse": wheelhouse,
+            "templates": stand_in_templates(tmp / "templates"),
+            "secret": tmp / "secret",
+        }
+
+
+@pytest.fixture(scope="module")
+def rig(pis) -> RigConfig:
+    cams = [
+        CameraEntry(c, f"127.0.0.{i + 1}", "server" if i == 0 else "client", "root", preview_port=free_port())
+        for i, c in enumerate(CAMERAS)
+    ]
     return RigConfig(
-        cameras=[
-            CameraEntry("cam0", "127.0.0.1", "server", ssh_user=user),
-            CameraEntry("cam1", "127.0.0.1", "client", ssh_user=user),
-        ],
-        pi_install_dir=str(tmp_path / "pi" / "syncrig"),
-        pi_data_dir=str(tmp_path / "pi" / "recordings"),
-        secret_file=str(tmp_path / "secret"),
+        cameras=cams,
+        fps=30.0,
+        width=320,
+        height=240,
+        bitrate=1_000_000,
+        control_port=free_port(),
+        fanout_port=free_port(),
+        pi_install_dir="~/syncrig",
+        pi_data_dir="~/recordings",
+        secret_file=str(pis["secret"]),
+        time_sync="ptp",
+        ptp_interface="eth1",
     )
 
 
-def test_deploy_copies_agent_settings_and_secret(sshd, tmp_path: Path) -> None:
-    config = rig(tmp_path)
-    secret = write_secret(tmp_path / "secret")
+def options(pis, **kw) -> DeployOptions:
+    base = {
+        "ssh_port": pis["port"],
+        "key_filename": pis["key"],
+        "known_hosts": str(pis["known_hosts"]),
+        "wheelhouse": pis["wheelhouse"],
+        "templates": pis["templates"],
+        "destdir": str(pis["tmp"] / "root-{camera}"),
+        "verify_timeout_s": 40.0,
+    }
+    return DeployOptions(**{**base, **kw})
 
-    def deploy():
-        return deploy_camera(
-            config,
-            config.cameras[1],
-            secret,
-            port=sshd["port"],
-            key_filename=sshd["key"],
-            known_hosts=sshd["known_hosts"],
-            install_packages=False,
-            start_service=False,
+
+def calls(root: Path, name: str = "systemctl.calls") -> list:
+    path = root / name
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(x) for x in lines] if name.endswith("systemctl.calls") else lines
+
+
+def deploy_cli(pis, config_path: Path, *extra: str, known_hosts: Path | None = None):
+    argv = ["bash", str(REPO / "install.sh"), "--config", str(config_path), "--ssh-port", str(pis["port"])]
+    argv += ["--identity", pis["key"], "--known-hosts", str(known_hosts or pis["known_hosts"])]
+    argv += ["--templates", str(pis["templates"]), "--destdir", str(pis["tmp"] / "root-{camera}")]
+    return subprocess.run(
+        [*argv, *extra], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+    )
+
+
+def test_install_sh_deploys_three_cameras_in_parallel(pis, rig) -> None:
+    config_path = save_config(pis["tmp"] / "rig.json", rig)
+    started = time.monotonic()
+    r = deploy_cli(pis, config_path, "--wheelhouse", str(pis["wheelhouse"]), "--verify-timeout", "40")
+    elapsed = time.monotonic() - started
+    print(f"\ninstall.sh, 3 cameras to loopback sshd (venv + pip + units + verify): {elapsed:.1f} s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    table = [line.split() for line in r.stdout.splitlines() if line.startswith("cam") and " ok " in line]
+    print(r.stdout)
+    assert sorted((row[0], row[2]) for row in table) == [("cam0", "ok"), ("cam1", "ok"), ("cam2", "ok")]
+    secret = load_secret(pis["secret"])
+    for cam in CAMERAS:
+        home, root = pis["homes"][cam], pis["roots"][cam]
+        base = home / "syncrig"
+        agent = json.loads((base / "agent.json").read_text())
+        assert agent["name"] == cam and agent["backend"] == "picamera2"
+        assert agent["secret_file"] == str(base / "secret") and agent["data_dir"] == str(home / "recordings")
+        assert stat.S_IMODE((base / "secret").stat().st_mode) == 0o600
+        assert load_secret(base / "secret") == secret
+        # The wheel is what runs: installed in the venv, which also sees the system's numpy.
+        probe = subprocess.run(
+            [
+                str(base / "venv/bin/python"),
+                "-c",
+                "import syncrig_agent, numpy; print(syncrig_agent.__file__)",
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/",
         )
+        assert probe.returncode == 0 and "site-packages" in probe.stdout, probe.stderr
+        assert "include-system-site-packages = true" in (base / "venv/pyvenv.cfg").read_text()
+        unit = (root / "etc/systemd/system/syncrig-agent.service").read_text()
+        assert f"WorkingDirectory={base}\n" in unit and "User=root\n" in unit
+        assert f"ExecStart={base}/venv/bin/python -m syncrig_agent --config {base}/agent.json" in unit
+        ptp4l = (root / "etc/systemd/system/syncrig-ptp4l.service").read_text()
+        assert "-f /etc/syncrig/ptp4l.conf -i eth1" in ptp4l and "@" not in ptp4l
+        assert "-s eth1 " in (root / "etc/systemd/system/syncrig-phc2sys.service").read_text()
+        conf = (root / "etc/syncrig/ptp4l.conf").read_text()
+        assert ("priority1 1" in conf) == (cam == "cam0")  # cam0 is the grandmaster
+        sudoers = root / "etc/sudoers.d/syncrig"
+        assert stat.S_IMODE(sudoers.stat().st_mode) == 0o440 and sudoers.stat().st_uid == 0
+        text = sudoers.read_text()
+        assert "root ALL=(root) NOPASSWD: SYNCRIG_SERVICES" in text
+        assert "/usr/bin/systemctl restart syncrig-agent.service" in text and "*" not in text
+        assert subprocess.run([VISUDO, "-c", "-f", str(sudoers)], capture_output=True).returncode == 0
+        assert not list((root / "etc/sudoers.d").glob("*.new"))
+        assert calls(root) == [
+            ["daemon-reload"],
+            ["enable", "syncrig-ptp4l.service", "syncrig-phc2sys.service", "syncrig-agent.service"],
+            ["restart", "syncrig-ptp4l.service", "syncrig-phc2sys.service", "syncrig-agent.service"],
+            ["is-active", "syncrig-agent.service"],
+        ]
+        sudo = calls(root, "sudo.calls")
+        assert sudo[0] == f"visudo -c -f {base}/staged/sudoers"  # checked before anything installed
+        assert sudo.index(f"visudo -c -f {base}/staged/sudoers") < min(
+            i for i, c in enumerate(sudo) if c.startswith("install ")
+        )
+    # Independently of the deploy's own check: cam0 answers with the secret, both clients joined.
+    with ClusterLink(("127.0.0.1", rig.control_port), secret) as link:
+        clients = link.status()["clients"]
+    assert {n for n, c in clients.items() if c["connected"]} == {"cam1", "cam2"}
 
-    deployment = deploy()
-    base = Path(deployment.install_dir)
-    assert base == tmp_path / "pi" / "syncrig"
-    secret_file = base / "secret"
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-    assert load_secret(secret_file) == secret
-    settings = AgentSettings.from_file(base / "agent.json")
-    assert settings.name == "cam1" and settings.role == "client" and settings.backend == "picamera2"
-    assert settings.server == f"127.0.0.1:{config.fanout_port}"
-    assert (base / "syncrig_agent" / "timing" / "precise_wait.c").exists()
-    assert f"WorkingDirectory={base}" in (base / "syncrig-agent.service").read_text()
-    # The copied package is complete: run from the install dir, the copy (not this checkout's
-    # installed package) is what imports, with everything the agent needs.
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import syncrig_agent.server, syncrig_agent.client; print(syncrig_agent.__file__)",
-        ],
-        cwd=base,
-        capture_output=True,
-        text=True,
-    )
-    assert probe.returncode == 0, probe.stderr
-    assert Path(probe.stdout.strip()).parent == base / "syncrig_agent"
-    # Re-deploying updates code and settings but never writes a new secret over the old one
-    # with wider permissions.
-    deploy()
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+
+def test_metacharacters_are_refused_before_any_connection(pis, rig) -> None:
+    log = pis["tmp"] / "sshd-cam1" / "sshd.log"
+    before = log.stat().st_size
+    bad_values = [
+        ("cameras[0].name", lambda d: d["cameras"][0].update(name="cam0;touch pwned")),
+        ("cameras[1].host", lambda d: d["cameras"][1].update(host="127.0.0.2$(touch pwned)")),
+        ("cameras[1].ssh_user", lambda d: d["cameras"][1].update(ssh_user="root`id`")),
+        ("pi_install_dir", lambda d: d.update(pi_install_dir="~/syncrig; touch pwned")),
+        ("pi_data_dir", lambda d: d.update(pi_data_dir="/data/$HOME")),
+        ("pi_install_dir", lambda d: d.update(pi_install_dir="syncrig")),  # relative: not a unit path
+        ("ptp_interface", lambda d: d.update(ptp_interface="eth0 -f /etc/shadow")),
+    ]
+    for i, (field, spoil) in enumerate(bad_values):
+        data = rig.to_dict()
+        spoil(data)
+        path = pis["tmp"] / f"bad{i}.json"
+        path.write_text(json.dumps(data))
+        if i < 2:  # through install.sh itself
+            r = deploy_cli(pis, path)
+            assert r.returncode == 2 and field in r.stderr, r.stderr
+        else:
+            with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+                RigConfig.from_dict(data)
+    assert log.stat().st_size == before  # nobody connected
+    assert not list(pis["tmp"].rglob("pwned")) and not (Path.cwd() / "pwned").exists()
 
 
-def test_unknown_host_key_is_refused(sshd, tmp_path: Path) -> None:
-    config = rig(tmp_path)
-    empty = tmp_path / "known_hosts"
+def test_unknown_host_key_needs_confirmation(pis, rig) -> None:
+    config = RigConfig.from_dict({**rig.to_dict(), "pi_install_dir": "~/syncrig-hostkey"})
+    config_path = save_config(pis["tmp"] / "hostkey.json", config)
+    empty = pis["tmp"] / "known_hosts.empty"
     empty.write_text("")
-    with pytest.raises(DeployError, match="known_hosts|not found"):
-        deploy_camera(
-            config,
-            config.cameras[0],
-            b"x" * 32,
-            port=sshd["port"],
-            key_filename=sshd["key"],
-            known_hosts=str(empty),
-            install_packages=False,
-            start_service=False,
-        )
-    assert not (tmp_path / "pi").exists()
-
-
-def test_install_sh_deploys_every_camera(sshd, tmp_path: Path) -> None:
-    config = rig(tmp_path)
-    config_path = save_config(tmp_path / "rig.json", config)
-    write_secret(tmp_path / "secret")
-    result = subprocess.run(
-        [
-            "bash",
-            str(REPO / "install.sh"),
-            "--config",
-            str(config_path),
-            "--ssh-port",
-            str(sshd["port"]),
-            "--identity",
-            sshd["key"],
-            "--known-hosts",
-            sshd["known_hosts"],
-            "--no-packages",
-            "--no-service",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
+    r = deploy_cli(pis, config_path, "--camera", "cam1", "--no-packages", "--no-service", known_hosts=empty)
+    assert r.returncode == 1
+    assert "not in" in r.stdout + r.stderr and "SHA256:" in r.stdout + r.stderr
+    assert "not a terminal" in r.stdout
+    assert not (pis["homes"]["cam1"] / "syncrig-hostkey").exists()
+    assert empty.read_text() == ""
+    # Confirmed (here by the flag; the fingerprint is printed), it is remembered and used.
+    r = deploy_cli(
+        pis,
+        config_path,
+        "--camera",
+        "cam1",
+        "--no-packages",
+        "--no-service",
+        "--accept-new-host-keys",
+        known_hosts=empty,
     )
-    assert result.returncode == 0, result.stderr
-    # Both cameras were deployed (SqueakShot's loop stopped after the first one).
-    assert "cam0: installed" in result.stdout and "cam1: installed" in result.stdout
-    agent = json.loads((tmp_path / "pi" / "syncrig" / "agent.json").read_text())
-    assert agent["name"] in ("cam0", "cam1")  # same directory on this one "Pi": the last one wins
+    assert r.returncode == 0, r.stdout + r.stderr
+    host_pub = (pis["tmp"] / "sshd-cam1" / "host_key.pub").read_text().split()
+    assert empty.read_text() == f"[127.0.0.2]:{pis['port']} {host_pub[0]} {host_pub[1]}\n"
+    assert (pis["homes"]["cam1"] / "syncrig-hostkey" / "agent.json").exists()
+
+
+def on_a_terminal(argv: list[str], answer: str, timeout: float = 120.0) -> tuple[int, str]:
+    """Run argv with a pty as its terminal, answering each y/N question with `answer`."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.endswith(b"[y/N] "):
+                os.write(master, answer.encode() + b"\n")
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(master)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def test_unknown_host_key_is_asked_about_on_a_terminal(pis, rig) -> None:
+    config = RigConfig.from_dict({**rig.to_dict(), "pi_install_dir": "~/syncrig-tty"})
+    config_path = save_config(pis["tmp"] / "tty.json", config)
+    known = pis["tmp"] / "known_hosts.tty"
+    known.write_text("")
+    argv = [sys.executable, "-m", "controller", "deploy", "--config", str(config_path), "--camera", "cam2"]
+    argv += ["--ssh-port", str(pis["port"]), "--identity", pis["key"], "--known-hosts", str(known)]
+    argv += ["--no-packages", "--no-service", "--templates", str(pis["templates"])]
+    host_pub = (pis["tmp"] / "sshd-cam2" / "host_key.pub").read_text().split()
+    code, out = on_a_terminal(argv, "n")
+    assert code == 1 and f"{host_pub[0]} SHA256:" in out and "not confirmed" in out, out
+    assert known.read_text() == "" and not (pis["homes"]["cam2"] / "syncrig-tty").exists()
+    code, out = on_a_terminal(argv, "y")
+    assert code == 0, out
+    assert known.read_text() == f"[127.0.0.3]:{pis['port']} {host_pub[0]} {host_pub[1]}\n"
+    assert (pis["homes"]["cam2"] / "syncrig-tty" / "agent.json").exists()
+
+
+def test_changed_host_key_is_refused(pis, rig) -> None:
+    config_path = save_config(pis["tmp"] / "changed.json", rig)
+    other = pis["tmp"] / "otherkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    ecdsa = pis["tmp"] / "ecdsakey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True)
+    for key in (other, ecdsa):  # a different key, or only a key of another type remembered
+        pub = Path(f"{key}.pub").read_text().split()
+        known = pis["tmp"] / f"known_hosts.{key.name}"
+        known.write_text(f"[127.0.0.2]:{pis['port']} {pub[0]} {pub[1]}\n")
+        before = calls(pis["roots"]["cam1"])
+        r = deploy_cli(pis, config_path, "--camera", "cam1", "--accept-new-host-keys", known_hosts=known)
+        assert r.returncode == 1 and "HOST KEY CHANGED" in r.stdout, r.stdout + r.stderr
+        assert calls(pis["roots"]["cam1"]) == before
+        assert known.read_text().count("\n") == 1  # not "fixed" behind the user's back
+        # The deploy connection itself refuses too (a key swapped after the check).
+        (result,) = deploy_rig(
+            rig, load_secret(pis["secret"]), options(pis, known_hosts=str(known)), ["cam1"]
+        )
+        assert not result.ok and result.step == "connect" and "HOST KEY CHANGED" in result.message
+
+
+def test_sudoers_failing_visudo_fails_the_camera_and_installs_nothing(pis, rig) -> None:
+    templates = stand_in_templates(
+        pis["tmp"] / "bad-templates", sudoers="@USER@ ALL=(root) NOPASSWD: systemctl restart x\nnot sudoers\n"
+    )
+    destdir = pis["tmp"] / "fresh-root-{camera}"
+    before = {c: calls(pis["roots"][c]) for c in ("cam1", "cam2")}
+    results = deploy_rig(
+        rig,
+        load_secret(pis["secret"]),
+        options(pis, templates=templates, destdir=str(destdir), install_packages=False),
+        ["cam1", "cam2"],
+    )
+    for r in results:
+        assert not r.ok and r.step == "sudoers", r
+        assert "visudo" in r.message and "syntax error" in r.message and "nothing installed" in r.message
+        assert not Path(str(destdir).replace("{camera}", r.camera)).exists()
+        assert calls(pis["roots"][r.camera]) == before[r.camera]  # no systemctl call at all
+
+
+def test_deploy_from_the_ui(pis, rig) -> None:
+    config = RigConfig.from_dict(rig.to_dict())
+    config_path = save_config(pis["tmp"] / "ui-rig.json", config)
+    known = pis["tmp"] / "known_hosts.ui"
+    # cam2's key is not known yet: the first deploy asks for it.
+    known.write_text("".join(pis["known_hosts"].read_text().splitlines(keepends=True)[:2]))
+    runtime = ControllerRuntime(config_path, sessions_root=pis["tmp"] / "sessions").start()
+    # Packages were installed by the install.sh test; this one exercises the job, not pip again.
+    runtime.deploy_options = options(pis, known_hosts=str(known), install_packages=False)
+    try:
+        api = ApiClient(create_app(runtime))
+        page = api.get("/settings").get_data(as_text=True)
+        assert 'id="deploy-start"' in page and 'id="deploy-hostkeys"' in page
+        assert api.post("/api/settings/deploy", {}).status_code == 400  # needs the confirmation
+        r = api.post("/api/settings/deploy", {"confirm": True})
+        assert r.status_code == 200, r.get_json()
+        job = api.wait_job(r.get_json()["job_id"], timeout=60)
+        assert job["state"] == "done", job
+        (pending,) = job["result"]["needs_confirmation"]
+        assert pending["camera"] == "cam2" and pending["fingerprint"].startswith("SHA256:")
+        assert api.get_json("/api/settings/hostkeys")["pending"] == [pending]
+        wrong = api.post("/api/settings/hostkeys", {"camera": "cam2", "fingerprint": "SHA256:AAAA"})
+        assert wrong.status_code == 409 and "not the one shown" in wrong.get_json()["error"]
+        ok = api.post("/api/settings/hostkeys", {"camera": "cam2", "fingerprint": pending["fingerprint"]})
+        assert ok.status_code == 200 and ok.get_json()["status"] == "remembered"
+        agents_before = {c: (pis["roots"][c] / "agent.pid").read_text() for c in CAMERAS}
+        started = time.monotonic()
+        r = api.post("/api/settings/deploy", {"confirm": True})
+        job = api.wait_job(r.get_json()["job_id"], timeout=90)
+        print(
+            f"\nredeploy of 3 cameras from the UI (no pip step): {time.monotonic() - started:.1f} s"
+        )
+        assert job["state"] == "done" and job["result"]["ok"], job
+        assert [(c["camera"], c["ok"], c["step"]) for c in job["result"]["cameras"]] == [
+            (c, True, "done") for c in CAMERAS
+        ]
+        assert any("cam1: restarting services" in line for line in job["log"])
+        for cam in CAMERAS:  # every agent was restarted by this deploy
+            assert (pis["roots"][cam] / "agent.pid").read_text() != agents_before[cam]
+    finally:
+        runtime.close()
+
+
+def test_deploy_refuses_while_cam0_records(pis, rig) -> None:
+    secret = load_secret(pis["secret"])
+    before = {c: calls(pis["roots"][c]) for c in CAMERAS}
+    with ClusterLink(("127.0.0.1", rig.control_port), secret) as link:
+        link.start("20260101T000000Z-1_deploy_test", 33_333_333, 30.0, {c: c for c in CAMERAS}, frames=300)
+        try:
+            with pytest.raises(DeployError, match="recording"):
+                deploy_rig(rig, secret, options(pis), None)
+        finally:
+            link.stop()
+    assert {c: calls(pis["roots"][c]) for c in CAMERAS} == before  # no agent was touched

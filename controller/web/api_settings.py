@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from ..rig_service import RigError
 from .helpers import json_body, runtime
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
@@ -39,3 +40,37 @@ def save_settings():  # noqa: ANN201
 
         raise ConfigError(f"{unknown[0]}: not a setting this page can change")
     return jsonify(runtime().save_settings(data))
+
+
+@bp.post("/deploy")
+def deploy():  # noqa: ANN201
+    """"Deploy settings": install the agent on every Pi (exactly install.sh's code) as a job."""
+    data = json_body()
+    if data.get("confirm") is not True:
+        raise RigError('deploy restarts the agents: confirm with {"confirm": true}', 400, "confirm")
+    cameras = data.get("cameras")
+    names_ok = isinstance(cameras, list) and all(isinstance(c, str) for c in cameras)
+    if cameras is not None and not names_ok:
+        raise RigError("cameras: must be a list of camera names", 400, "cameras")
+    return jsonify({"job_id": runtime().start_deploy(cameras)})
+
+
+@bp.get("/hostkeys")
+def pending_host_keys():  # noqa: ANN201
+    return jsonify({"pending": runtime().host_keys.pending()})
+
+
+@bp.post("/hostkeys")
+def confirm_host_key():  # noqa: ANN201
+    """The user compared the fingerprint shown with the Pi's and trusts it: remember that key."""
+    data = json_body()
+    camera, fingerprint = data.get("camera"), data.get("fingerprint")
+    if not isinstance(camera, str) or not isinstance(fingerprint, str):
+        raise RigError("camera and fingerprint (strings) are required", 400)
+    rt = runtime()
+    from ..deploy import DeployError
+
+    try:
+        return jsonify(rt.host_keys.accept(camera, fingerprint, rt.deploy_options.known_hosts_path))
+    except DeployError as exc:
+        raise RigError(str(exc), 409) from None

@@ -67,5 +67,61 @@
     }
   });
   document.getElementById("add-camera").addEventListener("click", () => camBody.append(camRow()));
+
+  // "Deploy settings": a job running install.sh's code; per-camera progress from its events.
+  const deployBtn = document.getElementById("deploy-start");
+  if (deployBtn) {
+    const state = document.getElementById("deploy-state");
+    const table = document.getElementById("deploy-table");
+    const keys = document.getElementById("deploy-hostkeys");
+    let current = null;
+
+    function renderCameras(cameras) {
+      table.hidden = !cameras.length;
+      table.tBodies[0].replaceChildren(...cameras.map(c => el("tr", {class: c.ok === false ? "bad" : ""},
+        el("td", {}, c.camera), el("td", {}, c.target || ""),
+        el("td", {}, c.fraction != null ? el("progress", {max: 1, value: c.fraction}) : (c.ok ? "done" : "")),
+        el("td", {}, c.step || ""),
+        el("td", {}, c.ok == null ? "" : (c.ok ? `ok (${c.seconds} s)` : `FAILED: ${c.message}`)))));
+    }
+
+    function renderHostKeys(pending) {
+      keys.hidden = !pending.length;
+      keys.querySelector("tbody").replaceChildren(...pending.map(k => {
+        const trust = el("button", {type: "button"}, "Trust this key");
+        trust.addEventListener("click", async () => {
+          try {
+            await api("POST", "/api/settings/hostkeys", {camera: k.camera, fingerprint: k.fingerprint});
+            trust.replaceWith("remembered");
+          } catch (e) { SyncRig.banner(e.message); }
+        });
+        return el("tr", {}, el("td", {}, k.camera), el("td", {}, `${k.host}:${k.port}`), el("td", {}, k.key_type),
+          el("td", {}, el("code", {}, k.fingerprint)), el("td", {}, trust));
+      }));
+    }
+
+    SyncRig.on("job", j => {
+      if (j.id !== current) return;
+      state.textContent = `${j.state} ${j.message || ""}`;
+      if (j.result && j.result.cameras) renderCameras(j.result.cameras);
+    });
+
+    deployBtn.addEventListener("click", async () => {
+      if (!window.confirm("Deploy the saved settings to every Pi? Each camera's agent restarts.")) return;
+      deployBtn.disabled = true; renderHostKeys([]);
+      try {
+        const {job_id} = await api("POST", "/api/settings/deploy", {confirm: true});
+        current = job_id;
+        const job = await SyncRig.waitJob(job_id);
+        const r = job.result || {};
+        renderCameras(r.cameras || []);
+        renderHostKeys(r.needs_confirmation || []);
+        state.textContent = job.state !== "done" ? `failed: ${job.error}` :
+          (r.needs_confirmation && r.needs_confirmation.length) ? "confirm the new host keys below, then deploy again" :
+          (r.ok ? "every camera deployed and answering" : "some cameras failed (see the table)");
+      } catch (e) { state.textContent = ""; SyncRig.banner(e.message); }
+      deployBtn.disabled = false;
+    });
+  }
   load().catch(e => SyncRig.banner(e.message));
 })();

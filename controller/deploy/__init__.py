@@ -1,0 +1,27 @@
+"""Deploying the agent to the Pis over SSH (install.sh → `syncrig deploy`, and the UI's "Deploy
+settings"): plan.py decides what goes where, render.py fills the templates, wheel.py builds the
+agent, hostkeys.py + session.py make the checked SSH connection, steps.py is one camera's deploy,
+verify.py asks cam0 whether every agent answers, runner.py runs the cameras in parallel."""
+
+from .errors import DeployError, RemoteCommandError
+from .hostkeys import HostKeyChanged, HostKeyInfo, HostKeyUnknown, remember_host_key, scan_host_key
+from .plan import DeployOptions, plan_camera, plan_rig
+from .runner import CameraResult, deploy_rig, select_cameras
+from .wheel import build_agent_wheel
+
+__all__ = [
+    "CameraResult",
+    "DeployError",
+    "DeployOptions",
+    "HostKeyChanged",
+    "HostKeyInfo",
+    "HostKeyUnknown",
+    "RemoteCommandError",
+    "build_agent_wheel",
+    "deploy_rig",
+    "plan_camera",
+    "plan_rig",
+    "remember_host_key",
+    "scan_host_key",
+    "select_cameras",
+]
