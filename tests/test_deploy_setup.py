@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
+import shutil
 import stat
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from controller.cli import main
 from controller.deploy import DeployOptions, build_agent_wheel, plan_rig
 from controller.deploy.render import RenderError, render_template
 from controller.rig_config import CameraEntry, ConfigError, RigConfig, load_config
+from syncrig_agent.clock_state.readers import pmc_sudo_argv
 from syncrig_agent.protocol import load_secret
 
 
@@ -62,6 +65,40 @@ def test_plan_per_time_sync(tmp_path: Path) -> None:
         plan_rig(rig(time_sync="ptp", ptp_grandmaster="bmca"), opts)
     with pytest.raises(ConfigError, match="destdir"):
         DeployOptions(destdir="/tmp/x; rm -rf /").validate()
+
+
+def test_shipped_time_sync_templates_render_completely(tmp_path: Path) -> None:
+    """The real pi-deploy/ templates (not stand-ins): every placeholder filled, the grandmaster
+    config on cam0 only, chrony clients following cam0, and a sudoers drop-in that allows the
+    agent's one privileged pmc query verbatim and passes the real visudo."""
+    ptp = plan_rig(rig(time_sync="ptp", ptp_grandmaster="server"), DeployOptions())
+    for cam in ptp:
+        for f in [*cam.files, cam.sudoers]:
+            assert not re.search(r"@[A-Z]+@", f.content), (cam.camera.name, f.name)
+    assert "masterOnly" in ptp[0].files[1].content and "masterOnly" not in ptp[1].files[1].content
+    pmc_line = " ".join(pmc_sudo_argv())
+    assert "-i /var/run/syncrig-pmc GET TIME_STATUS_NP" in pmc_line and "*" not in pmc_line
+    assert pmc_line in ptp[1].sudoers.content
+    visudo = shutil.which("visudo") or ("/usr/sbin/visudo" if Path("/usr/sbin/visudo").exists() else None)
+    if visudo is None:
+        pytest.skip("visudo missing (Debian package sudo): the rendered sudoers drop-in was not checked")
+    for cam in ptp:
+        drop_in = tmp_path / f"sudoers-{cam.camera.name}"
+        drop_in.write_text(cam.sudoers.content)
+        drop_in.chmod(0o440)
+        check = subprocess.run([visudo, "-c", "-f", str(drop_in)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+    chrony = plan_rig(rig(time_sync="chrony", extra={"ntp_upstream": "ntp.lab.example"}), DeployOptions())
+    server_line = [
+        [line for line in f.content.splitlines() if line.startswith("server ")]
+        for cam in chrony
+        for f in cam.files
+        if f.dest.endswith("syncrig.conf")
+    ]
+    assert server_line[0][0].split()[1] == "ntp.lab.example"  # cam0 follows the lab's server
+    assert server_line[1][0].split()[1] == "10.0.0.10"  # clients follow cam0
+    assert " ".join(pmc_sudo_argv()) not in chrony[1].sudoers.content  # no ptp4l: no pmc rule
 
 
 def test_agent_wheel_is_reproducible_and_versioned_by_content(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncrig_agent.clock_state.readers import pmc_sudo_argv
+
 from ..rig_config import CameraEntry, ConfigError, RigConfig
 from .render import agent_settings_for, render_template, sudoers_commands
 
@@ -133,6 +135,13 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
         "ROLE": cam.role,
         "IFACE": config.ptp_interface,
         "CONF": PTP_CONF_PATH,
+        # chrony: clients follow cam0; cam0 follows the lab's NTP server when one is configured
+        # (extra.ntp_upstream), else itself (an isolated rig: `local stratum` in the drop-in).
+        "SERVER": (
+            str(config.extra.get("ntp_upstream") or config.server.host)
+            if cam.role == "server"
+            else config.server.host
+        ).strip("[]"),
     }
 
     def render(rel: str, why: str) -> str:
@@ -162,7 +171,11 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
         restart_only.append(CHRONY_UNIT)
         stale_files = []
     units.append(AGENT_UNIT)
-    sudoers_values = {**values, "COMMANDS": sudoers_commands(options.systemctl, units + restart_only)}
+    # With ptp4l the agent reads its state through pmc; the socket is root's, so that one query is
+    # allowed through sudo (syncrig_agent.clock_state.readers.pmc_sudo_argv: one home for the line).
+    privileged = [pmc_sudo_argv()] if config.time_sync == "ptp" else []
+    commands = sudoers_commands(options.systemctl, units + restart_only, privileged)
+    sudoers_values = {**values, "COMMANDS": commands}
     sudoers = SystemFile(
         "sudoers",
         render_template(

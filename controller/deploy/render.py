@@ -66,7 +66,10 @@ def agent_settings_for(config: RigConfig, cam: CameraEntry, install_dir: str, da
     return data
 
 
-def sudoers_commands(systemctl: str, units: list[str]) -> str:
+def sudoers_commands(systemctl: str, units: list[str], extra: list[list[str]] = ()) -> str:
     """The exact command lines (absolute program path, fixed arguments, no wildcards) the agent
-    user may run as root: start/stop/restart of each installed service."""
-    return ", ".join(f"{systemctl} {verb} {unit}" for unit in units for verb in ("start", "stop", "restart"))
+    user may run as root: start/stop/restart of each installed service, plus `extra` argv lists
+    (the PTP state query through pmc when ptp4l runs)."""
+    lines = [f"{systemctl} {verb} {unit}" for unit in units for verb in ("start", "stop", "restart")]
+    lines += [" ".join(argv) for argv in extra]
+    return ", ".join(lines)

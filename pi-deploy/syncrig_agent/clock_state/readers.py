@@ -22,6 +22,18 @@ from .ptp import ptp_state
 
 COMMAND_TIMEOUT_S = 5.0
 PTP4L_SOCKET = "/var/run/ptp4l"
+# The privileged retry uses fixed paths so the sudoers drop-in can allow exactly one command line
+# (a wildcard for a per-call client socket would also match extra pmc commands, e.g. SETs).
+PMC_PROGRAM = "/usr/sbin/pmc"
+PMC_SUDO_CLIENT = "/var/run/syncrig-pmc"
+
+
+def pmc_sudo_argv(uds: str = PTP4L_SOCKET) -> list[str]:
+    """The exact pmc command line an unprivileged agent may run through `sudo -n` (the deploy
+    writes this line, and nothing wider, into the agent user's sudoers drop-in)."""
+    return [PMC_PROGRAM, "-u", "-b", "0", "-s", uds, "-i", PMC_SUDO_CLIENT, *QUERIES]
+
+
 PHC2SYS_UNIT = "syncrig-phc2sys.service"
 #: Clock sources an agent can be told to use (`clock_source` setting).
 CLOCK_SOURCES = ("auto", "ptp", "chrony", "kernel")
@@ -84,8 +96,8 @@ def kernel_fallback(source: str, reason: str) -> ClockState:
 
 def pmc_output(uds: str = PTP4L_SOCKET) -> str:
     """One pmc run with the four GETs. ptp4l's socket is 0660 root, so an unprivileged agent gets no
-    answer (pmc still exits 0); it then retries through `sudo -n`, which works only when the
-    installer's sudoers drop-in allows exactly this pmc call, and fails at once otherwise."""
+    answer (pmc still exits 0); it then retries through `sudo -n` with `pmc_sudo_argv()`, which works
+    only when the installer's sudoers drop-in allows exactly that call, and fails at once otherwise."""
     client = Path(tempfile.gettempdir()) / f"syncrig-pmc.{os.getpid()}.{time.monotonic_ns()}"
     argv = ["pmc", "-u", "-b", "0", "-s", uds, "-i", str(client), *QUERIES]
     try:
@@ -99,7 +111,7 @@ def pmc_output(uds: str = PTP4L_SOCKET) -> str:
                 raise failure
             return out
         try:
-            return run_command(["sudo", "-n", *argv])
+            return run_command(["sudo", "-n", *pmc_sudo_argv(uds)])
         except CommandFailed as exc:
             raise CommandFailed(
                 f"no answer from ptp4l as uid {os.geteuid()} (not running, or its root-owned 0660 "
