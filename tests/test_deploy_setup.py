@@ -99,6 +99,11 @@ def test_shipped_time_sync_templates_render_completely(tmp_path: Path) -> None:
     assert server_line[0][0].split()[1] == "ntp.lab.example"  # cam0 follows the lab's server
     assert server_line[1][0].split()[1] == "10.0.0.10"  # clients follow cam0
     assert " ".join(pmc_sudo_argv()) not in chrony[1].sudoers.content  # no ptp4l: no pmc rule
+    # One servo per clock: the others are disabled where installed.
+    assert (
+        "systemd-timesyncd.service" in ptp[0].competing_units and "chrony.service" in ptp[1].competing_units
+    )
+    assert "chrony.service" not in chrony[0].competing_units
 
 
 def test_agent_wheel_is_reproducible_and_versioned_by_content(tmp_path: Path) -> None:

@@ -203,6 +203,10 @@ def deploy_cli(pis, config_path: Path, *extra: str, known_hosts: Path | None = N
 
 def test_install_sh_deploys_three_cameras_in_parallel(pis, rig) -> None:
     config_path = save_config(pis["tmp"] / "rig.json", rig)
+    # cam1's OS ships systemd-timesyncd: a second servo of the same clock, so deploy disables it.
+    vendor_units = pis["roots"]["cam1"] / "lib/systemd/system"
+    vendor_units.mkdir(parents=True, exist_ok=True)
+    (vendor_units / "systemd-timesyncd.service").write_text("[Unit]\nDescription=stand-in\n")
     started = time.monotonic()
     r = deploy_cli(pis, config_path, "--wheelhouse", str(pis["wheelhouse"]), "--verify-timeout", "40")
     elapsed = time.monotonic() - started
@@ -248,7 +252,9 @@ def test_install_sh_deploys_three_cameras_in_parallel(pis, rig) -> None:
         assert "/usr/bin/systemctl restart syncrig-agent.service" in text and "*" not in text
         assert subprocess.run([VISUDO, "-c", "-f", str(sudoers)], capture_output=True).returncode == 0
         assert not list((root / "etc/sudoers.d").glob("*.new"))
+        competing = [["disable", "--now", "systemd-timesyncd.service"]] if cam == "cam1" else []
         assert calls(root) == [
+            *competing,
             ["daemon-reload"],
             ["enable", "syncrig-ptp4l.service", "syncrig-phc2sys.service", "syncrig-agent.service"],
             ["restart", "syncrig-ptp4l.service", "syncrig-phc2sys.service", "syncrig-agent.service"],

@@ -97,6 +97,9 @@ class CameraPlan:
     # Left by an earlier deploy with another time_sync: stopped/removed when present.
     stale_units: list[str] = field(default_factory=list)
     stale_files: list[str] = field(default_factory=list)
+    # Other servos of CLOCK_REALTIME (disabled when installed): two servos on one clock fight, and
+    # phc2sys's Conflicts= only decides who wins at whichever starts last, boot included.
+    competing_units: list[str] = field(default_factory=list)
 
     @property
     def secret_path(self) -> str:
@@ -174,6 +177,10 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
     # With ptp4l the agent reads its state through pmc; the socket is root's, so that one query is
     # allowed through sudo (syncrig_agent.clock_state.readers.pmc_sudo_argv: one home for the line).
     privileged = [pmc_sudo_argv()] if config.time_sync == "ptp" else []
+    competing = {
+        "ptp": ["systemd-timesyncd.service", "chrony.service", "ntp.service", "ntpsec.service"],
+        "chrony": ["systemd-timesyncd.service", "ntp.service", "ntpsec.service"],
+    }.get(config.time_sync, [])
     commands = sudoers_commands(options.systemctl, units + restart_only, privileged)
     sudoers_values = {**values, "COMMANDS": commands}
     sudoers = SystemFile(
@@ -195,6 +202,7 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
         restart_only=restart_only,
         stale_units=stale_units,
         stale_files=stale_files,
+        competing_units=competing,
     )
 
 

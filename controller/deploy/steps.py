@@ -226,6 +226,16 @@ class CameraDeploy:
             if self.session.exists(_root(o, cam, path)):
                 self._sudo("rm", "-f", "--", _root(o, cam, path))
                 restart_chrony = True
+        installed = [
+            unit
+            for unit in p.competing_units
+            if any(
+                self.session.exists(_root(o, cam, f"{base}/{unit}"))
+                for base in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+            )
+        ]
+        if installed:
+            self._sudo("systemctl", "disable", "--now", *installed)
         self._sudo("systemctl", "daemon-reload")
         self._sudo("systemctl", "enable", *p.units)
         # One transaction: systemd orders the restarts by the units' own After= lines.
