@@ -89,7 +89,22 @@ class _PreviewHandler(BaseHTTPRequestHandler):
     server: _PreviewHTTPServer
     server_version = "SyncRigPreview/1"
     sys_version = ""  # do not advertise the Python version
+    # http.server answers a malformed or one-word request line in HTTP/0.9: a bare body with no
+    # status line. Every answer from this port carries its status (found by the preview fuzz).
+    default_request_version = "HTTP/1.0"
     timeout = SOCKET_TIMEOUT_S
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok and self.request_version == "HTTP/0.9":  # asked for explicitly: refuse, with a status
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP/0.9 is not supported")
+            return False
+        return ok
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if self.request_version == "HTTP/0.9":  # a malformed line that named HTTP/0.9
+            self.request_version = "HTTP/1.0"
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's signature)
         log.debug("preview %s: " + format, self.client_address[0], *args)
