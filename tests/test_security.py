@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +238,84 @@ def test_the_probe_catches_an_open_port(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         silent.close()
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def _closed_by_peer(sock, timeout: float) -> bool:  # noqa: ANN001
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass  # the challenge, a refusal: what matters is the close
+    except TimeoutError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def test_slow_and_flooding_strangers_cannot_starve_the_agent(make_rig) -> None:
+    """Slowloris (one byte at a time) and a connection flood on the control and preview ports: each
+    slow peer is cut after the handshake / request-head deadline, a flood costs a bounded number of
+    threads, and a real controller still gets in."""
+    import socket
+    import threading
+
+    from syncrig_agent.links import HANDSHAKE_TIMEOUT_S, MAX_PENDING_HANDSHAKES
+    from syncrig_agent.preview.server import MAX_CONNECTIONS, REQUEST_HEAD_TIMEOUT_S
+
+    rig = make_rig(1)
+    pid = rig.processes["cam0"].pid
+    control, preview = rig.control_port, rig.preview_ports["cam0"]
+    base_threads = _threads(pid)
+    slow = [socket.create_connection(("127.0.0.1", p), timeout=5) for p in [control] * 8 + [preview] * 8]
+    trickle = b"\x00\x00\x00\x10" + b"x" * 100  # a frame header, then the body byte by byte
+    request = b"GET /stream.mjpg?expires=1&token=" + b"0" * 64 + b" HTTP/1.1\r\n" + b"X: y\r\n" * 50
+    stop = threading.Event()
+
+    def drip() -> None:
+        for i in range(10_000):
+            for k, sock in enumerate(slow):
+                data = trickle if k < 8 else request
+                if i < len(data):
+                    with contextlib.suppress(OSError):
+                        sock.send(data[i : i + 1])
+            if stop.wait(0.25):
+                return
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    started = time.monotonic()
+    dripper.start()
+    try:
+        # A real controller gets in and is answered while the slow peers hang on.
+        with rig.link() as link:
+            assert link.status()["server"]["state"] == "idle"
+        deadline = max(HANDSHAKE_TIMEOUT_S, REQUEST_HEAD_TIMEOUT_S) + 5.0
+        for sock in slow:
+            assert _closed_by_peer(sock, max(0.1, deadline - (time.monotonic() - started))), (
+                "a peer trickling bytes was not cut off at the deadline"
+            )
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+    # A flood: many more connections than the limits, all silent.
+    flood = []
+    for port in (control, preview):
+        for _ in range(120):
+            flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    time.sleep(1.0)
+    during = _threads(pid)
+    assert during <= base_threads + MAX_PENDING_HANDSHAKES + 2 * MAX_CONNECTIONS + 8, (base_threads, during)
+    for sock in flood:
+        sock.close()
+    assert rig.processes["cam0"].poll() is None
+    # Once the flood is gone (at most a handshake timeout later) the agent serves as before.
+    time.sleep(HANDSHAKE_TIMEOUT_S + 0.5)
+    with rig.link() as link:
+        assert link.status()["server"]["state"] == "idle"
