@@ -356,8 +356,9 @@ class RawPeer:
 
         self.count += 1
         port = self.rig.control_port if self.role == "controller" else self.rig.fanout_port
-        # A fresh client name per connection: the server may not have noticed the last one close.
-        name = "fuzz" if self.role == "controller" else f"fuzz{self.count}"
+        # Client names rotate: the server may not have noticed the last connection close yet, and
+        # it keeps a record per name (a name per connection would grow its STATUS without end).
+        name = "fuzz" if self.role == "controller" else f"fuzz{self.count % 8}"
         self.sock, _welcome = connect_peer(
             ("127.0.0.1", port), self.rig.secret, {"name": name, "role": self.role}
         )
