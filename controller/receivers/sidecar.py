@@ -35,6 +35,7 @@ from pathlib import Path
 from syncrig_agent.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
 from syncrig_agent.formats.stream import FRAME_HEADER, STREAM_MESSAGE, StreamFormatError, decode_frame_header
 from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id
+from syncrig_agent.links import MAX_PENDING_HANDSHAKES
 from syncrig_agent.protocol import AuthenticationFailed, ProtocolError, accept_handshake, read_message
 
 from .segmenter import SegmentWriter, segment_paths
@@ -212,6 +213,9 @@ class CameraReceiver:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._listener: socket.socket | None = None
+        # Connections still in their (5 s) handshake: a flood of strangers costs a bounded number
+        # of threads (the same limit as the agents' ports).
+        self._handshakes = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def bind(self) -> int:
@@ -239,6 +243,10 @@ class CameraReceiver:
                 continue
             except OSError:
                 break
+            if not self._handshakes.acquire(blocking=False):
+                log.warning("receiver %s: too many pending handshakes; refusing %s", self.camera, addr[0])
+                sock.close()
+                continue
             threading.Thread(
                 target=self._handle, args=(sock, addr), name=f"conn-{addr[1]}", daemon=True
             ).start()
@@ -273,6 +281,13 @@ class CameraReceiver:
     def _handle(self, sock: socket.socket, addr: tuple) -> None:
         try:
             accept_handshake(sock, self.secret)
+        except (AuthenticationFailed, ProtocolError, OSError, ValueError) as exc:
+            log.warning("receiver %s: refused connection from %s: %s", self.camera, addr[0], exc)
+            sock.close()
+            return
+        finally:
+            self._handshakes.release()
+        try:
             sock.settimeout(IDLE_TIMEOUT_S)
             hello = read_message(sock)
             session = self._begin(sock, hello)

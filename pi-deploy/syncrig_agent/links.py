@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 HANDSHAKE_TIMEOUT_S = 5.0
+# Connections still in their handshake, per port. Each is bounded in time (HANDSHAKE_TIMEOUT_S);
+# this bounds their number, so a flood of strangers costs at most this many short-lived threads
+# instead of one thread per connection until the agent can start no more (a real rig has a
+# handful of cameras and one or two controllers).
+MAX_PENDING_HANDSHAKES = 32
 
 
 def listen(address: str, default_port: int, field_name: str) -> socket.socket:
@@ -111,7 +116,10 @@ def serve_forever(
     """Accept loop on its own thread; each peer's handshake runs on a thread of its own so a
     silent or slow peer cannot hold up the next one."""
 
+    slots = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
+
     def loop() -> None:
+        refused = 0
         while not stopping.is_set():
             try:
                 conn, addr = listener.accept()
@@ -121,16 +129,33 @@ def serve_forever(
                 log.exception("accept failed on %s", name)
                 stopping.wait(0.5)  # a persistent accept error must not become a busy loop
                 continue
-            threading.Thread(
-                target=_guarded, args=(handle, conn, addr), name=f"{name}-peer", daemon=True
-            ).start()
+            if not slots.acquire(blocking=False):
+                refused += 1
+                if refused == 1 or refused % 100 == 0:
+                    log.warning("%s: %d handshakes pending; refused %d connection(s), latest from %s",
+                                name, MAX_PENDING_HANDSHAKES, refused, addr)  # fmt: skip
+                conn.close()
+                continue
+            try:
+                threading.Thread(
+                    target=_guarded, args=(handle, conn, addr, slots), name=f"{name}-peer", daemon=True
+                ).start()
+            except RuntimeError as exc:  # no thread to be had: drop this peer, keep accepting
+                slots.release()
+                log.error("%s: cannot serve %s: %s", name, addr, exc)
+                conn.close()
 
     thread = threading.Thread(target=loop, name=f"{name}-accept", daemon=True)
     thread.start()
     return thread
 
 
-def _guarded(handle: Callable[[socket.socket, tuple], None], conn: socket.socket, addr: tuple) -> None:
+def _guarded(
+    handle: Callable[[socket.socket, tuple], None],
+    conn: socket.socket,
+    addr: tuple,
+    slots: threading.BoundedSemaphore,
+) -> None:
     try:
         handle(conn, addr)
     except AuthenticationFailed:
@@ -142,6 +167,11 @@ def _guarded(handle: Callable[[socket.socket, tuple], None], conn: socket.socket
     except (ProtocolError, OSError) as exc:
         log.warning("peer %s dropped during handshake: %s", addr, exc)
         conn.close()
+    except Exception:  # a bug here must cost this peer only, never the descriptor or the slot
+        log.exception("peer %s: handshake failed unexpectedly", addr)
+        conn.close()
+    finally:
+        slots.release()
 
 
 def write_ready_file(path: str, info: dict) -> None:

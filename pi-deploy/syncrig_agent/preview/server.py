@@ -9,6 +9,7 @@ that cannot do both); 503 when too many viewers watch or no frame comes; 404 for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -28,12 +29,38 @@ BOUNDARY = "frame"
 SNAPSHOT_WAIT_S = 5.0
 STREAM_STALL_S = 30.0  # end a stream that has had no frame for this long (the camera is gone)
 SOCKET_TIMEOUT_S = 10.0  # a viewer that stops reading (or never finishes its request) is dropped
+# The request line and headers must arrive within this long in total: SOCKET_TIMEOUT_S bounds each
+# read only, so a peer trickling one byte at a time would otherwise hold its thread for ever.
+REQUEST_HEAD_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 32  # open connections of any kind (viewers are limited separately, by the hub)
 
 
 class _PreviewHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     preview: PreviewServer
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+        # A flood of connections costs at most MAX_CONNECTIONS threads; the rest are closed at once.
+        if not self._slots.acquire(blocking=False):
+            log.warning("preview: %d connections open; refusing %s", MAX_CONNECTIONS, client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _PreviewHTTPServer6(_PreviewHTTPServer):
@@ -89,7 +116,40 @@ class _PreviewHandler(BaseHTTPRequestHandler):
     server: _PreviewHTTPServer
     server_version = "SyncRigPreview/1"
     sys_version = ""  # do not advertise the Python version
+    # http.server answers a malformed or one-word request line in HTTP/0.9: a bare body with no
+    # status line. Every answer from this port carries its status (found by the preview fuzz).
+    default_request_version = "HTTP/1.0"
     timeout = SOCKET_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        # Cancelled once the request head is parsed; if it fires first, the peer was too slow.
+        self._head_timer = threading.Timer(REQUEST_HEAD_TIMEOUT_S, self._head_too_slow)
+        self._head_timer.daemon = True
+        self._head_timer.start()
+
+    def _head_too_slow(self) -> None:
+        log.debug("preview peer %s: request head not complete in %g s", self.client_address[0],
+                  REQUEST_HEAD_TIMEOUT_S)  # fmt: skip
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        self._head_timer.cancel()
+        super().finish()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers too
+        self._head_timer.cancel()
+        if ok and self.request_version == "HTTP/0.9":  # asked for explicitly: refuse, with a status
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP/0.9 is not supported")
+            return False
+        return ok
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if self.request_version == "HTTP/0.9":  # a malformed line that named HTTP/0.9
+            self.request_version = "HTTP/1.0"
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's signature)
         log.debug("preview %s: " + format, self.client_address[0], *args)
