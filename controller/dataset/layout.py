@@ -12,6 +12,7 @@
 <session>/pose3d/points.npz                3D keypoints per match row, reprojection error, camera count
 <session>/pose3d/report.json               triangulation quality
 <session>/exports/                         TRC, anipose-style CSV, NWB
+<session>/ground_truth.json                simulated charuco sessions: true cameras, board, trajectory
 ```
 A motion session is usually calibrated by another (calibration) session: commands take
 `--calibration FILE` and default to the session's own `calibration/calibration.toml`.
@@ -71,3 +72,8 @@ def pose3d_report(session: Path) -> Path:
 
 def exports_dir(session: Path) -> Path:
     return Path(session) / EXPORTS_DIR
+
+
+def ground_truth_file(session: Path) -> Path:
+    """A simulated session's ground truth (syncrig_agent.charuco_sim.scene_description)."""
+    return Path(session) / "ground_truth.json"
