@@ -11,6 +11,7 @@ from pathlib import Path
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
+from .board_cli import add_board_commands
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
 from .pipeline_cli import add_pipeline_commands
 from .progress import ProgressBar
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_commands(sub)  # demo, controller
     add_pipeline_commands(sub)  # sync, trim, verify
+    add_board_commands(sub)  # board, detect
     return parser
 
 

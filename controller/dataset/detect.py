@@ -41,10 +41,14 @@ __all__ = ["BoardMismatchError", "DetectionError", "MIN_CORNERS", "detect_sessio
 
 MIN_CORNERS = 6  # a view needs this many ChArUco corners to be kept (a homography needs 4, spread)
 BOARD_MARKERS = 4  # a frame with this many of the board's markers shows the board
-SAMPLE_FRAMES = 8  # frames per camera kept for diagnosing a mismatch
-# Dictionary families tried when the spec's finds nothing (the _1000 variants hold every id of
-# the smaller ones: DICT_4X4_50's markers are DICT_4X4_1000's first 50).
-FAMILIES = ("DICT_4X4_1000", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL")
+SAMPLE_FRAMES = 4  # frames per camera kept for diagnosing a mismatch (and at most twice that in all)
+# A camera stops early (and the session is refused) once this many frames showed the board's
+# markers and nearly all of them (EARLY_SHARE) did not fit the spec: no need to decode it all.
+EARLY_FRAMES = 10
+EARLY_SHARE = 0.8
+# Dictionary families tried when the spec's finds nothing (a larger variant holds every id of the
+# smaller ones: DICT_4X4_50's markers are DICT_4X4_250's first 50).
+FAMILIES = ("DICT_4X4_250", "DICT_5X5_250", "DICT_6X6_250", "DICT_7X7_250", "DICT_ARUCO_ORIGINAL")
 
 Progress = Callable[[int, int], None]
 
@@ -69,6 +73,11 @@ class _CameraScan:
     foreign_frames: int = 0
     failed_samples: list = field(default_factory=list)  # (gray, marker corners, marker ids)
     even_samples: list = field(default_factory=list)  # gray frames spread over the recording
+    stopped_early: bool = False  # the spec clearly does not fit (or another camera found so)
+
+    def clearly_mismatched(self) -> bool:
+        bad = max(self.failed_frames, self.foreign_frames)
+        return bad >= EARLY_FRAMES and bad >= EARLY_SHARE * max(self.board_frames, self.foreign_frames)
 
 
 def _read_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +94,9 @@ def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
     return cv2.aruco.CharucoDetector(spec.cv_board())
 
 
-def _scan_camera(session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None]) -> _CameraScan:
+def _scan_camera(
+    session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None], stop: threading.Event
+) -> _CameraScan:
     synced = session / "synced"
     video, map_path = synced / f"{camera}.mp4", synced / f"{camera}.map.csv"
     rows, filled = _read_map(map_path)
@@ -138,6 +149,13 @@ def _scan_camera(session: Path, camera: str, spec: BoardSpec, tick: Callable[[in
                     out_ids.append(ids.ravel().astype(np.int32))
                     out_xy.append(corners.reshape(-1, 2).astype(np.float64))
             tick(1)
+            if scan.clearly_mismatched():
+                stop.set()
+            if stop.is_set():
+                scan.stopped_early = True
+                break
+    if scan.stopped_early:
+        return scan
     if scan.frames != len(rows):
         raise DetectionError(f"{video} has {scan.frames} frames but {map_path.name} has {len(rows)} rows")
     scan.detections = CameraDetections(
@@ -211,12 +229,18 @@ def scan_session(
                 progress(done, total)
 
     workers = workers or min(len(cameras), os.cpu_count() or 1)
+    stop = threading.Event()
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charuco") as pool:
-            scans = list(pool.map(lambda cam: _scan_camera(session, cam, spec, tick), cameras))
+            scans = list(pool.map(lambda cam: _scan_camera(session, cam, spec, tick, stop), cameras))
     else:
-        scans = [_scan_camera(session, cam, spec, tick) for cam in cameras]
+        scans = [_scan_camera(session, cam, spec, tick, stop) for cam in cameras]
+    for scan in scans:
+        if scan.clearly_mismatched():
+            check_board(spec, [scan])  # raises: that camera alone proves the mismatch
     check_board(spec, scans)
+    if stop.is_set():  # unreachable: a clear mismatch always raises above; never save a partial scan
+        raise DetectionError("detection stopped early without a verdict")
     spec.save(layout.board_file(session))
     for scan in scans:
         scan.detections.save(layout.detections_file(session, scan.camera))
@@ -228,7 +252,7 @@ def check_board(spec: BoardSpec, scans: list[_CameraScan]) -> None:
     board_frames = sum(s.board_frames for s in scans)
     failed = sum(s.failed_frames for s in scans)
     foreign_frames = sum(s.foreign_frames for s in scans)
-    samples = [x for s in scans for x in s.failed_samples][:SAMPLE_FRAMES]
+    samples = [x for s in scans for x in s.failed_samples][: 2 * SAMPLE_FRAMES]
     if foreign_frames >= max(3, 0.2 * max(1, board_frames)):
         ids = sorted(set().union(*(s.foreign_ids for s in scans)))
         raise BoardMismatchError(
@@ -245,7 +269,8 @@ def check_board(spec: BoardSpec, scans: list[_CameraScan]) -> None:
         )
     if sum(s.views for s in scans) == 0:
         if board_frames == 0:
-            suggestion = _other_dictionary(spec, [g for s in scans for g in s.even_samples])
+            spread = [g for s in scans for g in s.even_samples]
+            suggestion = _other_dictionary(spec, spread[:: max(1, -(-len(spread) // 6))])
             if suggestion:
                 raise BoardMismatchError(suggestion)
         frames = sum(s.frames for s in scans)
@@ -281,7 +306,9 @@ def _diagnose(spec: BoardSpec, samples: list) -> str:
     if not samples:
         return "Check squares_x, squares_y and legacy_pattern against the printed board."
     highest = max(int(ids.max()) for _g, _c, ids in samples)
-    capacity = _capacity(spec.dictionary)
+    # Boards whose markers the frames could show: more than the highest id seen, and not many
+    # more than twice that (most of a board is in view in some frames).
+    capacity = min(_capacity(spec.dictionary), 2 * (highest + 1) + 4)
     best: tuple[int, BoardSpec] | None = None
     for sx in range(3, 16):
         for sy in range(3, 16):

@@ -1,0 +1,241 @@
+"""The simulated ChArUco scene and board detection: rendered corners are where the ground truth
+projects them, a simulated charuco recording is detected in every camera after `syncrig sync`, and
+a board spec that does not fit the footage is refused with a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from controller.dataset import layout
+from controller.dataset.board import BoardSpec
+from controller.dataset.cameras import CameraModel
+from controller.dataset.detect import BoardMismatchError, DetectionError, detect_session
+from controller.dataset.detections import CameraDetections
+from syncrig_agent.charuco_scene import CharucoScene
+from syncrig_agent.charuco_sim import board_pose, camera_config, scene_description
+from syncrig_agent.formats import read_manifest
+from syncrig_agent.settings import AgentSettings, SettingsError
+from syncrig_agent.timecode import read_timecode
+
+WIDTH, HEIGHT = 640, 480
+T_BASE = 1_790_000_000_000_000_000
+CAMERAS = ["cam0", "cam1", "cam2"]
+
+
+def camera_model(description: dict, name: str) -> CameraModel:
+    cam = description["cameras"][name]
+    return CameraModel(
+        name, cam["size"], cam["matrix"], cam["distortions"], cam["rotation"], cam["translation"]
+    )
+
+
+def truth(
+    description: dict, model: CameraModel, spec: BoardSpec, ids: np.ndarray, true_ns: int
+) -> np.ndarray:
+    rot, trans = board_pose(description["trajectory"], true_ns)
+    return model.project(spec.corner_points_mm()[ids] @ rot.T + trans)
+
+
+def test_rendered_corners_are_where_the_ground_truth_projects_them() -> None:
+    description = scene_description(CAMERAS, WIDTH, HEIGHT)
+    spec = BoardSpec(**description["board"])
+    detector = cv2.aruco.CharucoDetector(spec.cv_board())
+    period_ns = int(description["trajectory"]["period_s"] * 1e9)
+    frames = 30
+    for name in CAMERAS:
+        scene = CharucoScene(WIDTH, HEIGHT, name, camera_config(description, name))
+        model = camera_model(description, name)
+        errors, views = [], 0
+        for k in range(frames):
+            ns = T_BASE + k * period_ns // frames
+            luma = scene.render(ns, k)[:HEIGHT]
+            assert read_timecode(luma) == ns  # the stamp the sync checks decode is still there
+            corners, ids, _mc, _mi = detector.detectBoard(luma)
+            if ids is None or len(ids) < 6:
+                continue
+            views += 1
+            errors.append(
+                np.linalg.norm(
+                    corners.reshape(-1, 2) - truth(description, model, spec, ids.ravel(), ns), axis=1
+                )
+            )
+        err = np.concatenate(errors)
+        assert views >= 0.8 * frames, f"{name}: board found in only {views}/{frames} frames"
+        median, p90 = np.median(err), np.percentile(err, 90)
+        assert median < 0.15 and p90 < 0.3 and err.max() < 2.5, (
+            f"{name}: corner error median {median:.3f} p90 {p90:.3f} max {err.max():.2f} px"
+        )
+
+
+def test_scene_is_deterministic_and_cameras_differ() -> None:
+    description = scene_description(CAMERAS, WIDTH, HEIGHT)
+    a = CharucoScene(WIDTH, HEIGHT, "cam1", camera_config(description, "cam1")).render(T_BASE, 3).copy()
+    b = CharucoScene(WIDTH, HEIGHT, "cam1", camera_config(description, "cam1")).render(T_BASE, 3).copy()
+    assert np.array_equal(a, b)
+    models = [camera_model(description, n) for n in CAMERAS]
+    centres = np.array([m.centre for m in models])
+    assert len({tuple(np.round(c)) for c in centres}) == 3
+    # Every camera looks at the capture volume's centre (the world origin) at about the same range.
+    for model in models:
+        centre_px = model.project(np.zeros(3))
+        assert np.all(np.abs(centre_px - np.array([WIDTH, HEIGHT]) / 2) < 0.05 * WIDTH)
+
+
+def test_agent_settings_validate_the_scene() -> None:
+    base = {
+        "name": "cam0",
+        "role": "server",
+        "data_dir": "/tmp/x",
+        "secret_file": "/tmp/s",
+        "width": 640,
+        "height": 480,
+    }
+    ok = AgentSettings.from_dict({**base, "simulation": {"scene": "charuco"}})
+    assert ok.simulation.charuco["board"]["squares_x"] == 7  # defaults filled in
+    with pytest.raises(SettingsError, match="simulation.scene"):
+        AgentSettings.from_dict({**base, "simulation": {"scene": "fog"}})
+    with pytest.raises(SettingsError, match=r"simulation.charuco: camera.matrix"):
+        AgentSettings.from_dict(
+            {**base, "simulation": {"scene": "charuco", "charuco": {"camera": {"matrix": [1, 2]}}}}
+        )
+    with pytest.raises(SettingsError, match=r"simulation.charuco: board.squares_x"):
+        AgentSettings.from_dict(
+            {**base, "simulation": {"scene": "charuco", "charuco": {"board": {"squares_x": 2}}}}
+        )
+
+
+@pytest.fixture(scope="module")
+def charuco_session(tmp_path_factory) -> Path:
+    """A short simulated 3-camera charuco recording, synced."""
+    out = tmp_path_factory.mktemp("charuco")
+    cmd = [
+        sys.executable,
+        "-m",
+        "controller",
+        "record",
+        "--sim",
+        "3",
+        "--sim-scene",
+        "charuco",
+        "--fps",
+        "15",
+    ]
+    cmd += ["--seconds", "4", "--width", str(WIDTH), "--height", str(HEIGHT), "--out", str(out), "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr + result.stdout
+    (session,) = [p for p in out.iterdir() if p.is_dir()]
+    sync = subprocess.run(
+        [sys.executable, "-m", "controller", "sync", str(session)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert sync.returncode == 0, sync.stderr + sync.stdout
+    return session
+
+
+def test_recorded_charuco_session_detects_in_every_camera(charuco_session: Path) -> None:
+    truth_file = layout.ground_truth_file(charuco_session)
+    description = json.loads(truth_file.read_text())
+    spec = BoardSpec(**description["board"])
+    calls: list[tuple[int, int]] = []
+    result = detect_session(charuco_session, spec, progress=lambda done, total: calls.append((done, total)))
+    rows = len((charuco_session / "synced" / "match.csv").read_text().splitlines()) - 1
+    assert calls[-1] == (3 * rows, 3 * rows)
+    assert BoardSpec.load(layout.board_file(charuco_session)) == spec
+    t0 = read_manifest(charuco_session).t0_ns
+    for name in CAMERAS:
+        det = result[name]
+        assert det.image_size == (WIDTH, HEIGHT)
+        assert len(det.rows()) >= 0.8 * rows, f"{name}: board in {len(det.rows())}/{rows} rows"
+        saved = CameraDetections.load(layout.detections_file(charuco_session, name))
+        assert np.array_equal(saved.row, det.row) and np.allclose(saved.xy, det.xy)
+        # After H.264 and the sync pipeline the corners still sit on the ground truth.
+        mapping = np.loadtxt(
+            charuco_session / "synced" / f"{name}.map.csv", delimiter=",", skiprows=1, dtype=np.int64
+        )
+        capture = dict(zip(mapping[:, 1], mapping[:, 3], strict=True))
+        model = camera_model(description, name)
+        err = np.concatenate(
+            [
+                np.linalg.norm(
+                    det.view(r)[1] - truth(description, model, spec, det.view(r)[0], t0 + capture[r]), axis=1
+                )
+                for r in det.rows()
+            ]
+        )
+        assert np.median(err) < 0.2 and np.percentile(err, 90) < 0.5, (
+            f"{name}: median {np.median(err):.3f} px"
+        )
+
+
+def test_wrong_specs_are_refused_with_what_to_fix(charuco_session: Path) -> None:
+    right = BoardSpec(**json.loads(layout.ground_truth_file(charuco_session).read_text())["board"])
+    fields = right.as_dict()
+    with pytest.raises(BoardMismatchError, match=r"another dictionary; set dictionary = 'DICT_4X4_50'"):
+        detect_session(charuco_session, BoardSpec(**{**fields, "dictionary": "DICT_5X5_50"}))
+    with pytest.raises(BoardMismatchError, match=r"does not fit the spec's 8x6 board.*fits a 7x5 board"):
+        detect_session(charuco_session, BoardSpec(**{**fields, "squares_x": 8, "squares_y": 6}))
+    with pytest.raises(
+        BoardMismatchError, match=r"ids 15\.\.16 .* more squares than the spec says.*fits a 7x5"
+    ):
+        detect_session(charuco_session, BoardSpec(**{**fields, "squares_x": 6}))
+    with pytest.raises(BoardMismatchError, match="squares_x and squares_y are swapped"):
+        detect_session(charuco_session, BoardSpec(**{**fields, "squares_x": 5, "squares_y": 7}))
+
+
+def write_synced(session: Path, frames: dict[str, list[np.ndarray]], fps: int = 15) -> None:
+    """A synced session (synced/match.csv, <cam>.mp4 + .map.csv in `syncrig sync`'s formats) made
+    directly from rendered frames: for cases no simulated rig records (another printed board)."""
+    synced = session / "synced"
+    synced.mkdir(parents=True)
+    names = list(frames)
+    count = len(frames[names[0]])
+    lines = [",".join(names)] + [",".join([str(k)] * len(names)) for k in range(count)]
+    (synced / "match.csv").write_text("\n".join(lines) + "\n")
+    for name, pictures in frames.items():
+        with av.open(str(synced / f"{name}.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+            stream.time_base = Fraction(1, fps)
+            stream.options = {"crf": "12"}
+            for k, picture in enumerate(pictures):
+                frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+                frame.pts = k
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        rows = ["output_frame,row,source_frame,capture_ns,pts_ns,filled,reencoded"]
+        rows += [f"{k},{k},{k},{k * 10**9 // fps},{k * 10**9 // fps},0,0" for k in range(count)]
+        (synced / f"{name}.map.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_legacy_pattern_mismatch_and_unsynced_session(tmp_path: Path) -> None:
+    legacy = {
+        "squares_x": 8,
+        "squares_y": 6,
+        "square_mm": 35.0,
+        "marker_mm": 26.0,
+        "dictionary": "DICT_4X4_50",
+    }
+    legacy["legacy_pattern"] = True
+    description = scene_description(["cam0"], WIDTH, HEIGHT, legacy)
+    scene = CharucoScene(WIDTH, HEIGHT, "cam0", camera_config(description, "cam0"))
+    pictures = [scene.render(T_BASE + k * 400_000_000, k).copy() for k in range(12)]
+    session = tmp_path / "session"
+    with pytest.raises(DetectionError, match="not synced.*syncrig sync"):
+        detect_session(session, BoardSpec(**legacy))
+    write_synced(session, {"cam0": pictures})
+    with pytest.raises(BoardMismatchError, match=r"set legacy_pattern = true"):
+        detect_session(session, BoardSpec(**{**legacy, "legacy_pattern": False}))
+    assert not layout.detections_file(session, "cam0").exists()  # a refused spec writes nothing
+    result = detect_session(session, BoardSpec(**legacy))
+    assert len(result["cam0"].rows()) >= 9
