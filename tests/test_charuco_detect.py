@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from controller.dataset.board import BoardSpec
 from controller.dataset.cameras import CameraModel
 from controller.dataset.detect import BoardMismatchError, DetectionError, detect_session
 from controller.dataset.detections import CameraDetections
+from controller.dataset.synthetic_session import write_synced_session
 from syncrig_agent.charuco_scene import CharucoScene
 from syncrig_agent.charuco_sim import board_pose, camera_config, scene_description
 from syncrig_agent.formats import read_manifest
@@ -193,31 +192,6 @@ def test_wrong_specs_are_refused_with_what_to_fix(charuco_session: Path) -> None
         detect_session(charuco_session, BoardSpec(**{**fields, "squares_x": 5, "squares_y": 7}))
 
 
-def write_synced(session: Path, frames: dict[str, list[np.ndarray]], fps: int = 15) -> None:
-    """A synced session (synced/match.csv, <cam>.mp4 + .map.csv in `syncrig sync`'s formats) made
-    directly from rendered frames: for cases no simulated rig records (another printed board)."""
-    synced = session / "synced"
-    synced.mkdir(parents=True)
-    names = list(frames)
-    count = len(frames[names[0]])
-    lines = [",".join(names)] + [",".join([str(k)] * len(names)) for k in range(count)]
-    (synced / "match.csv").write_text("\n".join(lines) + "\n")
-    for name, pictures in frames.items():
-        with av.open(str(synced / f"{name}.mp4"), "w") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-            stream.time_base = Fraction(1, fps)
-            stream.options = {"crf": "12"}
-            for k, picture in enumerate(pictures):
-                frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-                frame.pts = k
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-        rows = ["output_frame,row,source_frame,capture_ns,pts_ns,filled,reencoded"]
-        rows += [f"{k},{k},{k},{k * 10**9 // fps},{k * 10**9 // fps},0,0" for k in range(count)]
-        (synced / f"{name}.map.csv").write_text("\n".join(rows) + "\n")
-
-
 def test_legacy_pattern_mismatch_and_unsynced_session(tmp_path: Path) -> None:
     legacy = {
         "squares_x": 8,
@@ -233,7 +207,7 @@ def test_legacy_pattern_mismatch_and_unsynced_session(tmp_path: Path) -> None:
     session = tmp_path / "session"
     with pytest.raises(DetectionError, match="not synced.*syncrig sync"):
         detect_session(session, BoardSpec(**legacy))
-    write_synced(session, {"cam0": pictures})
+    write_synced_session(session, {"cam0": pictures})  # another printed board: no rig records it
     with pytest.raises(BoardMismatchError, match=r"set legacy_pattern = true"):
         detect_session(session, BoardSpec(**{**legacy, "legacy_pattern": False}))
     assert not layout.detections_file(session, "cam0").exists()  # a refused spec writes nothing
