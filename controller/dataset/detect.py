@@ -270,7 +270,7 @@ def check_board(spec: BoardSpec, scans: list[_CameraScan]) -> None:
     if sum(s.views for s in scans) == 0:
         if board_frames == 0:
             spread = [g for s in scans for g in s.even_samples]
-            suggestion = _other_dictionary(spec, spread[:: max(1, -(-len(spread) // 6))])
+            suggestion = _other_dictionary(spec, spread[:: max(1, -(-len(spread) // 8))])
             if suggestion:
                 raise BoardMismatchError(suggestion)
         frames = sum(s.frames for s in scans)
