@@ -101,71 +101,91 @@ def _scan_camera(
     video, map_path = synced / f"{camera}.mp4", synced / f"{camera}.map.csv"
     rows, filled = _read_map(map_path)
     detector = _detector(spec)
-    board_ids = spec.marker_count
     even = set(np.linspace(0, max(0, len(rows) - 1), SAMPLE_FRAMES).round().astype(int).tolist())
-    out_rows: list[np.ndarray] = []
-    out_ids: list[np.ndarray] = []
-    out_xy: list[np.ndarray] = []
     scan = _CameraScan(camera, CameraDetections(camera, (0, 0), [], [], np.zeros((0, 2))))
-    size = (0, 0)
     try:
         container = av.open(str(video))
     except (OSError, av.FFmpegError) as exc:
         raise DetectionError(f"cannot open {video}: {exc}") from None
     with container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for k, frame in enumerate(container.decode(stream)):
-            if k >= len(rows):
-                raise DetectionError(f"{video} has more frames than {map_path.name} has rows ({len(rows)})")
-            gray = frame.to_ndarray(format="gray")
-            size = (gray.shape[1], gray.shape[0])
-            scan.frames += 1
-            if k in even:
-                scan.even_samples.append(gray)
-            if filled[k]:
-                tick(1)
-                continue
-            corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
-            if marker_ids is not None:
-                marker_ids = marker_ids.ravel()
-                foreign = marker_ids[marker_ids >= board_ids]
-                own = len(marker_ids) - len(foreign)
-                if len(foreign):
-                    scan.foreign_frames += 1
-                    scan.foreign_ids.update(int(i) for i in set(foreign.tolist()))
-                n_corners = 0 if ids is None else len(ids)
-                if own >= BOARD_MARKERS:
-                    scan.board_frames += 1
-                    if n_corners < MIN_CORNERS:
-                        scan.failed_frames += 1
-                if (len(foreign) or (own >= BOARD_MARKERS and n_corners < MIN_CORNERS)) and len(
-                    scan.failed_samples
-                ) < SAMPLE_FRAMES:
-                    scan.failed_samples.append((gray, marker_corners, marker_ids.reshape(-1, 1)))
-                if n_corners >= MIN_CORNERS:
-                    scan.views += 1
-                    out_rows.append(np.full(n_corners, rows[k], dtype=np.int64))
-                    out_ids.append(ids.ravel().astype(np.int32))
-                    out_xy.append(corners.reshape(-1, 2).astype(np.float64))
-            tick(1)
-            if scan.clearly_mismatched():
-                stop.set()
-            if stop.is_set():
-                scan.stopped_early = True
-                break
+        try:
+            _scan_frames(container, scan, rows, filled, detector, spec, even, tick, stop, video, map_path)
+        except av.FFmpegError as exc:
+            raise DetectionError(f"cannot decode {video}: {exc}") from None
     if scan.stopped_early:
         return scan
     if scan.frames != len(rows):
         raise DetectionError(f"{video} has {scan.frames} frames but {map_path.name} has {len(rows)} rows")
+    return scan
+
+
+def _scan_frames(
+    container: av.container.InputContainer,
+    scan: _CameraScan,
+    rows: np.ndarray,
+    filled: np.ndarray,
+    detector: cv2.aruco.CharucoDetector,
+    spec: BoardSpec,
+    even: set[int],
+    tick: Callable[[int], None],
+    stop: threading.Event,
+    video: Path,
+    map_path: Path,
+) -> None:
+    """Decode one synced output and detect the board in each frame, filling `scan`."""
+    board_ids = spec.marker_count
+    out_rows: list[np.ndarray] = []
+    out_ids: list[np.ndarray] = []
+    out_xy: list[np.ndarray] = []
+    size = (0, 0)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    for k, frame in enumerate(container.decode(stream)):
+        if k >= len(rows):
+            raise DetectionError(f"{video} has more frames than {map_path.name} has rows ({len(rows)})")
+        gray = frame.to_ndarray(format="gray")
+        size = (gray.shape[1], gray.shape[0])
+        scan.frames += 1
+        if k in even:
+            scan.even_samples.append(gray)
+        if filled[k]:
+            tick(1)
+            continue
+        corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
+        if marker_ids is not None:
+            marker_ids = marker_ids.ravel()
+            foreign = marker_ids[marker_ids >= board_ids]
+            own = len(marker_ids) - len(foreign)
+            if len(foreign):
+                scan.foreign_frames += 1
+                scan.foreign_ids.update(int(i) for i in set(foreign.tolist()))
+            n_corners = 0 if ids is None else len(ids)
+            if own >= BOARD_MARKERS:
+                scan.board_frames += 1
+                if n_corners < MIN_CORNERS:
+                    scan.failed_frames += 1
+            if (len(foreign) or (own >= BOARD_MARKERS and n_corners < MIN_CORNERS)) and len(
+                scan.failed_samples
+            ) < SAMPLE_FRAMES:
+                scan.failed_samples.append((gray, marker_corners, marker_ids.reshape(-1, 1)))
+            if n_corners >= MIN_CORNERS:
+                scan.views += 1
+                out_rows.append(np.full(n_corners, rows[k], dtype=np.int64))
+                out_ids.append(ids.ravel().astype(np.int32))
+                out_xy.append(corners.reshape(-1, 2).astype(np.float64))
+        tick(1)
+        if scan.clearly_mismatched():
+            stop.set()
+        if stop.is_set():
+            scan.stopped_early = True
+            break
     scan.detections = CameraDetections(
-        camera,
+        scan.camera,
         size,
         np.concatenate(out_rows) if out_rows else np.zeros(0, np.int64),
         np.concatenate(out_ids) if out_ids else np.zeros(0, np.int32),
         np.concatenate(out_xy) if out_xy else np.zeros((0, 2)),
     )
-    return scan
 
 
 def _session_cameras(session: Path) -> list[str]:
@@ -230,11 +250,19 @@ def scan_session(
 
     workers = workers or min(len(cameras), os.cpu_count() or 1)
     stop = threading.Event()
+
+    def scan(camera: str) -> _CameraScan:
+        try:
+            return _scan_camera(session, camera, spec, tick, stop)
+        except BaseException:
+            stop.set()  # the other cameras need not finish: the session fails anyway
+            raise
+
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charuco") as pool:
-            scans = list(pool.map(lambda cam: _scan_camera(session, cam, spec, tick, stop), cameras))
+            scans = list(pool.map(scan, cameras))
     else:
-        scans = [_scan_camera(session, cam, spec, tick, stop) for cam in cameras]
+        scans = [scan(cam) for cam in cameras]
     for scan in scans:
         if scan.clearly_mismatched():
             check_board(spec, [scan])  # raises: that camera alone proves the mismatch
@@ -261,11 +289,13 @@ def check_board(spec: BoardSpec, scans: list[_CameraScan]) -> None:
             f"the printed board has more squares than the spec says. {_diagnose(spec, samples)}"
         )
     if board_frames and failed >= max(3, 0.5 * board_frames):
+        foreign = sorted(set().union(*(s.foreign_ids for s in scans)))
+        also = f" (and markers with ids {_id_ranges(foreign)} it does not have)" if foreign else ""
         raise BoardMismatchError(
             f"the board's markers were found in {board_frames} frames, but in {failed} of them their "
             f"layout does not fit the spec's {spec.squares_x}x{spec.squares_y} board"
-            f"{' (legacy pattern)' if spec.legacy_pattern else ''}, so no ChArUco corners could be "
-            f"placed. {_diagnose(spec, samples)}"
+            f"{' (legacy pattern)' if spec.legacy_pattern else ''}{also}, so no ChArUco corners could "
+            f"be placed. {_diagnose(spec, samples)}"
         )
     if sum(s.views for s in scans) == 0:
         if board_frames == 0:
