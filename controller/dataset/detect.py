@@ -75,6 +75,13 @@ class _CameraScan:
     even_samples: list = field(default_factory=list)  # gray frames spread over the recording
     stopped_early: bool = False  # the spec clearly does not fit (or another camera found so)
 
+    def keep_sample(self, sample: tuple) -> None:
+        """Keep the SAMPLE_FRAMES failing frames with the most markers (the best evidence)."""
+        self.failed_samples.append(sample)
+        if len(self.failed_samples) > SAMPLE_FRAMES:
+            weakest = min(range(len(self.failed_samples)), key=lambda i: len(self.failed_samples[i][2]))
+            del self.failed_samples[weakest]
+
     def clearly_mismatched(self) -> bool:
         bad = max(self.failed_frames, self.foreign_frames)
         return bad >= EARLY_FRAMES and bad >= EARLY_SHARE * max(self.board_frames, self.foreign_frames)
@@ -156,7 +163,10 @@ def _scan_frames(
             marker_ids = marker_ids.ravel()
             foreign = marker_ids[marker_ids >= board_ids]
             own = len(marker_ids) - len(foreign)
-            if len(foreign):
+            # Only frames showing a board (several markers) count: a lone marker-like blob
+            # elsewhere in the picture is no evidence about the board.
+            shows_board = len(marker_ids) >= BOARD_MARKERS
+            if len(foreign) and shows_board:
                 scan.foreign_frames += 1
                 scan.foreign_ids.update(int(i) for i in set(foreign.tolist()))
             n_corners = 0 if ids is None else len(ids)
@@ -164,10 +174,8 @@ def _scan_frames(
                 scan.board_frames += 1
                 if n_corners < MIN_CORNERS:
                     scan.failed_frames += 1
-            if (len(foreign) or (own >= BOARD_MARKERS and n_corners < MIN_CORNERS)) and len(
-                scan.failed_samples
-            ) < SAMPLE_FRAMES:
-                scan.failed_samples.append((gray, marker_corners, marker_ids.reshape(-1, 1)))
+            if shows_board and (len(foreign) or n_corners < MIN_CORNERS):
+                scan.keep_sample((gray, marker_corners, marker_ids.reshape(-1, 1)))
             if n_corners >= MIN_CORNERS:
                 scan.views += 1
                 out_rows.append(np.full(n_corners, rows[k], dtype=np.int64))
@@ -280,7 +288,9 @@ def check_board(spec: BoardSpec, scans: list[_CameraScan]) -> None:
     board_frames = sum(s.board_frames for s in scans)
     failed = sum(s.failed_frames for s in scans)
     foreign_frames = sum(s.foreign_frames for s in scans)
-    samples = [x for s in scans for x in s.failed_samples][: 2 * SAMPLE_FRAMES]
+    samples = sorted((x for s in scans for x in s.failed_samples), key=lambda x: -len(x[2]))[
+        : 2 * SAMPLE_FRAMES
+    ]
     if foreign_frames >= max(3, 0.2 * max(1, board_frames)):
         ids = sorted(set().union(*(s.foreign_ids for s in scans)))
         raise BoardMismatchError(
