@@ -58,7 +58,8 @@ class CharucoScene(SyntheticScene):
         pixels = np.stack([xs.ravel(), ys.ravel()], axis=1).reshape(-1, 1, 2)
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
         rays = cv2.undistortPointsIter(pixels, self.matrix, self.distortions, None, None, criteria)
-        self._rays = rays.reshape(self.height, self.width, 2)
+        # float32 is ample (1e-4 px at these focal lengths) and lets OpenCV map whole regions.
+        self._rays = rays.reshape(self.height, self.width, 2).astype(np.float32)
 
         # Texture at about the output's resolution where the board is nearest (oversampling
         # much more would alias under bilinear sampling; the raster is area-exact).
@@ -112,11 +113,12 @@ class CharucoScene(SyntheticScene):
         return np.stack([m[0, 0] * xd + m[0, 1] * yd + m[0, 2], m[1, 1] * yd + m[1, 2]], axis=1)
 
     def _board_box(self, rot: np.ndarray, trans: np.ndarray) -> tuple[int, int, int, int] | None:
-        """Pixel bounding box (x0, y0, x1, y1) of the board's projected outline, or None if unseen."""
+        """Pixel bounding box (x0, y0, x1, y1) of the board's projected outline, or None if unseen.
+        The whole frame when the board straddles the camera plane (its outline has no image)."""
         cam = self._outline @ rot.T + trans
         if np.all(cam[:, 2] <= 1.0):
             return None
-        if np.any(cam[:, 2] <= 1.0):  # straddles the camera plane: no outline, render it all
+        if np.any(cam[:, 2] <= 1.0):
             return 0, 0, self.width, self.height
         px = self._distort(cam[:, :2] / cam[:, 2:3])
         # A very wide-angle distortion model folds back far outside the image; clamp generously.
@@ -137,29 +139,30 @@ class CharucoScene(SyntheticScene):
             return
         x0, y0, x1, y1 = box
         rays = self._rays[y0:y1, x0:x1]
-        # Board (X, Y, 1)·s = H⁻¹·(x, y, 1) with H = [r1 r2 t]: s > 0 is in front of the camera.
+        # Board (X, Y, 1)·s = H⁻¹·(x, y, 1) with H = [r1 r2 t]; then board mm → texture
+        # coordinates (texel i spans [i, i+1), so its centre sits at i + 0.5).
         inv = np.linalg.inv(np.column_stack([rot[:, 0], rot[:, 1], trans]))
-        bx = inv[0, 0] * rays[..., 0] + inv[0, 1] * rays[..., 1] + inv[0, 2]
-        by = inv[1, 0] * rays[..., 0] + inv[1, 1] * rays[..., 1] + inv[1, 2]
-        bw = inv[2, 0] * rays[..., 0] + inv[2, 1] * rays[..., 1] + inv[2, 2]
-        ahead = bw > 1e-12
-        safe = np.where(ahead, bw, 1.0)
-        # Texel i spans [i, i+1) in texture coordinates, so its centre sits at i + 0.5.
-        u = ((bx / safe + self._margin_mm) * self._ppm - 0.5).astype(np.float32)
-        v = ((by / safe + self._margin_mm) * self._ppm - 0.5).astype(np.float32)
+        offset = self._margin_mm * self._ppm - 0.5
+        to_texture = np.array([[self._ppm, 0.0, offset], [0.0, self._ppm, offset], [0.0, 0.0, 1.0]]) @ inv
+        uv = cv2.perspectiveTransform(np.ascontiguousarray(rays), to_texture)
+        u, v = uv[..., 0], uv[..., 1]
         tex_w, tex_h = self._tex_size
-        inside = ahead & (u >= -0.5) & (u <= tex_w - 0.5) & (v >= -0.5) & (v <= tex_h - 0.5)
+        inside = (u >= -0.5) & (u <= tex_w - 0.5) & (v >= -0.5) & (v <= tex_h - 0.5)
+        if box == (0, 0, self.width, self.height):
+            # Possibly straddling the camera plane: rays meeting the plane behind the camera
+            # (s < 0) project to mirrored board points; drop them.
+            inside &= inv[2, 0] * rays[..., 0] + inv[2, 1] * rays[..., 1] + inv[2, 2] > 0
         if not inside.any():
             return
         # The printed face is seen when the camera is on the board's −z side.
         front = float(rot[:, 2] @ trans) > 0
         if front:
-            sampled = cv2.remap(self._texture, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            sampled = cv2.remap(self._texture, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             # Lambertian-ish falloff with obliquity (light from the camera's direction).
             cos = abs(float(rot[:, 2] @ trans)) / float(np.linalg.norm(trans))
             sampled *= 0.7 + 0.3 * cos
         else:
-            sampled = np.full(u.shape, BACK, dtype=np.float32)
+            sampled = np.full(inside.shape, BACK, dtype=np.float32)
         region = luma[y0:y1, x0:x1]
         region[inside] = np.clip(sampled[inside], 0, 255).astype(np.uint8)
         # Neutral chroma on the (grey) board; chroma is subsampled 2x2.
