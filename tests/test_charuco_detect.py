@@ -22,6 +22,7 @@ from controller.dataset.synthetic_session import write_synced_session
 from syncrig_agent.charuco_scene import CharucoScene
 from syncrig_agent.charuco_sim import board_pose, camera_config, scene_description
 from syncrig_agent.formats import read_manifest
+from syncrig_agent.scene import SyntheticScene
 from syncrig_agent.settings import AgentSettings, SettingsError
 from syncrig_agent.timecode import read_timecode
 
@@ -221,3 +222,33 @@ def test_legacy_pattern_mismatch_and_unsynced_session(tmp_path: Path) -> None:
     assert not layout.detections_file(session, "cam0").exists()  # a refused spec writes nothing
     result = detect_session(session, BoardSpec(**legacy))
     assert len(result["cam0"].rows()) >= 9
+
+
+def test_filled_frames_are_skipped_and_footage_without_a_board_is_an_error(tmp_path: Path) -> None:
+    description = scene_description(["cam0"], WIDTH, HEIGHT)
+    spec = BoardSpec(**description["board"])
+    scene = CharucoScene(WIDTH, HEIGHT, "cam0", camera_config(description, "cam0"))
+    session = tmp_path / "board"
+    rows = write_synced_session(
+        session, {"cam0": [scene.render(T_BASE + k * 250_000_000, k).copy() for k in range(8)]}
+    )
+    map_csv = session / "synced" / "cam0.map.csv"
+    lines = map_csv.read_text().splitlines()
+    # Output frames 2 and 3 repeat frame 1 (`--fill repeat`): they show another instant.
+    for k in (2, 3):
+        cells = lines[1 + k].split(",")
+        cells[5] = "1"
+        lines[1 + k] = ",".join(cells)
+    map_csv.write_text("\n".join(lines) + "\n")
+    found = detect_session(session, spec)["cam0"].rows().tolist()
+    assert 2 not in found and 3 not in found and len(found) >= rows - 4
+    # The default test picture (no board, blocks that could look like markers): a plain error,
+    # not a wrong-dictionary guess.
+    plain = SyntheticScene(WIDTH, HEIGHT, "cam0")
+    session = tmp_path / "plain"
+    write_synced_session(
+        session, {"cam0": [plain.render(T_BASE + k * 250_000_000, k).copy() for k in range(8)]}
+    )
+    with pytest.raises(DetectionError, match="no camera saw the 7x5 DICT_4X4_50 board") as caught:
+        detect_session(session, spec)
+    assert not isinstance(caught.value, BoardMismatchError)
