@@ -11,6 +11,7 @@ from pathlib import Path
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
+from .board_cli import add_board_commands
 from .dataset_cli import add_dataset_commands
 from .deploy.cli import add_deploy_command
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
@@ -104,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="freerun: per-camera sensor crystal errors (ppm; default random in ±50)",
     )
     rec.add_argument("--sim-jitter-us", type=float, default=0.0, help="trigger jitter, Gaussian sigma (µs)")
+    rec.add_argument(
+        "--sim-scene",
+        choices=["default", "charuco"],
+        default="default",
+        help="what the cameras film: the test picture, or a ChArUco board moving through the volume "
+        "(known cameras; the session gets ground_truth.json)",
+    )
+    rec.add_argument(
+        "--sim-board", type=Path, help="charuco scene: board spec JSON (as `syncrig board` writes)"
+    )
     rec.add_argument("--spin-us", type=float, default=300.0, help="spin before each target (µs)")
     rec.add_argument(
         "--rig-dir", type=Path, help="keep the simulated Pis' own files here (default: temporary)"
@@ -123,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_commands(sub)  # demo, controller
     add_pipeline_commands(sub)  # sync, trim, verify
     add_dataset_commands(sub)  # pose, triangulate, export
+    add_board_commands(sub)  # board, detect
     return parser
 
 
@@ -140,10 +152,26 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.sim_jitter_us,
         args.sim_crystal_ppm,
     )
+    board = None
+    if args.sim_board is not None:
+        from .dataset.board import BoardSpec, BoardSpecError
+
+        try:
+            board = BoardSpec.load(args.sim_board).as_dict()
+        except BoardSpecError as exc:
+            print(f"syncrig record: {exc}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="syncrig-rig-") as tmp:
         rig_dir = args.rig_dir or Path(tmp)
         rig = SimulatedRig(
-            rig_dir, cams, width=args.width, height=args.height, bitrate=args.bitrate, spin_us=args.spin_us
+            rig_dir,
+            cams,
+            width=args.width,
+            height=args.height,
+            bitrate=args.bitrate,
+            spin_us=args.spin_us,
+            scene=args.sim_scene,
+            board=board,
         )
         try:
             rig.start()
@@ -177,6 +205,12 @@ def cmd_record(args: argparse.Namespace) -> int:
                 bar.close()
             if pull_bar:
                 pull_bar.close()
+            if rig.ground_truth_file.exists():
+                import shutil
+
+                from .dataset.layout import ground_truth_file
+
+                shutil.copyfile(rig.ground_truth_file, ground_truth_file(session_dir))
         except (RecordingError, OSError, InvalidName) as exc:
             print(f"syncrig record: {exc}", file=sys.stderr)
             return 1

@@ -133,7 +133,6 @@ class ControllerRuntime:
             result["note"] = "saved; run Deploy (install.sh) to push capture settings to the Pis"
         return result
 
-
     # -- deploy ------------------------------------------------------------------------------
     def start_deploy(self, cameras: list[str] | None = None) -> str:
         """Start "Deploy settings" (the same code as install.sh) as a job; returns its id."""

@@ -33,6 +33,13 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--width", type=int, default=640)
     demo.add_argument("--height", type=int, default=360)
     demo.add_argument("--sim-offsets-us", default="", help="per-camera clock offsets (µs), comma-separated")
+    demo.add_argument(
+        "--scene",
+        choices=["default", "charuco"],
+        default="default",
+        help="what the cameras film: the test picture, or a moving ChArUco board (ground truth: "
+        "WORKDIR/ground_truth.json)",
+    )
     _add_http_args(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -136,6 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             height=settings["height"],
             bitrate=settings["bitrate"],
             extra_args=["--keyframe-interval-s", str(settings["keyframe_interval_s"])],
+            scene=args.scene,
         )
         holder["rig"] = rig
         if ports is not None:

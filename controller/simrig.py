@@ -34,6 +34,9 @@ class SimCamera:
     jitter_us: float = 0.0
     crystal_ppm: float | None = None  # freerun: the sensor's crystal error (None: random in ±50 ppm)
     clock_sync: str = "synchronized"  # the clock state the agent reports (see simulation.clock_sync)
+    # charuco scene: this camera's model (JSON dict: matrix, distortions, rotation, translation);
+    # None = its place on the simulated camera arc (syncrig_agent.charuco_sim).
+    scene_camera: dict | None = None
 
 
 class RigStartError(RuntimeError):
@@ -53,6 +56,8 @@ class SimulatedRig:
         realtime: bool = True,
         bitrate: int = 8_000_000,
         extra_args: list[str] | None = None,
+        scene: str = "default",
+        board: dict | None = None,
     ) -> None:
         if not cameras:
             raise ValueError("a rig needs at least one camera")
@@ -69,6 +74,8 @@ class SimulatedRig:
         self.realtime = realtime
         self.bitrate = bitrate
         self.extra_args = extra_args or []
+        self.scene = scene  # what the synthetic cameras film: "default" or "charuco"
+        self.board = board  # charuco scene: board spec fields (None: charuco_sim.DEFAULT_BOARD)
         self.processes: dict[str, subprocess.Popen] = {}
         self.control_port: int | None = None
         self.fanout_port: int | None = None
@@ -101,6 +108,24 @@ class SimulatedRig:
             )
             for i, c in enumerate(self.cameras)
         ]
+
+    @property
+    def ground_truth_file(self) -> Path:
+        """charuco scene: every camera's model, the board and its trajectory (written by start)."""
+        return self.workdir / "ground_truth.json"
+
+    def _write_scene(self) -> None:
+        """The charuco scene's ground truth, and each agent's share of it (its --sim-scene-file)."""
+        from syncrig_agent.charuco_sim import camera_config, scene_description
+
+        description = scene_description(self.camera_names, self.width, self.height, self.board)
+        for cam in self.cameras:
+            if cam.scene_camera is not None:
+                description["cameras"][cam.name] = {"size": [self.width, self.height], **cam.scene_camera}
+        self.ground_truth_file.write_text(json.dumps(description, indent=2) + "\n")
+        for cam in self.cameras:
+            path = self.workdir / "run" / f"{cam.name}.scene.json"
+            path.write_text(json.dumps(camera_config(description, cam.name), indent=2) + "\n")
 
     def log_file(self, camera: str) -> Path:
         return self.workdir / "logs" / f"{camera}.log"
@@ -156,6 +181,13 @@ class SimulatedRig:
             cmd += ["--sim-crystal-ppm", str(cam.crystal_ppm)]
         if not self.realtime:
             cmd.append("--no-realtime")
+        if self.scene != "default":
+            cmd += [
+                "--sim-scene",
+                self.scene,
+                "--sim-scene-file",
+                str(self.workdir / "run" / f"{cam.name}.scene.json"),
+            ]
         if role == "server":
             cmd += [
                 "--listen",
@@ -205,6 +237,8 @@ class SimulatedRig:
         if not self.secret_file.exists():
             write_secret(self.secret_file)
         self.secret = load_secret(self.secret_file)
+        if self.scene == "charuco":
+            self._write_scene()
         self.spawn_server(timeout=timeout)
         for cam in self.cameras[1:]:
             self.spawn(cam, "client")

@@ -440,9 +440,7 @@ def test_deploy_from_the_ui(pis, rig) -> None:
         started = time.monotonic()
         r = api.post("/api/settings/deploy", {"confirm": True})
         job = api.wait_job(r.get_json()["job_id"], timeout=90)
-        print(
-            f"\nredeploy of 3 cameras from the UI (no pip step): {time.monotonic() - started:.1f} s"
-        )
+        print(f"\nredeploy of 3 cameras from the UI (no pip step): {time.monotonic() - started:.1f} s")
         assert job["state"] == "done" and job["result"]["ok"], job
         assert [(c["camera"], c["ok"], c["step"]) for c in job["result"]["cameras"]] == [
             (c, True, "done") for c in CAMERAS

@@ -17,6 +17,7 @@
 <session>/pose3d/report.json               triangulation quality per group and camera, outliers, and
                                            the sample-count summary (labelled samples per hour)
 <session>/exports/<session>.trc|.csv|.nwb  TRC (OpenSim), anipose pose-3d CSV, NWB + ndx-pose
+<session>/ground_truth.json                simulated charuco sessions: true cameras, board, trajectory
 ```
 Keypoints: keypoints.py (MediaPipe Holistic's body 33, hands 2 × 21, face 478). Times are on the
 session's shared clock (ns since T0), so every camera's frames and the 3D rows line up.
@@ -78,3 +79,8 @@ def pose3d_report(session: Path) -> Path:
 
 def exports_dir(session: Path) -> Path:
     return Path(session) / EXPORTS_DIR
+
+
+def ground_truth_file(session: Path) -> Path:
+    """A simulated session's ground truth (syncrig_agent.charuco_sim.scene_description)."""
+    return Path(session) / "ground_truth.json"

@@ -44,7 +44,7 @@ def save_settings():  # noqa: ANN201
 
 @bp.post("/deploy")
 def deploy():  # noqa: ANN201
-    """"Deploy settings": install the agent on every Pi (exactly install.sh's code) as a job."""
+    """ "Deploy settings": install the agent on every Pi (exactly install.sh's code) as a job."""
     data = json_body()
     if data.get("confirm") is not True:
         raise RigError('deploy restarts the agents: confirm with {"confirm": true}', 400, "confirm")

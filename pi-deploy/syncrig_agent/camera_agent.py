@@ -81,6 +81,8 @@ def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
             spin_us=settings.spin_us,
             trigger=settings.simulation.trigger,
             jitter_us=settings.simulation.jitter_us,
+            scene=settings.simulation.scene,
+            scene_config=settings.simulation.charuco,
         )
     return make_backend(
         "picamera2",

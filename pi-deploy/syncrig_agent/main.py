@@ -110,6 +110,8 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         "--sim-clock-sync",
         help="synthetic: reported clock state (synchronized, unsynchronized, LISTENING, ...)",
     )
+    a("--sim-scene", choices=["default", "charuco"], help="synthetic: test picture or a moving ChArUco board")
+    a("--sim-scene-file", help="synthetic: JSON charuco scene settings (board, trajectory, camera model)")
     a("--log-level", default="INFO")
 
 
@@ -140,10 +142,19 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         ("sim_crystal_ppm", "crystal_ppm"),
         ("sim_sensor_delay_frames", "sensor_delay_frames"),
         ("sim_clock_sync", "clock_sync"),
+        ("sim_scene", "scene"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
             sim[field] = value
+    if getattr(args, "sim_scene_file", None):
+        import json
+        from pathlib import Path
+
+        try:
+            sim["charuco"] = json.loads(Path(args.sim_scene_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"--sim-scene-file: {exc}") from None
     data["simulation"] = sim
     for required in ("name", "role", "data_dir", "secret_file"):
         if not data.get(required):

@@ -151,13 +151,15 @@ class SyntheticScene:
         y = (ns % _HORIZONTAL_BAR_PERIOD_NS) * self._hbar_travel // _HORIZONTAL_BAR_PERIOD_NS
         luma[y : y + self._hbar_h, self._keepout_w :] = BLACK + 10
 
-        # Frame index, least significant bit on the right, so dropped or repeated frames
-        # show up when stepping through a recording.
+        self._draw_stamps(luma, ns, frame_index)
+        return frame
+
+    def _draw_stamps(self, luma: np.ndarray, ns: int, frame_index: int) -> None:
+        """The frame index, least significant bit on the right (dropped or repeated frames show
+        up when stepping through a recording), and the capture-time code."""
         unit = self._unit
         index_levels = _INDEX_LEVELS[(int(frame_index) & 0xFF) >> _INDEX_SHIFTS & 1]
         luma[self._index_y : self._index_y + unit, self._index_x : self._index_x + 8 * unit] = np.repeat(
             index_levels, unit
         )
-
         draw_timecode(luma, ns)
-        return frame

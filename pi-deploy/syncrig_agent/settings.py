@@ -14,6 +14,7 @@ from .validation import check_frame_size, check_ranges
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
 DEFAULT_PREVIEW_PORT = 5008  # desktop → every camera's MJPEG preview (HTTP, token-authenticated)
+SCENES = ("default", "charuco")  # what a synthetic camera films
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,10 @@ class SimulationSettings:
     # The clock state this camera reports (clock_state.simulated): "synchronized", "unsynchronized",
     # "unknown" or a PTP port state such as "LISTENING" — so pre-flight refusals can be rehearsed.
     clock_sync: str = "synchronized"
+    scene: str = "default"  # "default" (test picture) or "charuco" (a calibration board in motion)
+    # The charuco scene: board, trajectory, noise and this camera's model (charuco_sim); empty:
+    # a lone camera in front of the default board.
+    charuco: dict = field(default_factory=dict)
 
 
 TRIGGER_MODELS = ("scheduled", "wake", "freerun")
@@ -230,6 +235,15 @@ class AgentSettings:
             raise SettingsError(f"simulation.drift_ppm: |drift| must be ≤ 1000 ppm, got {sim.drift_ppm}")
         if abs(sim.clock_offset_us) > 10_000_000:
             raise SettingsError("simulation.clock_offset_us: must be within ±10 s")
+        if sim.scene not in SCENES:
+            raise SettingsError(f"simulation.scene: must be one of {SCENES}, got {sim.scene!r}")
+        if sim.scene == "charuco":
+            from .charuco_sim import validate_scene_config
+
+            try:
+                sim.charuco = validate_scene_config(sim.charuco, self.width, self.height)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise SettingsError(f"simulation.charuco: {exc}") from None
         parse_address(self.listen, DEFAULT_CONTROL_PORT, "listen")
         parse_address(self.fanout_listen, DEFAULT_FANOUT_PORT, "fanout_listen")
         parse_address(self.server, DEFAULT_FANOUT_PORT, "server")

@@ -47,6 +47,8 @@ class SyntheticCamera(CameraBackend):
         trigger: str = "scheduled",
         jitter_us: float = 0.0,
         seed: int | None = None,
+        scene: str = "default",
+        scene_config: dict | None = None,
     ) -> None:
         super().__init__(width, height, clock)
         if not 0.0 <= drop_probability < 1.0:
@@ -61,12 +63,22 @@ class SyntheticCamera(CameraBackend):
         self.trigger = trigger
         self.jitter_ns = jitter_us * 1000.0
         self._rng = random.Random(seed)
+        self.scene = scene
+        self.scene_config = dict(scene_config or {})
         self._scene: SyntheticScene | None = None
         self.wait_method: str | None = None
 
     def open(self) -> None:
         seed = sum(self.camera_name.encode())
-        self._scene = SyntheticScene(self.width, self.height, self.camera_name, seed=seed)
+        if self.scene == "charuco":
+            # Simulation-only, desktop-only (it needs OpenCV): imported here, never on a Pi.
+            from ..charuco_scene import CharucoScene
+
+            self._scene = CharucoScene(
+                self.width, self.height, self.camera_name, self.scene_config, seed=seed
+            )
+        else:
+            self._scene = SyntheticScene(self.width, self.height, self.camera_name, seed=seed)
 
     def _exposure(self, target: int, wake) -> tuple[int, int, int]:
         """(exposure on the camera clock, true exposure in host realtime, sensor timestamp)."""
@@ -131,5 +143,6 @@ class SyntheticCamera(CameraBackend):
             trigger=self.trigger,
             jitter_us=self.jitter_ns / 1000,
             wait_method=self.wait_method,
+            scene=self.scene,
         )
         return info

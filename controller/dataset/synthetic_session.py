@@ -1,0 +1,53 @@
+"""A synced session made straight from pictures, in `syncrig sync`'s file formats (synced/match.csv,
+synced/<cam>.mp4 + .map.csv): for tests and benchmarks of the dataset stages that need footage no
+simulated rig can record in reasonable time (hundreds of frames, another printed board).
+Every camera has a frame for every row; row k is output frame k, captured at k / fps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..pipeline.outputs import MAP_COLUMNS
+
+
+def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]], fps: int = 15) -> int:
+    """Encode each camera's I420 pictures ((H*3/2, W) uint8) to synced/<cam>.mp4 (libx264, crf 12)
+    with its .map.csv, and the match table; returns the row count."""
+    synced = Path(session) / "synced"
+    synced.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, pictures in frames.items():
+        count = 0
+        with av.open(str(synced / f"{name}.mp4"), "w") as container:
+            stream = None
+            for picture in pictures:
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=fps)
+                    stream.height, stream.width = picture.shape[0] * 2 // 3, picture.shape[1]
+                    stream.pix_fmt = "yuv420p"
+                    stream.time_base = Fraction(1, fps)
+                    stream.options = {"crf": "12", "preset": "ultrafast", "tune": "zerolatency"}
+                frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+                frame.pts = count
+                container.mux(stream.encode(frame))
+                count += 1
+            if stream is not None:
+                container.mux(stream.encode(None))
+        times = np.arange(count, dtype=np.int64) * 1_000_000_000 // fps
+        zeros = np.zeros(count, dtype=np.int64)
+        table = np.column_stack(
+            [np.arange(count), np.arange(count), np.arange(count), times, times, zeros, zeros]
+        )
+        with open(synced / f"{name}.map.csv", "w", encoding="ascii") as fh:
+            fh.write(",".join(MAP_COLUMNS) + "\n")
+            np.savetxt(fh, table, fmt="%d", delimiter=",")
+        counts[name] = count
+    rows = min(counts.values())
+    lines = [",".join(frames)] + [",".join([str(k)] * len(frames)) for k in range(rows)]
+    (synced / "match.csv").write_text("\n".join(lines) + "\n", encoding="ascii")
+    return rows
