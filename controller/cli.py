@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_commands(sub)  # demo, controller
     add_pipeline_commands(sub)  # sync, trim, verify
+    from .calibrate_cli import add_calibrate_command
+
+    add_calibrate_command(sub)
     return parser
 
 
