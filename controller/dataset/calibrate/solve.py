@@ -176,6 +176,7 @@ def calibrate_cameras(
     boards0 = initial_board_poses(cam_poses, view_poses)
     rows = list(boards0)
     row_index = {r: k for k, r in enumerate(rows)}
+    ref = _reference_row(opt, view_poses, rows)  # checked before the long part
 
     cam_idx, row_idx, obj, xy = [], [], [], []
     for c, name in enumerate(names):
@@ -234,7 +235,6 @@ def calibrate_cameras(
     timings["bundle_adjustment"] = figures["seconds"]
 
     progress(0.9, "world frame")
-    ref = _reference_row(opt, view_poses, rows)
     from .geometry import rodrigues
 
     board_rot = rodrigues(result.boards[:, :3])

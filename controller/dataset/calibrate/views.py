@@ -22,9 +22,11 @@ class View:
 
 def camera_views(det: CameraDetections, min_corners: int) -> list[View]:
     """Every row in which the camera saw at least `min_corners` corners (fewer cannot fix a pose)."""
+    if len(det.row) == 0:
+        return []
     order = np.argsort(det.row, kind="stable")
     rows, ids, xy = det.row[order], det.corner_id[order], det.xy[order]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     ends = np.r_[starts[1:], len(rows)]
     views = []
     for s, e in zip(starts, ends, strict=True):
