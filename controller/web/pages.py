@@ -78,10 +78,6 @@ def trim():  # noqa: ANN201
 
 @bp.get("/calibration")
 def calibration():  # noqa: ANN201
-    return render_template(
-        "placeholder.html",
-        page="calibration",
-        title="Calibration",
-        issue=7,
-        what="ChArUco calibration, pose and triangulation",
-    )
+    from ..dataset.board import DICTIONARIES
+
+    return render_template("calibration.html", page="calibration", dictionaries=DICTIONARIES)
