@@ -21,11 +21,11 @@ from controller.dataset.calibrate import (
     calibrate_session,
 )
 from controller.dataset.calibrate.geometry import project_camera_points, rodrigues
-from controller.dataset.calibrate.synthetic import synthetic_calibration
+from controller.dataset.calibrate.synthetic import compare_to_truth, synthetic_calibration
 from controller.dataset.cameras import load_calibration_toml
 from controller.dataset.detections import CameraDetections
 
-from calibration_support import compare_to_truth, write_session
+from calibration_support import write_session
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -13,7 +13,7 @@ import numpy as np
 from ..board import BoardSpec
 from ..cameras import CameraModel
 from ..detections import CameraDetections
-from .geometry import rotation_to_rvec
+from .geometry import rotation_angle_deg, rotation_to_rvec, umeyama
 
 
 def look_at(centre: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:  # noqa: ANN001
@@ -188,3 +188,19 @@ def synthetic_calibration(
     cams = ring_cameras(cameras, fisheye=fisheye, rng=rng, **camera_kw)
     poses = random_board_poses(cams, spec, rows, rng)
     return SyntheticCalibration(cams, spec, poses, observe(cams, spec, poses, rng, noise_px=noise_px))
+
+
+def compare_to_truth(est: list[CameraModel], truth: list[CameraModel]) -> dict[str, dict]:
+    """Per camera: relative focal-length and principal-point errors, and the centre (mm) and
+    orientation (degrees) errors after the similarity (Umeyama) alignment of the estimated
+    camera centres onto the true ones (the two world frames differ by a similarity)."""
+    scale, rot, trans = umeyama(np.array([c.centre for c in est]), np.array([c.centre for c in truth]))
+    out = {}
+    for e, t in zip(est, truth, strict=True):
+        out[e.name] = {
+            "focal_rel": float(np.max(np.abs(np.diag(e.matrix)[:2] / np.diag(t.matrix)[:2] - 1))),
+            "principal_rel": float(np.max(np.abs(e.matrix[:2, 2] / t.matrix[:2, 2] - 1))),
+            "centre_mm": float(np.linalg.norm(scale * rot @ e.centre + trans - t.centre)),
+            "orientation_deg": rotation_angle_deg(e.rotation_matrix @ rot.T, t.rotation_matrix),
+        }
+    return out
