@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 from controller.dataset import layout
-from controller.dataset.calibrate.synthetic import SyntheticCalibration
+from controller.dataset.calibrate.synthetic import SyntheticCalibration, synthetic_calibration
+from controller.rig_config import CameraEntry, RigConfig, save_config
+from controller.runtime import ControllerRuntime
+from syncrig_agent.protocol.auth import write_secret
 
 
 def write_session(path: Path, syn: SyntheticCalibration, manifest: bool = False) -> Path:
@@ -23,3 +26,20 @@ def write_session(path: Path, syn: SyntheticCalibration, manifest: bool = False)
             json.dumps({"id": path.name, "fps": 30, "cameras": [{"name": n} for n in names]})
         )
     return path
+
+
+def rigless_runtime(tmp_path: Path, session_id: str = "calsession") -> ControllerRuntime:
+    """A controller with no rig behind it (calibration needs no cameras) and one synthetic
+    2-camera calibration session with stored detections."""
+    write_secret(tmp_path / "secret")
+    config = RigConfig(
+        cameras=[CameraEntry("cam0", "127.0.0.1", "server")],
+        control_port=9,  # nothing listens: the poller just reports the rig offline
+        sessions_root=str(tmp_path / "sessions"),
+        secret_file=str(tmp_path / "secret"),
+    )
+    save_config(tmp_path / "rig.json", config)
+    runtime = ControllerRuntime(tmp_path / "rig.json", poll_interval_s=5.0)
+    syn = synthetic_calibration(cameras=2, rows=40, noise_px=0.4, seed=6)
+    write_session(tmp_path / "sessions" / session_id, syn, manifest=True)
+    return runtime

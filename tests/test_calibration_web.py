@@ -7,29 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.dataset.calibrate.synthetic import synthetic_calibration
-from controller.rig_config import CameraEntry, RigConfig, save_config
-from controller.runtime import ControllerRuntime
-from syncrig_agent.protocol.auth import write_secret
-
-from calibration_support import write_session
+from calibration_support import rigless_runtime
 from web_support import app_client
 
 
 @pytest.fixture
 def api(tmp_path: Path):  # noqa: ANN201
-    """A controller with no rig behind it (nothing here needs cameras) and one session."""
-    write_secret(tmp_path / "secret")
-    config = RigConfig(
-        cameras=[CameraEntry("cam0", "127.0.0.1", "server")],
-        control_port=9,  # nothing listens: the poller just reports the rig offline
-        sessions_root=str(tmp_path / "sessions"),
-        secret_file=str(tmp_path / "secret"),
-    )
-    save_config(tmp_path / "rig.json", config)
-    rt = ControllerRuntime(tmp_path / "rig.json", poll_interval_s=5.0)
-    syn = synthetic_calibration(cameras=2, rows=40, noise_px=0.4, seed=6)
-    write_session(tmp_path / "sessions" / "calsession", syn, manifest=True)
+    rt = rigless_runtime(tmp_path)
     yield app_client(rt)
     rt.close()
 

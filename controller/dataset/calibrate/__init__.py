@@ -127,5 +127,5 @@ def calibrate_session(
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
-    progress(1.0, "done")
+    progress(1.0, "calibration written")
     return report
