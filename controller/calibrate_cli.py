@@ -62,6 +62,12 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
         help="match row whose board defines the world frame (default: the row seen by most cameras)",
     )
     p.add_argument("--max-views", type=int, default=40, help="views per camera used for the intrinsics")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=600,
+        help="board poses in the bundle adjustment (rows seen by several cameras first; 0: all)",
+    )
     p.add_argument("--k3", action="store_true", help="also fit the k3 radial term (pinhole)")
     p.add_argument(
         "--fixed-intrinsics",
@@ -84,10 +90,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         spec = board_from_args(args)
         if args.max_views < 3:
             raise CalibrationError("--max-views must be at least 3")
+        if args.max_rows < 0:
+            raise CalibrationError("--max-rows must be >= 0 (0: every row)")
         options = CalibrationOptions(
             fisheye=args.fisheye,
             reference_row=args.reference_row,
             max_views=args.max_views,
+            max_rows=args.max_rows or None,
             fix_k3=not args.k3,
             refine_intrinsics=not args.fixed_intrinsics,
         )

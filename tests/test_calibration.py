@@ -210,12 +210,26 @@ def test_cli(tmp_path, capsys) -> None:
     spec_file = tmp_path / "board.json"
     syn.spec.save(spec_file)
     syn.spec.save(layout.board_file(session))
-    code = syncrig(["calibrate", str(session), "--board", str(spec_file), "--reference-row", "0", "--quiet"])
+    args = ["calibrate", str(session), "--board", str(spec_file), "--k3", "--quiet"]
+    code = syncrig([*args, "--reference-row", "0"])
     out = capsys.readouterr()
     if code != 0:
         assert "reference row 0" in out.err  # row 0 may be unseen by this small rig
-        code = syncrig(["calibrate", str(session), "--board", str(spec_file), "--quiet"])
+        code = syncrig(args)
         out = capsys.readouterr()
     assert code == 0, out.err
     assert "2 cameras" in out.out and "reprojection mean" in out.out
-    assert layout.calibration_toml(session).is_file() and layout.pose2sim_toml(session).is_file()
+    cams, _ = load_calibration_toml(layout.calibration_toml(session))
+    assert all(c.distortions[4] != 0 for c in cams)  # --k3 fits the 5th term
+    p2s = tomllib.loads(layout.pose2sim_toml(session).read_text())
+    assert all(len(p2s[c.name]["distortions"]) == 5 for c in cams)
+
+
+def test_bundle_adjustment_row_cap_keeps_shared_rows() -> None:
+    syn = synthetic_calibration(cameras=3, rows=60, seed=8)
+    result = calibrate_cameras(syn.detections, syn.spec, CalibrationOptions(max_views=5, max_rows=25))
+    ba = result.bundle
+    assert ba["rows_detected"] > 25 and ba["rows_used"] == len(result.board_poses) <= 25
+    shared = [r for r in result.board_poses if sum(r in d.rows() for d in syn.detections.values()) >= 2]
+    assert len(shared) >= 25 - 3 * 5 - 1  # beyond the intrinsics views, rows tying cameras come first
+    assert result.mean_error_px <= 0.6

@@ -35,19 +35,16 @@ def calibration_metadata(result: CalibrationResult) -> dict:
 
 def pose2sim_tables(cameras: list[CameraModel], error_px: float) -> dict[str, dict]:
     """Pose2Sim's Calib.toml: one table per camera named after it; size as floats; 4 distortion
-    terms (k1 k2 p1 p2 pinhole, k1..k4 fisheye); Rodrigues rotation; translation in metres."""
+    terms (k1 k2 p1 p2 pinhole, k1..k4 fisheye; a fitted k3 is kept as a 5th term, which the
+    OpenCV calls Pose2Sim hands the list to read); Rodrigues rotation; translation in metres."""
     tables = {}
     for cam in cameras:
-        dist = cam.distortions[:4]
-        if not cam.fisheye and len(cam.distortions) > 4 and abs(cam.distortions[4]) > 1e-12:
-            raise ValueError(
-                f"{cam.name}: k3 = {cam.distortions[4]} cannot be written to Pose2Sim's 4-term model"
-            )
+        keep = 5 if (not cam.fisheye and len(cam.distortions) > 4 and cam.distortions[4] != 0) else 4
         tables[cam.name] = {
             "name": cam.name,
             "size": [float(cam.size[0]), float(cam.size[1])],
             "matrix": cam.matrix.tolist(),
-            "distortions": [float(d) for d in dist],
+            "distortions": [float(d) for d in cam.distortions[:keep]],
             "rotation": cam.rotation.tolist(),
             "translation": (cam.translation / 1000.0).tolist(),
             "fisheye": bool(cam.fisheye),
@@ -104,6 +101,7 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
             "root_camera": result.root_camera,
             "spanning_tree": [{"from": a, "to": b, "shared_rows": n} for (a, b), n in result.tree.items()],
             "rows": len(result.board_poses),
+            "rows_detected": result.bundle.get("rows_detected"),
             "reprojection_px": {
                 "mean": float(all_err.mean()),
                 "median": float(np.median(all_err)),

@@ -36,6 +36,10 @@ class CalibrationOptions:
     loss_scale_px: float = 1.0
     outlier_px: float = 4.0  # after a first adjustment, drop corners off by more (and > 5x median)
     max_pnp_rms_px: float = 10.0  # a view whose own PnP fit is worse is not used to initialise
+    # Board poses in the bundle adjustment: beyond this, rows seen by several cameras (they tie
+    # the cameras together) are kept first, evenly spread over the session, plus every camera's
+    # intrinsics views and the reference row. None: every row.
+    max_rows: int | None = 600
 
 
 @dataclass
@@ -114,6 +118,31 @@ def _reference_row(
     return max(seen, key=lambda r: (seen[r][0], seen[r][1], -r))
 
 
+def _select_rows(
+    view_poses: dict[str, dict[int, ViewPose]], max_rows: int | None, keep: set[int]
+) -> set[int]:
+    """Rows for the bundle adjustment (see CalibrationOptions.max_rows)."""
+    seen: dict[int, int] = {}
+    for views in view_poses.values():
+        for row in views:
+            seen[row] = seen.get(row, 0) + 1
+    if max_rows is None or len(seen) <= max_rows:
+        return set(seen)
+    chosen = {r for r in keep if r in seen}
+
+    def spread(candidates: list[int], count: int) -> set[int]:
+        if count <= 0 or not candidates:
+            return set()
+        if count >= len(candidates):
+            return set(candidates)
+        return {candidates[i] for i in np.linspace(0, len(candidates) - 1, count).round().astype(int)}
+
+    for group in ([r for r in sorted(seen) if seen[r] >= 2], [r for r in sorted(seen) if seen[r] < 2]):
+        group = [r for r in group if r not in chosen]
+        chosen |= spread(group, max_rows - len(chosen))
+    return chosen
+
+
 def calibrate_cameras(
     detections: dict[str, CameraDetections],
     spec: BoardSpec,
@@ -173,10 +202,13 @@ def calibrate_cameras(
         if not view_poses[name]:
             raise CalibrationError(f"{name}: no board view fits the intrinsics (bad detections or spec?)")
     cam_poses, tree, root = chain_cameras(names, view_poses)
+    all_rows = sorted({r for views in view_poses.values() for r in views})
+    ref = _reference_row(opt, view_poses, all_rows)  # checked before the long part
+    keep = _select_rows(view_poses, opt.max_rows, {ref}.union(*map(set, used.values())))
+    view_poses = {n: {r: vp for r, vp in v.items() if r in keep} for n, v in view_poses.items()}
     boards0 = initial_board_poses(cam_poses, view_poses)
     rows = list(boards0)
     row_index = {r: k for k, r in enumerate(rows)}
-    ref = _reference_row(opt, view_poses, rows)  # checked before the long part
 
     cam_idx, row_idx, obj, xy = [], [], [], []
     for c, name in enumerate(names):
@@ -217,6 +249,7 @@ def calibrate_cameras(
         "outliers_dropped": int(outliers.sum()),
         "outlier_limit_px": limit,
     }
+    figures.update(rows_detected=len(all_rows), rows_used=len(rows))
     if outliers.any():
         progress(0.8, "bundle adjustment without outliers")
         obs = obs.subset(~outliers)
