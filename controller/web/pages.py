@@ -9,7 +9,7 @@ from .helpers import runtime
 
 bp = Blueprint("pages", __name__)
 
-# (endpoint, label) in tab order; `later` tabs are placeholders until their issue lands.
+# (endpoint, label) in tab order.
 TABS = [
     ("pages.record", "Record"),
     ("pages.preflight", "Pre-flight"),
