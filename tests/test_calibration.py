@@ -233,3 +233,12 @@ def test_bundle_adjustment_row_cap_keeps_shared_rows() -> None:
     shared = [r for r in result.board_poses if sum(r in d.rows() for d in syn.detections.values()) >= 2]
     assert len(shared) >= 25 - 3 * 5 - 1  # beyond the intrinsics views, rows tying cameras come first
     assert result.mean_error_px <= 0.6
+
+
+def test_board_object_points_are_opencvs() -> None:
+    """Calibration's object points are OpenCV's ChArUco corner positions for the same ids (what the
+    detector reports), for both marker layouts."""
+    for legacy in (False, True):
+        spec = BoardSpec(squares_x=10, squares_y=7, square_mm=60, marker_mm=45, legacy_pattern=legacy)
+        theirs = np.asarray(spec.cv_board().getChessboardCorners()).reshape(-1, 3)
+        assert np.abs(theirs - spec.corner_points_mm()).max() < 1e-9
