@@ -12,6 +12,7 @@ from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
 
 from .board_cli import add_board_commands
+from .calibrate_cli import add_calibrate_command
 from .dataset_cli import add_dataset_commands
 from .deploy.cli import add_deploy_command
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline_commands(sub)  # sync, trim, verify
     add_dataset_commands(sub)  # pose, triangulate, export
     add_board_commands(sub)  # board, detect
+    add_calibrate_command(sub)
     return parser
 
 

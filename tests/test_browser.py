@@ -193,7 +193,9 @@ def test_record_preflight_preview_settings_in_chromium(ui) -> None:
         assert (runtime.sessions_root / session_id / "trimmed" / "10-30" / f"{cam}.mp4").stat().st_size > 0
     shot(page, "12-trim")
 
-    page.click("nav a[data-tab=calibration]")
-    expect(page.locator("main")).to_contain_text("placeholder")
+    page.click("nav a[data-tab=calibration]")  # the calibration itself: test_calibration_browser.py
+    expect(page.locator("#cal-form")).to_be_visible()
+    expect(page.locator("#cal-squares-x")).to_have_value("7")  # no board stored yet: the defaults
+    expect(page.locator("#cal-result")).to_be_hidden()  # not calibrated yet
     shot(page, "13-calibration")
     assert not errors, errors

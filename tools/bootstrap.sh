@@ -27,6 +27,13 @@ ensure_venv() {
         # Optional: python-prctl builds only where libcap headers exist; ctypes prctl is the fallback.
         "$VENV/bin/python" -m pip install --disable-pip-version-check -q "python-prctl>=1.8" >/dev/null 2>&1 \
             || echo "syncrig: python-prctl not built (no libcap headers); timer slack set through ctypes" >&2
+        # Tests check that aniposelib reads our calibration.toml. Its wheel pins the non-headless
+        # OpenCV, so install it without dependencies, then its real ones; tests skip loudly if not.
+        if [[ "$extras" == *test* ]]; then
+            { "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps "aniposelib>=0.5" \
+                && "$VENV/bin/python" -m pip install --disable-pip-version-check -q toml tqdm numba pandas; } \
+                >/dev/null 2>&1 || echo "syncrig: aniposelib not installed; its compatibility test will skip" >&2
+        fi
         echo "$want" > "$VENV/.syncrig-installed"
     fi
 }

@@ -40,6 +40,7 @@ def create_app(
     app.extensions["syncrig"] = runtime
     install_guards(app, access_token, set(allowed_hosts) if allowed_hosts is not None else None)
 
+    from .api_calibration import bp as calibration_bp
     from .api_jobs import bp as jobs_bp
     from .api_pipeline import bp as pipeline_bp
     from .api_rig import bp as rig_bp
@@ -47,7 +48,7 @@ def create_app(
     from .api_settings import bp as settings_bp
     from .pages import bp as pages_bp
 
-    for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp):
+    for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp, calibration_bp):
         app.register_blueprint(bp)
 
     def api_error(message: str, status: int, field: str | None = None):  # noqa: ANN202

@@ -9,7 +9,7 @@ from .helpers import runtime
 
 bp = Blueprint("pages", __name__)
 
-# (endpoint, label) in tab order; `later` tabs are placeholders until their issue lands.
+# (endpoint, label) in tab order.
 TABS = [
     ("pages.record", "Record"),
     ("pages.preflight", "Pre-flight"),
@@ -78,10 +78,6 @@ def trim():  # noqa: ANN201
 
 @bp.get("/calibration")
 def calibration():  # noqa: ANN201
-    return render_template(
-        "placeholder.html",
-        page="calibration",
-        title="Calibration",
-        issue=7,
-        what="ChArUco calibration, pose and triangulation",
-    )
+    from ..dataset.board import DICTIONARIES
+
+    return render_template("calibration.html", page="calibration", dictionaries=DICTIONARIES)

@@ -1,0 +1,131 @@
+"""Calibration of every camera of a session from a ChArUco board: detect (detect.py), choose
+views, intrinsics, initial extrinsics, bundle adjustment, world frame on the board; writes
+calibration.toml (aniposelib), Calib.toml (Pose2Sim), report.json and plots.
+
+    calibrate_session(session, spec)            the whole stage on a synced session directory
+    calibrate_cameras(detections, spec, opts)   the maths, from detections (what tests feed)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import layout
+from ..board import BoardSpec, BoardSpecError
+from ..detections import CameraDetections
+from .errors import CalibrationError
+from .solve import CalibrationOptions, CalibrationResult, calibrate_cameras
+
+__all__ = [
+    "CalibrationError",
+    "CalibrationOptions",
+    "CalibrationResult",
+    "calibrate_cameras",
+    "calibrate_session",
+    "resolve_board",
+    "session_cameras",
+]
+
+Progress = Callable[[float, str], None]
+
+
+def session_cameras(session: Path) -> list[str]:
+    """Camera names of the session's synced outputs (the header of synced/match.csv)."""
+    match = Path(session) / "synced" / "match.csv"
+    if not match.is_file():
+        raise CalibrationError(
+            f"{session}: no synced outputs (synced/match.csv): run `syncrig sync {session}` first"
+        )
+    header = match.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    names = [n.strip() for n in header.split(",") if n.strip()]
+    if not names:
+        raise CalibrationError(f"{match}: empty header, no cameras")
+    return names
+
+
+def resolve_board(session: Path, spec: BoardSpec | None) -> BoardSpec:
+    """The spec given, else the one stored with the session's detections (board.json)."""
+    if spec is not None:
+        return spec.validate()
+    stored = layout.board_file(session)
+    if stored.is_file():
+        try:
+            return BoardSpec.load(stored)
+        except BoardSpecError as exc:
+            raise CalibrationError(str(exc)) from None
+    raise CalibrationError(
+        "no board spec: pass --board board.json or the board's size flags (--squares-x, --squares-y, "
+        "--square-mm, --marker-mm, --dictionary) the way it was printed"
+    )
+
+
+def _stored_detections(
+    session: Path, cameras: list[str], spec: BoardSpec
+) -> dict[str, CameraDetections] | None:
+    """The detections already in the session, if they were made with this very board spec."""
+    stored = layout.board_file(session)
+    try:
+        if not stored.is_file() or BoardSpec.load(stored) != spec:
+            return None
+    except BoardSpecError:
+        return None
+    files = {name: layout.detections_file(session, name) for name in cameras}
+    if not all(f.is_file() for f in files.values()):
+        return None
+    return {name: CameraDetections.load(f) for name, f in files.items()}
+
+
+def calibrate_session(
+    session: Path,
+    spec: BoardSpec | None = None,
+    options: CalibrationOptions | None = None,
+    progress: Progress | None = None,
+    redetect: bool = False,
+) -> dict:
+    """Detect the board in the synced outputs (or reuse detections made with the same spec),
+    calibrate, and write calibration.toml, Calib.toml, report.json and plots; returns the report."""
+    from .outputs import write_outputs
+    from .plots import write_plots
+
+    session = Path(session)
+    progress = progress or (lambda fraction, label: None)
+    if not session.is_dir():
+        raise CalibrationError(f"{session} is not a session directory")
+    cameras = session_cameras(session)
+    spec = resolve_board(session, spec)
+    detections = None if redetect else _stored_detections(session, cameras, spec)
+    if detections is None:
+        try:
+            from ..detect import detect_session
+        except ImportError:
+            raise CalibrationError(
+                "no stored detections for this board spec and board detection "
+                "(controller.dataset.detect) is not available in this installation"
+            ) from None
+
+        progress(0.0, "detecting the board")
+        found = detect_session(
+            session,
+            spec,
+            progress=lambda done, total: progress(0.5 * done / max(total, 1), "detecting the board"),
+        )
+        missing = [c for c in cameras if c not in found]
+        if missing:
+            raise CalibrationError(f"no detections for camera(s) {', '.join(missing)}")
+        detections = {c: found[c] for c in cameras}
+    progress(0.5, "calibrating")
+    result = calibrate_cameras(
+        detections, spec, options, progress=lambda f, label: progress(0.5 + 0.4 * f, label)
+    )
+    progress(0.9, "writing outputs")
+    report = write_outputs(session, result)
+    progress(0.95, "plots")
+    report["plots"] = write_plots(result, layout.calibration_plots(session))
+    path = layout.calibration_report(session)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    progress(1.0, "calibration written")
+    return report

@@ -1,0 +1,128 @@
+"""What a calibration leaves in the session: `calibration.toml` (aniposelib's schema, with the
+board spec and the world frame in [metadata]), Pose2Sim's `Calib.toml`, and `report.json`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import layout
+from ..cameras import CameraModel, dumps_toml, save_calibration_toml
+from .solve import CalibrationResult
+
+WORLD_FRAME = (
+    "the ChArUco board in the reference row: origin at the chessboard's outer corner next to "
+    "corner id 0 (which sits at (square, square, 0)), x along squares_x, y along squares_y, z into "
+    "the board (away from its printed side); millimetres"
+)
+
+
+def calibration_metadata(result: CalibrationResult) -> dict:
+    return {
+        "adjusted": True,
+        "error": round(result.mean_error_px, 6),  # mean reprojection error, px (aniposelib's key)
+        "units": "mm",
+        "world_frame": WORLD_FRAME,
+        "reference_row": int(result.reference_row),
+        "fisheye": bool(result.options.fisheye),
+        "software": "syncrig calibrate",
+        "board": result.spec.as_dict(),
+    }
+
+
+def pose2sim_tables(cameras: list[CameraModel], error_px: float) -> dict[str, dict]:
+    """Pose2Sim's Calib.toml: one table per camera named after it; size as floats; 4 distortion
+    terms (k1 k2 p1 p2 pinhole, k1..k4 fisheye; a fitted k3 is kept as a 5th term, which the
+    OpenCV calls Pose2Sim hands the list to read); Rodrigues rotation; translation in metres."""
+    tables = {}
+    for cam in cameras:
+        keep = 5 if (not cam.fisheye and len(cam.distortions) > 4 and cam.distortions[4] != 0) else 4
+        tables[cam.name] = {
+            "name": cam.name,
+            "size": [float(cam.size[0]), float(cam.size[1])],
+            "matrix": cam.matrix.tolist(),
+            "distortions": [float(d) for d in cam.distortions[:keep]],
+            "rotation": cam.rotation.tolist(),
+            "translation": (cam.translation / 1000.0).tolist(),
+            "fisheye": bool(cam.fisheye),
+        }
+    tables["metadata"] = {"adjusted": True, "error": float(error_px)}
+    return tables
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _clean(value):  # noqa: ANN001, ANN202
+    """JSON-ready: tuples-as-keys to strings, NumPy scalars to Python, NaN to null."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else "-".join(map(str, k))): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_report(result: CalibrationResult, session: Path | None = None) -> dict:
+    cams = {}
+    for cam in result.cameras:
+        entry = dict(result.per_camera[cam.name])
+        entry.update(
+            {
+                "size": list(cam.size),
+                "focal_px": [round(float(cam.matrix[0, 0]), 3), round(float(cam.matrix[1, 1]), 3)],
+                "principal_point_px": [round(float(cam.matrix[0, 2]), 3), round(float(cam.matrix[1, 2]), 3)],
+                "distortions": [round(float(d), 6) for d in cam.distortions],
+                "centre_mm": [round(float(c), 3) for c in cam.centre],
+                "views_intrinsics_rows": result.views_used[cam.name],
+            }
+        )
+        cams[cam.name] = entry
+    all_err = np.concatenate([e for e in result.errors.values() if len(e)])
+    return _clean(
+        {
+            "session": str(session) if session else None,
+            "board": result.spec.as_dict(),
+            "model": "fisheye" if result.options.fisheye else "pinhole",
+            "reference_row": result.reference_row,
+            "world_frame": WORLD_FRAME,
+            "root_camera": result.root_camera,
+            "spanning_tree": [{"from": a, "to": b, "shared_rows": n} for (a, b), n in result.tree.items()],
+            "rows": len(result.board_poses),
+            "rows_detected": result.bundle.get("rows_detected"),
+            "reprojection_px": {
+                "mean": float(all_err.mean()),
+                "median": float(np.median(all_err)),
+                "p95": float(np.percentile(all_err, 95)),
+                "max": float(all_err.max()),
+            },
+            "cameras": cams,
+            "bundle_adjustment": result.bundle,
+            "seconds": result.seconds,
+            "options": {k: getattr(result.options, k) for k in result.options.__dataclass_fields__},
+        }
+    )
+
+
+def write_outputs(session: Path, result: CalibrationResult) -> dict:
+    """calibration.toml, Calib.toml and report.json into the session's calibration folder;
+    returns the report."""
+    save_calibration_toml(layout.calibration_toml(session), result.cameras, calibration_metadata(result))
+    _atomic_write(
+        layout.pose2sim_toml(session), dumps_toml(pose2sim_tables(result.cameras, result.mean_error_px))
+    )
+    report = build_report(result, session)
+    _atomic_write(layout.calibration_report(session), json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,105 @@
+"""Calibration API: calibrating a session is a job (detection + bundle adjustment take a while);
+the report, its plots and the two calibration files are served from the session's folder."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, jsonify, send_file
+
+from ..dataset import layout
+from ..dataset.board import BoardSpec, BoardSpecError
+from ..dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+from ..jobs import JobContext
+from ..rig_service import RigError
+from ..session_store import session_path
+from .helpers import json_body, runtime
+
+bp = Blueprint("calibration", __name__, url_prefix="/api/sessions/<session_id>/calibration")
+
+# Plot names are fixed or a validated camera name; nothing else reaches the file system.
+PLOT_NAME = re.compile(r"^(reprojection|layout|coverage_[A-Za-z0-9][A-Za-z0-9_-]{0,63})\.(png|svg)$")
+DOWNLOADS = {"calibration.toml": layout.calibration_toml, "Calib.toml": layout.pose2sim_toml}
+
+
+def _board(data: dict) -> BoardSpec | None:
+    board = data.get("board")
+    if board is None:
+        return None
+    try:
+        return BoardSpec.from_dict(board)
+    except (BoardSpecError, TypeError) as exc:
+        raise RigError(f"board: {exc}", 400, "board") from None
+
+
+def _options(data: dict) -> CalibrationOptions:
+    fisheye = data.get("fisheye", False)
+    if not isinstance(fisheye, bool):
+        raise RigError("fisheye: must be true or false", 400, "fisheye")
+    ref = data.get("reference_row")
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 0):
+        message = f"reference_row: must be a match row (an integer >= 0), got {ref!r}"
+        raise RigError(message, 400, "reference_row")
+    return CalibrationOptions(fisheye=fisheye, reference_row=ref)
+
+
+@bp.post("")
+def calibrate(session_id: str):  # noqa: ANN201
+    path = session_path(runtime().sessions_root, session_id)
+    data = json_body()
+    spec, options = _board(data), _options(data)
+    redetect = data.get("redetect", False)
+    if not isinstance(redetect, bool):
+        raise RigError("redetect: must be true or false", 400, "redetect")
+
+    def work(ctx: JobContext) -> dict:
+        try:
+            report = calibrate_session(path, spec, options, progress=ctx.progress, redetect=redetect)
+        except (CalibrationError, BoardSpecError) as exc:
+            raise RuntimeError(str(exc)) from None
+        ctx.log(f"reprojection error mean {report['reprojection_px']['mean']:.3f} px")
+        return {"session_id": session_id, "reprojection_px": report["reprojection_px"]}
+
+    job = runtime().jobs.submit("calibrate", f"Calibrate {session_id}", work)
+    return jsonify({"job_id": job.id}), 202
+
+
+@bp.get("/report")
+def report(session_id: str):  # noqa: ANN201
+    path = layout.calibration_report(session_path(runtime().sessions_root, session_id))
+    if not path.is_file():
+        raise RigError("not calibrated yet: run Calibrate first", 404)
+    return jsonify(json.loads(path.read_text(encoding="utf-8")))
+
+
+@bp.get("/board")
+def board(session_id: str):  # noqa: ANN201
+    """The board spec stored with the session (else the defaults), to fill the form."""
+    path = layout.board_file(session_path(runtime().sessions_root, session_id))
+    try:
+        spec = BoardSpec.load(path) if path.is_file() else BoardSpec()
+        stored = path.is_file()
+    except BoardSpecError:
+        spec, stored = BoardSpec(), False
+    return jsonify({"board": spec.as_dict(), "stored": stored})
+
+
+@bp.get("/plots/<name>")
+def plot(session_id: str, name: str):  # noqa: ANN201
+    if not PLOT_NAME.match(name):
+        raise RigError(f"no plot named {name!r}", 404)
+    path = layout.calibration_plots(session_path(runtime().sessions_root, session_id)) / name
+    if not path.is_file():
+        raise RigError("no such plot: run Calibrate first", 404)
+    return send_file(path, max_age=0)
+
+
+@bp.get("/files/<name>")
+def download(session_id: str, name: str):  # noqa: ANN201
+    if name not in DOWNLOADS:
+        raise RigError(f"no file named {name!r}", 404)
+    path = DOWNLOADS[name](session_path(runtime().sessions_root, session_id))
+    if not path.is_file():
+        raise RigError("not calibrated yet: run Calibrate first", 404)
+    return send_file(path, mimetype="application/toml", as_attachment=True, download_name=name, max_age=0)
