@@ -12,22 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.charuco_sim import look_at
 from syncrig_agent.formats import SessionManifest, write_manifest, write_pts
 
 from . import layout
 from .cameras import CameraModel, save_calibration_toml
 from .keypoints import GROUPS, KEYPOINT_NAMES, group_slices
 from .pose2d import Pose2D
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, up: tuple = (0.0, 0.0, 1.0)) -> np.ndarray:
-    """Rotation world → camera (OpenCV: x right, y down, z forward) for a camera at `centre`."""
-    z = target - centre
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, np.asarray(up, float))
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    return np.stack([x, y, z])
 
 
 def ring_cameras(

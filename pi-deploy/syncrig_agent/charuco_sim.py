@@ -78,11 +78,13 @@ def rotation_vector(matrix: np.ndarray) -> np.ndarray:
     return axis * theta
 
 
-def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """World → camera rotation of a camera at `centre` looking at `target`, image 'up' = world +Z."""
-    z = target - centre
+def look_at(centre: np.ndarray, target: np.ndarray, up: tuple = (0.0, 0.0, 1.0)) -> np.ndarray:
+    """World → camera rotation (OpenCV axes: x right, y down, z forward) of a camera at `centre`
+    looking at `target`, image 'up' towards world `up`. The one home of this for every synthetic
+    rig (the simulated scene, calibration and pose test rigs)."""
+    z = np.asarray(target, float) - np.asarray(centre, float)
     z = z / np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
+    x = np.cross(z, np.asarray(up, float))
     x = x / np.linalg.norm(x)
     y = np.cross(z, x)
     return np.stack([x, y, z])
@@ -107,7 +109,7 @@ def camera_ring(
         azimuth = 0.0 if count == 1 else -span / 2 + i * span / (count - 1)
         height_mm = 0.0 if count == 1 else 0.12 * distance * (1 if i % 2 else -1)
         centre = np.array([distance * math.sin(azimuth), -distance * math.cos(azimuth), height_mm])
-        rot = _look_at(centre, np.zeros(3))
+        rot = look_at(centre, np.zeros(3))
         # Deterministic per-camera lens and sensor placement (manufacturing spread).
         rng = np.random.default_rng(1000 + i)
         f = 0.9 * width * (1 + rng.uniform(-0.04, 0.04))

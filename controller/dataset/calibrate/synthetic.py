@@ -10,20 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from syncrig_agent.charuco_sim import look_at
+
 from ..board import BoardSpec
 from ..cameras import CameraModel
 from ..detections import CameraDetections
 from .geometry import rotation_angle_deg, rotation_to_rvec, umeyama
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:  # noqa: ANN001
-    """World → camera rotation for a camera at `centre` looking at `target` (OpenCV axes)."""
-    z = np.asarray(target, float) - np.asarray(centre, float)
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    return np.stack([x, y, z])
 
 
 def ring_cameras(
