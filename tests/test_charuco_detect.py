@@ -252,3 +252,24 @@ def test_filled_frames_are_skipped_and_footage_without_a_board_is_an_error(tmp_p
     with pytest.raises(DetectionError, match="no camera saw the 7x5 DICT_4X4_50 board") as caught:
         detect_session(session, spec)
     assert not isinstance(caught.value, BoardMismatchError)
+
+
+def test_recorded_charuco_session_calibrates_to_the_ground_truth(charuco_session: Path) -> None:
+    """The whole calibration path on recorded footage: simulated agents render the board through
+    known cameras → H.264 → sync → detect → intrinsics + bundle adjustment → calibration.toml,
+    compared with the truth after similarity alignment (the issue's acceptance figures)."""
+    from controller.dataset.calibrate import calibrate_session
+    from controller.dataset.calibrate.synthetic import compare_to_truth
+    from controller.dataset.cameras import load_calibration_toml
+
+    truth = load_ground_truth(charuco_session)
+    report = calibrate_session(charuco_session, truth.board)
+    assert report["reprojection_px"]["mean"] <= 0.5
+    estimated, metadata = load_calibration_toml(layout.calibration_toml(charuco_session))
+    assert metadata["board"] == truth.board.as_dict()
+    by_name = {c.name: c for c in truth.cameras}
+    errors = compare_to_truth(estimated, [by_name[c.name] for c in estimated])
+    for name, err in errors.items():
+        assert err["focal_rel"] < 0.01 and err["principal_rel"] < 0.01, (name, err)
+        assert err["centre_mm"] < 2.0 and err["orientation_deg"] < 0.2, (name, err)
+    assert layout.pose2sim_toml(charuco_session).exists()
