@@ -7,20 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli_types import non_negative_int
 from .dataset.board import DICTIONARIES, BoardSpec, BoardSpecError
 from .progress import ProgressBar
 
 SPEC_FLAGS = ("squares_x", "squares_y", "square_mm", "marker_mm", "dictionary", "legacy_pattern")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def add_board_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,7 +49,7 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fisheye", action="store_true", help="OpenCV's fisheye lens model (k1..k4)")
     p.add_argument(
         "--reference-row",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="match row whose board defines the world frame (default: the row seen by most cameras)",
     )
     p.add_argument("--max-views", type=int, default=40, help="views per camera used for the intrinsics")

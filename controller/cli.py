@@ -13,6 +13,7 @@ from syncrig_agent.main import add_agent_arguments, run_agent
 
 from .board_cli import add_board_commands
 from .calibrate_cli import add_calibrate_command
+from .cli_types import positive
 from .dataset_cli import add_dataset_commands
 from .deploy.cli import add_deploy_command
 from .footage_cli import FOOTAGE_COMMANDS, add_footage_commands
@@ -26,19 +27,6 @@ def _float_list(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
 
 
 def _id_arg(kind: str):
@@ -61,19 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record one session headless on a simulated rig")
     rec.add_argument(
         "--sim",
-        type=_positive(int),
+        type=positive(int),
         required=True,
         metavar="N",
         help="simulate N cameras (cam0 = server, the rest clients) as local processes",
     )
-    rec.add_argument("--fps", type=_positive(float), default=30.0)
-    rec.add_argument("--seconds", type=_positive(float), default=10.0)
+    rec.add_argument("--fps", type=positive(float), default=30.0)
+    rec.add_argument("--seconds", type=positive(float), default=10.0)
     rec.add_argument("--out", type=Path, required=True, help="sessions root; one new directory per session")
     rec.add_argument("--subject", type=_id_arg("subject ID"), help="animal/subject ID")
     rec.add_argument("--project", type=_id_arg("project ID"), help="project ID")
     rec.add_argument("--width", type=int, default=640)
     rec.add_argument("--height", type=int, default=360)
-    rec.add_argument("--bitrate", type=_positive(int), default=8_000_000)
+    rec.add_argument("--bitrate", type=positive(int), default=8_000_000)
     rec.add_argument(
         "--sim-offsets-us",
         type=_float_list,
@@ -126,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no live stream receivers: footage comes only from the pull after the recording",
     )
-    rec.add_argument("--segment-seconds", type=_positive(float), default=2.0, help="stream segment length")
+    rec.add_argument("--segment-seconds", type=positive(float), default=2.0, help="stream segment length")
     add_footage_commands(sub)
     add_setup_command(sub)  # setup.sh
     add_deploy_command(sub)  # install.sh

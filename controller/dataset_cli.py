@@ -8,21 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_types import positive_float
 from .progress import ProgressBar
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
@@ -50,11 +41,11 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         help="calibration.toml (default: the session's calibration/calibration.toml)",
     )
     tri.add_argument("--smooth", action="store_true", help="zero-phase low-pass along time (gaps kept)")
-    tri.add_argument("--cutoff-hz", type=_positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
+    tri.add_argument("--cutoff-hz", type=positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
     tri.add_argument("--min-confidence", type=_fraction, default=0.3, help="2D confidence to use a keypoint")
     tri.add_argument(
         "--outlier-px",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         help="reprojection error above which a view is an outlier",
     )

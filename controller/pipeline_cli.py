@@ -9,27 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_types import non_negative_int, positive_float
 from .progress import ProgressBar
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_sync_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +19,7 @@ def add_sync_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tolerance-us",
-        type=_positive_float,
+        type=positive_float,
         help="match tolerance around each instant (µs; default and maximum: half a frame period)",
     )
     p.add_argument(
@@ -74,9 +55,9 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     trim = sub.add_parser("trim", help="cut every camera to the same range of matched frames")
     trim.add_argument("session", type=Path)
     trim.add_argument(
-        "--start-frame", type=_non_negative_int, required=True, help="first match row (inclusive)"
+        "--start-frame", type=non_negative_int, required=True, help="first match row (inclusive)"
     )
-    trim.add_argument("--end-frame", type=_non_negative_int, required=True, help="last match row (inclusive)")
+    trim.add_argument("--end-frame", type=non_negative_int, required=True, help="last match row (inclusive)")
     trim.add_argument(
         "--fill",
         choices=["gaps", "repeat"],
@@ -92,7 +73,7 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("session", type=Path)
     verify.add_argument(
         "--pts-tolerance-us",
-        type=_positive_float,
+        type=positive_float,
         default=1000.0,
         help="flag frames whose picture time and .pts differ by more (µs)",
     )

@@ -1,0 +1,36 @@
+"""argparse value types shared by every `syncrig` subcommand: one wording of each error."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def _number(kind: type, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """`kind` (int or float) > 0."""
+
+    def parse(text: str):
+        value = _number(kind, text)
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+positive_float = positive(float)
