@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
 from ..progress import ProgressBar
 from ..rig_config import ConfigError, RigConfig, default_home, load_config
 from .errors import DeployError
-from .hostkeys import HostKeyInfo, remember_host_key, scan_host_key
+from .hostkeys import HostKeyInfo, remember_host_key, scan_host_keys
 from .plan import DeployOptions, plan_rig
 from .runner import CameraResult, deploy_rig, select_cameras
 
@@ -129,15 +128,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(f"syncrig deploy: {exc}", file=sys.stderr)
         return 2
     known_hosts = options.known_hosts_path
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        infos = list(
-            pool.map(
-                lambda c: scan_host_key(
-                    c.name, c.host, options.ssh_port, known_hosts, options.connect_timeout_s
-                ),
-                targets,
-            )
-        )
+    infos = scan_host_keys(targets, options.ssh_port, known_hosts, options.connect_timeout_s)
     refused = confirm_host_keys(infos, known_hosts, args.accept_new_host_keys, sys.stdin.isatty(), sys.stderr)
     go = [n for n in names if n not in refused]
     results: list[CameraResult] = []

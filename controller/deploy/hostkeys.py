@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,3 +150,9 @@ class StrictHostKeyPolicy:
         if known:
             raise HostKeyChanged(changed_message(hostname, key.get_name(), fp, dict(known), self.path))
         raise HostKeyUnknown(unknown_message(hostname, key.get_name(), fp, self.path))
+
+
+def scan_host_keys(cameras: list, port: int, path: Path, timeout: float = 10.0) -> list[HostKeyInfo]:
+    """`scan_host_key` for every camera (CameraEntry-like: .name, .host) in parallel, in order."""
+    with ThreadPoolExecutor(max_workers=max(1, len(cameras))) as pool:
+        return list(pool.map(lambda c: scan_host_key(c.name, c.host, port, path, timeout), cameras))

@@ -10,13 +10,12 @@ clicks."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..jobs import JobContext
 from ..rig_config import RigConfig
 from .errors import DeployError
-from .hostkeys import HostKeyInfo, remember_host_key, scan_host_key
+from .hostkeys import HostKeyInfo, remember_host_key, scan_host_keys
 from .plan import DeployOptions
 from .runner import CameraResult, deploy_rig, select_cameras
 
@@ -62,15 +61,7 @@ def run_deploy_job(
     targets = select_cameras(config, cameras)
     ctx.progress(0.0, "checking host keys")
     known_hosts = options.known_hosts_path
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        infos = list(
-            pool.map(
-                lambda c: scan_host_key(
-                    c.name, c.host, options.ssh_port, known_hosts, options.connect_timeout_s
-                ),
-                targets,
-            )
-        )
+    infos = scan_host_keys(targets, options.ssh_port, known_hosts, options.connect_timeout_s)
     unknown = [i for i in infos if i.status == "unknown"]
     refused = {i.camera: i.message for i in infos if i.status in ("changed", "unreachable")}
     for info in unknown:

@@ -90,12 +90,22 @@ def write_plots(table: MatchTable, times_ns: dict[str, np.ndarray], out_dir: Pat
     return written
 
 
-def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
+def save_figure(fig, out_dir: Path, stem: str) -> dict[str, Path]:  # noqa: ANN001
+    """`<stem>.png` and `.svg` in out_dir, each written to a temporary name and renamed, so a
+    reader never sees half a plot; returns {format: path}."""
     paths = {}
     for fmt in ("png", "svg"):
         path = out_dir / f"{stem}.{fmt}"
         tmp = path.with_name(f".{path.name}.tmp")
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
         tmp.replace(path)
-        paths[fmt] = str(path.relative_to(out_dir.parent.parent))  # relative to the session
+        paths[fmt] = path
     return paths
+
+
+def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:  # noqa: ANN001
+    """Paths relative to the session (plots live in <session>/synced/plots)."""
+    return {
+        fmt: str(path.relative_to(out_dir.parent.parent))
+        for fmt, path in save_figure(fig, out_dir, stem).items()
+    }

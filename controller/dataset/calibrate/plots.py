@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...pipeline.plots import save_figure
 from .solve import CalibrationResult
 
 PLOT_STEMS = ("reprojection", "layout")  # plus coverage_<camera>
@@ -20,13 +21,7 @@ def coverage_stem(camera: str) -> str:
 def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:  # noqa: ANN001
     from matplotlib import pyplot as plt
 
-    paths = {}
-    for fmt in ("png", "svg"):
-        path = out_dir / f"{stem}.{fmt}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=fmt, bbox_inches="tight")
-        tmp.replace(path)
-        paths[fmt] = path.name
+    paths = {fmt: path.name for fmt, path in save_figure(fig, out_dir, stem).items()}
     plt.close(fig)
     return paths
 
