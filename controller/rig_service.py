@@ -274,6 +274,7 @@ class RigService:
                 "reference": entry.get("reference", False),
             },
             clock_sync=st.get("clock_sync"),  # what disciplines this camera's clock, as it reports
+            phase_lock=st.get("phase_lock"),  # free-running sensors: the servo's lock onto the grid
             preview=st.get("preview"),
             error=session.get("error"),
             status_age_s=entry.get("status_age_s"),

@@ -40,6 +40,13 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
         help="what the cameras film: the test picture, or a moving ChArUco board (ground truth: "
         "WORKDIR/ground_truth.json)",
     )
+    demo.add_argument(
+        "--sensor",
+        choices=["scheduled", "freerun"],
+        default="scheduled",
+        help="simulated sensors: exposed at each grid instant (scheduled), or free-running like a Pi's "
+        "and phase-locked to the grid by the agent's servo (freerun: the cards show the lock)",
+    )
     _add_http_args(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -133,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     def start_rig(cams: list[str], settings: dict, ports: tuple[int, int] | None) -> SimulatedRig:
         sims = [
-            SimCamera(name=n, clock_offset_us=offsets[i] if i < len(offsets) else 0.0)
+            SimCamera(name=n, clock_offset_us=offsets[i] if i < len(offsets) else 0.0, trigger=args.sensor)
             for i, n in enumerate(cams)
         ]
         rig = SimulatedRig(

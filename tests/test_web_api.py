@@ -4,6 +4,7 @@ through Flask's test client."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -361,3 +362,24 @@ def test_status_poller_survives_a_cam0_that_cuts_handshakes(controller) -> None:
     rig.spawn_server(control_port=port)
     api.wait_status(all_online, timeout=30)
     assert rt.rig._poller is not None and rt.rig._poller.is_alive()
+
+
+def test_camera_cards_show_the_sensor_phase_lock(controller) -> None:
+    """Free-running sensors: the card carries the servo's lock ("locked ±X µs") while recording,
+    and the finished session records when each camera locked."""
+    cams = [SimCamera(f"cam{i}", trigger="freerun", crystal_ppm=ppm) for i, ppm in enumerate((-40.0, 25.0))]
+    _rig, rt, api = controller(cameras=cams)
+    idle = api.get_json("/api/status")
+    assert all(c["phase_lock"]["state"] == "idle" for c in idle["cameras"])
+    job_id = api.post("/api/recording/start", {"subject": "lock", "seconds": 3}).get_json()["job_id"]
+    status = api.wait_status(
+        lambda s: s["recording"]["state"] == "recording"
+        and all((c.get("phase_lock") or {}).get("state") == "locked" for c in s["cameras"])
+    )
+    for card in status["cameras"]:
+        assert re.fullmatch(r"locked ±\d+\.\d µs", card["phase_lock"]["label"]), card["phase_lock"]
+    job = api.wait_job(job_id)
+    assert job["state"] == "done", job
+    (session,) = [p for p in rt.sessions_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    manifest = json.loads((session / "session.json").read_text())
+    assert all(c["phase_lock"]["locked_at_ns"] for c in manifest["cameras"]), manifest["cameras"]

@@ -61,6 +61,10 @@
       // What disciplines the camera's clock (ptp4l + phc2sys, chrony, ...), as the agent reports it.
       ["Time sync", syncText(c.clock_sync), c.clock_sync ? c.clock_sync.detail : ""],
     ];
+    // Free-running sensors (a Pi's; the demo's --sensor freerun): the servo's lock onto the grid.
+    const lock = c.phase_lock;
+    if (lock) rows.push(["Sensor lock", lock.error ? `${lock.label} – ${lock.error}` : lock.label,
+      "phase of the sensor's frames against the grid Tn = T0 + n·P"]);
     return el("div", {class: `card ${c.online ? "" : "offline"}`, "data-camera": c.name},
       el("h3", {}, `${c.name} `, el("small", {}, `${c.role} · ${c.host}`)),
       el("dl", {}, ...rows.flatMap(([k, v, title]) => [el("dt", {}, k),
