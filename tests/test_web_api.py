@@ -373,8 +373,10 @@ def test_camera_cards_show_the_sensor_phase_lock(controller) -> None:
     assert all(c["phase_lock"]["state"] == "idle" for c in idle["cameras"])
     job_id = api.post("/api/recording/start", {"subject": "lock", "seconds": 3}).get_json()["job_id"]
     status = api.wait_status(
-        lambda s: s["recording"]["state"] == "recording"
-        and all((c.get("phase_lock") or {}).get("state") == "locked" for c in s["cameras"])
+        lambda s: (
+            s["recording"]["state"] == "recording"
+            and all((c.get("phase_lock") or {}).get("state") == "locked" for c in s["cameras"])
+        )
     )
     for card in status["cameras"]:
         assert re.fullmatch(r"locked ±\d+\.\d µs", card["phase_lock"]["label"]), card["phase_lock"]
