@@ -11,9 +11,9 @@ call (numba JIT). Both run with one BLAS thread (threaded OpenBLAS crawls on a s
 
     .venv/bin/python benchmarks/calibration.py [--cameras 4 --rows 250 --noise 0.3,0.5 --seed 3]
 
-aniposelib (0.8) triangulates with JAX: `pip install --no-deps aniposelib` then `pip install toml
-tqdm numba pandas jax` (tools/bootstrap.sh installs all but jax); without it the comparison says
-NOT RUN.
+aniposelib (0.8) triangulates with JAX: tools/bootstrap.sh installs aniposelib (without its
+dependencies) and its real ones; add JAX with `.venv/bin/pip install -e '.[compare]'`. Without
+them the comparison says NOT RUN.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def main() -> int:
             with threadpool_limits(1, "blas"):  # untimed warm-up: numba compiles on first use
                 aniposelib_calibrate(synthetic_calibration(cameras=2, rows=30, seed=99))
         except Exception as exc:  # noqa: BLE001
-            print(f"aniposelib NOT RUN: {exc!r}")
+            print(f"aniposelib NOT RUN: {exc!r} (install: .venv/bin/pip install -e '.[compare]')")
             anipose_ok = False
 
     results = []
