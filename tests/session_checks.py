@@ -92,14 +92,16 @@ def assert_slots_accounted(summary: dict, expected: int, max_late: int = 2) -> i
     return int(summary["frames"])
 
 
-def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
-    """Poll `predicate` until it returns something truthy (returned); fail naming `what`."""
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # noqa: ANN001, ANN201
+    """Poll `predicate` every `interval` s until it returns something truthy (returned); fail
+    naming `what` and the last value seen."""
     import time
 
     deadline = time.monotonic() + timeout
+    value = None
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {value!r}")

@@ -18,6 +18,8 @@ import pytest
 from syncrig_agent.clock_state import ChronyReader, PtpReader
 from syncrig_agent.clock_state.readers import run_command
 
+from session_checks import wait_for
+
 REPO = Path(__file__).resolve().parent.parent
 TIME_DIR = REPO / "pi-deploy" / "time"
 UNIT_DIR = REPO / "pi-deploy" / "systemd"
@@ -116,17 +118,6 @@ def spawn(stack: ExitStack, argv: list[str], log: Path) -> subprocess.Popen:
     return proc
 
 
-def wait_for(probe, timeout: float, what: str):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what} within {timeout} s; last: {last}")
-
-
 def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> None:
     """Shipped configs, software timestamps (no PHC in a VM). The slave runs --free_running 1: the
     namespaces share CLOCK_REALTIME, so a steering slave would adjust the host clock. A free-running
@@ -185,7 +176,7 @@ def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> N
             ptp = state.components.get("ptp4l") or {}
             return state if state.port_state in ("UNCALIBRATED", "SLAVE") and ptp.get("gm_present") else None
 
-        state = wait_for(slave_has_master, 20, "the slave choosing the grandmaster")
+        state = wait_for(slave_has_master, 20, "the slave choosing the grandmaster", interval=0.25)
         assert gm.poll() is None and slave.poll() is None, (tmp_path / "slave.log").read_text()
         master = PtpReader(uds=uds["master"], phc2sys_log=lambda: "").read()
         assert master.port_state == "MASTER" and master.local_reference is False
@@ -279,6 +270,7 @@ def test_real_chronyd_pair_read_through_the_agent(tmp_path: Path) -> None:
             lambda: (s := client.read()).state == "synchronized" and not s.local_reference and s,
             20,
             "the client chronyd selecting cam0",
+            interval=0.25,
         )
         assert state.grandmaster == "10.77.0.1" and state.source == "chrony"
         assert abs(state.offset_ns) < 100_000 and state.error_bound_ns > 0
