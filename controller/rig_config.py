@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from syncrig_agent.formats.atomic import write_json_atomic
 from syncrig_agent.ids import InvalidName, validate_camera_name
 from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, DEFAULT_PREVIEW_PORT
 from syncrig_agent.validation import check_frame_size, check_ranges
@@ -193,14 +194,7 @@ def save_config(path: Path | str, config: RigConfig) -> Path:
     config.validate()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(config.to_dict(), fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, config.to_dict(), fsync=True)
 
 
 def parse_camera_spec(spec: str, index: int) -> CameraEntry:

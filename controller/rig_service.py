@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 import time
 from pathlib import Path
 
+from syncrig_agent.formats.atomic import write_json_atomic
 from syncrig_agent.ids import InvalidName, validate_subject_id
 from syncrig_agent.protocol import ConnectionClosed, RemoteError, RequestTimeout
 
@@ -126,9 +126,7 @@ class RigService:
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(active.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, active.to_dict())
 
     def _reattach(self) -> None:
         try:

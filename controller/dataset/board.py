@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.formats.atomic import write_json_atomic
+
 # The dictionaries a user can name (OpenCV's predefined ArUco dictionaries).
 DICTIONARIES = (
     "DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000",
@@ -104,9 +106,7 @@ class BoardSpec:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        write_json_atomic(path, self.as_dict())
 
     @classmethod
     def load(cls, path: Path) -> BoardSpec:

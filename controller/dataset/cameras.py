@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.formats.atomic import write_text_atomic
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
@@ -158,9 +160,7 @@ def save_calibration_toml(path: Path, cameras: list[CameraModel], metadata: dict
     tables["metadata"] = dict(metadata or {})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_toml(tables))
-    tmp.replace(path)
+    write_text_atomic(path, dumps_toml(tables))
 
 
 def load_calibration_toml(path: Path) -> tuple[list[CameraModel], dict]:

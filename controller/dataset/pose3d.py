@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.pipeline.matching import read_match_csv
-from controller.pipeline.report import write_json_atomic
 from syncrig_agent.formats import read_manifest
+from syncrig_agent.formats.atomic import write_json_atomic
 
 from . import layout
 from .cameras import CalibrationFileError, CameraModel, load_calibration_toml

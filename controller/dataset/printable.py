@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from syncrig_agent.charuco_board import board_layout, rasterize
+from syncrig_agent.formats.atomic import write_bytes_atomic
 
 from .board import BoardSpec
 
@@ -207,6 +208,4 @@ def _save_spec(spec: BoardSpec, out: Path) -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)

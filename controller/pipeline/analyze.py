@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.formats.atomic import write_json_atomic
+
 from .matching import MatchTable, match_by_grid, match_by_time, read_match_csv, write_match_csv
 from .plots import write_plots
-from .report import build_report, read_report, write_json_atomic
+from .report import build_report, read_report
 from .sources import SessionError, SessionSource, load_session, session_subdir
 
 Progress = Callable[[float, str], None]

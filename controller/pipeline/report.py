@@ -10,7 +10,6 @@ offset between cameras is invisible in them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -165,15 +164,6 @@ def _verdict(worst: dict, absolute: bool, rows: int) -> tuple[str, list[str]]:
     ):
         return "good", [figures]
     return "poor", [figures]
-
-
-def write_json_atomic(path: Path, data: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
 
 
 def read_report(session_dir: Path) -> dict:

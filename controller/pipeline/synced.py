@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.formats.atomic import write_json_atomic
+
 from .analyze import current_match
 from .matching import EMPTY
 from .outputs import FILL_MODES, OutputPlan, plan_output, write_output
-from .report import write_json_atomic
 from .sources import CameraTrack, load_session, session_subdir
 
 Progress = Callable[[float, str], None]

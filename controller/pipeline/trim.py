@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from syncrig_agent.formats.atomic import write_json_atomic
+
 from .analyze import current_match
 from .matching import EMPTY
 from .outputs import FILL_MODES, plan_output
-from .report import write_json_atomic
 from .sources import SessionError, load_session, session_subdir
 from .synced import _outputs_section, write_camera_outputs
 

@@ -19,9 +19,9 @@ import av
 import numpy as np
 
 from syncrig_agent.formats import read_pts
+from syncrig_agent.formats.atomic import write_json_atomic
 from syncrig_agent.timecode import read_timecode
 
-from .report import write_json_atomic
 from .sources import SessionError, load_session
 
 Progress = Callable[[float, str], None]

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncrig_agent.formats.atomic import write_json_atomic
 from syncrig_agent.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
 from syncrig_agent.formats.stream import FRAME_HEADER, STREAM_MESSAGE, StreamFormatError, decode_frame_header
 from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id
@@ -83,12 +84,6 @@ def read_stream_table(path: Path) -> list[StreamRow]:
                 continue
             rows.append(StreamRow(FrameRow(*values[:8]), values[8], values[9], values[10]))
     return rows
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class StreamSession:
@@ -169,7 +164,7 @@ class StreamSession:
 
     def write_status(self) -> None:
         with contextlib.suppress(OSError):
-            atomic_write_json(self.files["status"], self.status())
+            write_json_atomic(self.files["status"], self.status())
 
     def close(self, complete: bool) -> None:
         if self.closed:
@@ -183,7 +178,7 @@ class StreamSession:
         self.complete = complete
         self.write_status()
         if complete:
-            atomic_write_json(self.files["end"], {**self.status(), "ffmpeg_exit": code})
+            write_json_atomic(self.files["end"], {**self.status(), "ffmpeg_exit": code})
 
 
 class CameraReceiver:
@@ -228,7 +223,7 @@ class CameraReceiver:
         self._listener = sock
         actual = sock.getsockname()[1]
         if self.ready_file is not None:
-            atomic_write_json(self.ready_file, {"camera": self.camera, "port": actual, "pid": os.getpid()})
+            write_json_atomic(self.ready_file, {"camera": self.camera, "port": actual, "pid": os.getpid()})
         log.info("receiver %s listening on %s:%d", self.camera, host, actual)
         return actual
 

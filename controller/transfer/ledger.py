@@ -8,10 +8,11 @@ delete-session feature and `delete_pi_copy` ask `footage_safe` first.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
+
+from syncrig_agent.formats.atomic import write_json_atomic
 
 from .transports import sha256_file
 
@@ -45,9 +46,7 @@ def update_ledger(session_dir: Path, camera: str, changes: dict) -> dict:
             else:
                 entry[key] = value
         ledger["updated"] = time.time()
-        tmp = session_dir / f".{LEDGER_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps(ledger, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, session_dir / LEDGER_NAME)
+        write_json_atomic(session_dir / LEDGER_NAME, ledger)
         return ledger
 
 

@@ -8,9 +8,10 @@ calibration.toml (aniposelib), Calib.toml (Pose2Sim), report.json and plots.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
+
+from syncrig_agent.formats.atomic import write_json_atomic
 
 from .. import layout
 from ..board import BoardSpec, BoardSpecError
@@ -123,9 +124,6 @@ def calibrate_session(
     report = write_outputs(session, result)
     progress(0.95, "plots")
     report["plots"] = write_plots(result, layout.calibration_plots(session))
-    path = layout.calibration_report(session)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(layout.calibration_report(session), report)
     progress(1.0, "calibration written")
     return report

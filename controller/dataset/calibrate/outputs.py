@@ -3,11 +3,12 @@ board spec and the world frame in [metadata]), Pose2Sim's `Calib.toml`, and `rep
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from syncrig_agent.formats.atomic import write_text_atomic
 
 from .. import layout
 from ..cameras import CameraModel, dumps_toml, save_calibration_toml
@@ -51,13 +52,6 @@ def pose2sim_tables(cameras: list[CameraModel], error_px: float) -> dict[str, di
         }
     tables["metadata"] = {"adjusted": True, "error": float(error_px)}
     return tables
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _clean(value):  # noqa: ANN001, ANN202
@@ -117,12 +111,10 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
 
 
 def write_outputs(session: Path, result: CalibrationResult) -> dict:
-    """calibration.toml, Calib.toml and report.json into the session's calibration folder;
-    returns the report."""
+    """calibration.toml and Calib.toml into the session's calibration folder; returns the report,
+    which the caller writes (report.json) once the plots are listed in it."""
     save_calibration_toml(layout.calibration_toml(session), result.cameras, calibration_metadata(result))
-    _atomic_write(
+    write_text_atomic(
         layout.pose2sim_toml(session), dumps_toml(pose2sim_tables(result.cameras, result.mean_error_px))
     )
-    report = build_report(result, session)
-    _atomic_write(layout.calibration_report(session), json.dumps(report, indent=2) + "\n")
-    return report
+    return build_report(result, session)

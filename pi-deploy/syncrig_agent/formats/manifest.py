@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .atomic import write_json_atomic
 
 MANIFEST_NAME = "session.json"
 MANIFEST_VERSION = 1
@@ -43,14 +44,7 @@ class SessionManifest:
 def write_manifest(session_dir: Path | str, manifest: SessionManifest) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half a manifest."""
     path = Path(session_dir) / MANIFEST_NAME
-    tmp = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(manifest), fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, asdict(manifest), fsync=True)
 
 
 def read_manifest(session_dir: Path | str) -> SessionManifest:
