@@ -36,7 +36,7 @@ from syncrig_agent.formats.atomic import write_json_atomic
 from syncrig_agent.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
 from syncrig_agent.formats.stream import FRAME_HEADER, STREAM_MESSAGE, StreamFormatError, decode_frame_header
 from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id
-from syncrig_agent.links import MAX_PENDING_HANDSHAKES
+from syncrig_agent.links import MAX_PENDING_HANDSHAKES, start_peer_thread
 from syncrig_agent.protocol import AuthenticationFailed, ProtocolError, accept_handshake, read_message
 
 from .segmenter import SegmentWriter, segment_paths
@@ -242,9 +242,7 @@ class CameraReceiver:
                 log.warning("receiver %s: too many pending handshakes; refusing %s", self.camera, addr[0])
                 sock.close()
                 continue
-            threading.Thread(
-                target=self._handle, args=(sock, addr), name=f"conn-{addr[1]}", daemon=True
-            ).start()
+            start_peer_thread(self._handle, (sock, addr), f"conn-{addr[1]}", sock, addr, self._handshakes)
         self._shutdown(complete=False)
 
     def request_stop(self) -> None:

@@ -136,18 +136,32 @@ def serve_forever(
                                 name, MAX_PENDING_HANDSHAKES, refused, addr)  # fmt: skip
                 conn.close()
                 continue
-            try:
-                threading.Thread(
-                    target=_guarded, args=(handle, conn, addr, slots), name=f"{name}-peer", daemon=True
-                ).start()
-            except RuntimeError as exc:  # no thread to be had: drop this peer, keep accepting
-                slots.release()
-                log.error("%s: cannot serve %s: %s", name, addr, exc)
-                conn.close()
+            start_peer_thread(_guarded, (handle, conn, addr, slots), f"{name}-peer", conn, addr, slots)
 
     thread = threading.Thread(target=loop, name=f"{name}-accept", daemon=True)
     thread.start()
     return thread
+
+
+def start_peer_thread(
+    target: Callable[..., None],
+    args: tuple,
+    name: str,
+    conn: socket.socket,
+    addr: tuple,
+    slots: threading.BoundedSemaphore,
+) -> bool:
+    """Serve one accepted peer on a thread of its own (which releases its slot in `slots`). When no
+    thread can be had, only this peer is dropped and its slot freed: an exception here would end
+    the accept loop, and with it every later connection."""
+    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+        return True
+    except RuntimeError as exc:
+        slots.release()
+        log.error("%s: cannot serve %s: %s", name, addr, exc)
+        conn.close()
+        return False
 
 
 def _guarded(
