@@ -1,6 +1,6 @@
 """ChArUco detection throughput: `detect_session` over a synced session of rendered board footage.
 
-Footage: the simulated charuco scene (`syncrig_agent.charuco_scene`, the same frames a simulated
+Footage: the simulated charuco scene (`syncrig_agent.sim.charuco_scene`, the same frames a simulated
 charuco recording carries), rendered for N cameras and written as a synced session (libx264,
 synced/<cam>.mp4 + .map.csv + match.csv). Printed, all in this process:
 - scene render rate (can a simulated camera film the board in real time at this size?);
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pi-deploy"))
 import av  # noqa: E402
 import cv2  # noqa: E402
 
-from controller.dataset.board import BoardSpec  # noqa: E402
-from controller.dataset.detect import scan_session  # noqa: E402
+from controller.dataset.board.detect import scan_session  # noqa: E402
+from controller.dataset.board.spec import BoardSpec  # noqa: E402
 from controller.dataset.synthetic_session import write_synced_session  # noqa: E402
-from syncrig_agent.charuco_scene import CharucoScene  # noqa: E402
-from syncrig_agent.charuco_sim import camera_config, scene_description  # noqa: E402
+from syncrig_agent.sim.charuco_scene import CharucoScene  # noqa: E402
+from syncrig_agent.sim.charuco_sim import camera_config, scene_description  # noqa: E402
 
 T_BASE = 1_790_000_000_000_000_000
 

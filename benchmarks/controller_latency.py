@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from werkzeug.serving import make_server  # noqa: E402
 
+from controller.rig.simulated import SimCamera, SimulatedRig  # noqa: E402
 from controller.runtime import ControllerRuntime  # noqa: E402
-from controller.simrig import SimCamera, SimulatedRig  # noqa: E402
 from controller.web import create_app  # noqa: E402
 
 from _common import stats_us  # noqa: E402

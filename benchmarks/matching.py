@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from controller.pipeline.matching import EMPTY, match_by_grid, match_by_time, quadratic_nearest_baseline
-from syncrig_agent.grid import period_ns_for_fps
+from syncrig_agent.contract.grid import period_ns_for_fps
 
 
 def generate(minutes: float, cameras: int, period: int, seed: int = 5):

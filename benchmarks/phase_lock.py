@@ -28,13 +28,13 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from controller.recording import RecordingRequest, record  # noqa: E402
-from controller.simrig import SimCamera, SimulatedRig  # noqa: E402
+from controller.rig.recording import RecordingRequest, record  # noqa: E402
+from controller.rig.simulated import SimCamera, SimulatedRig  # noqa: E402
+from syncrig_agent.backends.phase_lock import PhaseServo, ServoConfig  # noqa: E402
 from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, imx708_limits  # noqa: E402
-from syncrig_agent.formats import read_frame_table, read_manifest  # noqa: E402
-from syncrig_agent.grid import period_ns_for_fps  # noqa: E402
-from syncrig_agent.phase_lock import PhaseServo, ServoConfig  # noqa: E402
-from syncrig_agent.timecode import read_timecode  # noqa: E402
+from syncrig_agent.contract.formats import read_frame_table, read_manifest  # noqa: E402
+from syncrig_agent.contract.grid import period_ns_for_fps  # noqa: E402
+from syncrig_agent.sim.timecode import read_timecode  # noqa: E402
 
 from _common import fmt, stats_us  # noqa: E402
 

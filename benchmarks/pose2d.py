@@ -23,8 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from controller.dataset.pose_env import ensure_pose_env
-from controller.dataset.pose_run import pose_camera
+from controller.dataset.pose.env import ensure_pose_env
+from controller.dataset.pose.run import pose_camera
 from controller.pipeline.outputs import MAP_COLUMNS
 
 

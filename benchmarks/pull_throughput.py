@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from controller.receivers import STREAM_TABLE_COLUMNS  # noqa: E402
 from controller.transfer import SftpTransport, pull_session  # noqa: E402
-from syncrig_agent.formats import PTS_HEADER, FrameRow, format_pts_line  # noqa: E402
-from syncrig_agent.formats.frame_table import write_frame_header, write_frame_row  # noqa: E402
+from syncrig_agent.contract.formats import PTS_HEADER, FrameRow, format_pts_line  # noqa: E402
+from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row  # noqa: E402
 
 from loopback_sshd import SshdUnavailable, loopback_sshd  # noqa: E402
 

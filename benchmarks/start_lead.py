@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.simrig import SimulatedRig, sim_cameras
-from syncrig_agent.formats import read_frame_table
-from syncrig_agent.grid import period_ns_for_fps
+from controller.rig.simulated import SimulatedRig, sim_cameras
+from syncrig_agent.contract.formats import read_frame_table
+from syncrig_agent.contract.grid import period_ns_for_fps
 
 
 def main() -> int:

@@ -30,10 +30,10 @@ import numpy as np
 from controller.pipeline import load_session, trim_session, write_synced_outputs
 from controller.pipeline.analyze import analyze_session, current_match
 from controller.pipeline.packets import annexb_nal_units, iter_packets, length_prefixed_nal_units
-from syncrig_agent.formats import SessionManifest, write_manifest, write_pts
-from syncrig_agent.formats.frame_table import FrameRow, write_frame_header, write_frame_row
-from syncrig_agent.grid import period_ns_for_fps
-from syncrig_agent.scene import SyntheticScene
+from syncrig_agent.contract.formats import SessionManifest, write_manifest, write_pts
+from syncrig_agent.contract.formats.frame_table import FrameRow, write_frame_header, write_frame_row
+from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.sim.scene import SyntheticScene
 
 
 def make_session(root: Path, cameras: int, seconds: float, fps: float, width: int, height: int) -> Path:

@@ -1,7 +1,7 @@
 """Triangulation accuracy and throughput (issue 7 measurement).
 
 Synthetic ground truth: a moving 553-keypoint skeleton (keypoints.py) seen by C known cameras on a
-ring (controller.dataset.synthetic_pose), 1 px Gaussian noise on every observation, and 20 % of
+ring (controller.dataset.pose.synthetic), 1 px Gaussian noise on every observation, and 20 % of
 observations replaced by outliers (25–200 px away in a random direction).
 - bound: plain unweighted DLT over every camera on the same noisy observations WITHOUT outliers;
 - oracle bound: plain DLT over exactly the inlier observations (the outliers removed, as if an
@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from controller.dataset.synthetic_pose import observe, ring_cameras, skeleton_motion
-from controller.dataset.triangulate import camera_arrays, triangulate_dlt, triangulate_robust
+from controller.dataset.pose.synthetic import observe, ring_cameras, skeleton_motion
+from controller.dataset.pose.triangulate import camera_arrays, triangulate_dlt, triangulate_robust
 
 
 def normalised(cams, pixels):

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from controller.recording import RecordingRequest, record  # noqa: E402
-from controller.simrig import SimulatedRig, sim_cameras  # noqa: E402
-from syncrig_agent.formats import read_frame_table, read_manifest  # noqa: E402
+from controller.rig.recording import RecordingRequest, record  # noqa: E402
+from controller.rig.simulated import SimulatedRig, sim_cameras  # noqa: E402
+from syncrig_agent.contract.formats import read_frame_table, read_manifest  # noqa: E402
 
 from _common import CpuLoad, fmt, stats_us  # noqa: E402
 

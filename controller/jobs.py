@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import EventBus
+from controller.events import EventBus
 
 log = logging.getLogger(__name__)
 

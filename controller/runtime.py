@@ -9,16 +9,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from syncrig_agent.protocol import load_secret
-
-from .deploy import DeployOptions, select_cameras
-from .deploy.job import HostKeyConfirmations, run_deploy_job
-from .events import EventBus
-from .jobs import JobContext, JobRunner
-from .preflight import PreflightLimits
-from .recording import CameraInfo
-from .rig_config import ConfigError, RigConfig, load_config, save_config
-from .rig_service import RigError, RigService
+from controller.deploy import DeployOptions, select_cameras
+from controller.deploy.job import HostKeyConfirmations, run_deploy_job
+from controller.events import EventBus
+from controller.jobs import JobContext, JobRunner
+from controller.rig.config import ConfigError, RigConfig, load_config, save_config
+from controller.rig.preflight import PreflightLimits
+from controller.rig.recording import CameraInfo
+from controller.rig.service import RigError, RigService
+from syncrig_agent.contract.protocol import load_secret
 
 log = logging.getLogger(__name__)
 

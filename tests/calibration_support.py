@@ -8,9 +8,9 @@ from pathlib import Path
 
 from controller.dataset import layout
 from controller.dataset.calibrate.synthetic import SyntheticCalibration, synthetic_calibration
-from controller.rig_config import CameraEntry, RigConfig, save_config
+from controller.rig.config import CameraEntry, RigConfig, save_config
 from controller.runtime import ControllerRuntime
-from syncrig_agent.protocol.auth import write_secret
+from syncrig_agent.contract.protocol.auth import write_secret
 
 
 def write_session(path: Path, syn: SyntheticCalibration, manifest: bool = False) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.simrig import SimCamera, SimulatedRig
+from controller.rig.simulated import SimCamera, SimulatedRig
 
 from loopback_sshd import SshdUnavailable, check_sshd_available, loopback_sshd
 

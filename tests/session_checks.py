@@ -12,8 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from syncrig_agent.formats import read_frame_table, read_manifest, read_pts
-from syncrig_agent.timecode import read_timecode
+from syncrig_agent.contract.formats import read_frame_table, read_manifest, read_pts
+from syncrig_agent.sim.timecode import read_timecode
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncrig_agent.protocol import (
+from syncrig_agent.contract.protocol import (
     MAX_MESSAGE_BYTES,
     ConnectionClosed,
     RemoteError,
@@ -143,7 +143,7 @@ def test_random_requests_long_run(make_rig) -> None:
 # authenticated peer. Each case is bounded by a timeout; after each one the agent must still
 # answer STATUS; at the end no file under its data dir (nor the secret) may have changed.
 
-HANDSHAKE_TIMEOUT_S = 5.0  # syncrig_agent.links.HANDSHAKE_TIMEOUT_S
+HANDSHAKE_TIMEOUT_S = 5.0  # syncrig_agent.contract.protocol.links.HANDSHAKE_TIMEOUT_S
 CASE_TIMEOUT_S = HANDSHAKE_TIMEOUT_S + 3.0
 
 
@@ -352,7 +352,7 @@ class RawPeer:
         self.reconnects = 0
 
     def connect(self) -> socket.socket:
-        from syncrig_agent.links import connect_peer
+        from syncrig_agent.contract.protocol.links import connect_peer
 
         self.count += 1
         port = self.rig.control_port if self.role == "controller" else self.rig.fanout_port

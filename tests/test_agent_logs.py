@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from syncrig_agent.log_ring import MAX_REPLY_BYTES, LogRing
-from syncrig_agent.protocol import RemoteError
+from syncrig_agent.contract.protocol import RemoteError
+from syncrig_agent.diagnostics.log_ring import MAX_REPLY_BYTES, LogRing
 
 
 def test_ring_is_bounded_and_splits_lines() -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.simrig import SimCamera
-from syncrig_agent.grid import period_ns_for_fps
-from syncrig_agent.links import connect_peer
-from syncrig_agent.protocol import AuthenticationFailed, RemoteError
+from controller.rig.simulated import SimCamera
+from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.contract.protocol import AuthenticationFailed, RemoteError
+from syncrig_agent.contract.protocol.links import connect_peer
 
 from session_checks import assert_slots_accounted, check_camera, wait_for
 
@@ -255,7 +255,7 @@ def test_server_notices_a_silent_client(make_rig) -> None:
 
 
 def test_refused_start_leaves_no_session_directory(make_rig, tmp_path: Path) -> None:
-    from controller.recording import CameraInfo, RecordingError, RecordingRequest, record
+    from controller.rig.recording import CameraInfo, RecordingError, RecordingRequest, record
 
     rig = make_rig(1, cameras=[SimCamera("cam0")])
     ghost = [*rig.camera_infos(), CameraInfo("cam5", "localhost", "client", 320, 240)]

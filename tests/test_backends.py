@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from syncrig_agent.backends import CaptureControl, CaptureStats, make_backend
-from syncrig_agent.grid import FrameGrid, period_ns_for_fps
+from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
 from syncrig_agent.timing import SystemClock
 
 

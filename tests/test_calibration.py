@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from controller.cli import main as syncrig
+from controller.cli.main import main as syncrig
 from controller.dataset import layout
-from controller.dataset.board import BoardSpec
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec
 from controller.dataset.calibrate import (
     CalibrationError,
     CalibrationOptions,
@@ -23,7 +24,6 @@ from controller.dataset.calibrate import (
 from controller.dataset.calibrate.geometry import project_camera_points, rodrigues
 from controller.dataset.calibrate.synthetic import compare_to_truth, synthetic_calibration
 from controller.dataset.cameras import load_calibration_toml
-from controller.dataset.detections import CameraDetections
 
 from calibration_support import write_session
 

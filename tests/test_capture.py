@@ -11,8 +11,8 @@ import pytest
 
 from syncrig_agent.backends.synthetic import SyntheticCamera
 from syncrig_agent.capture import CameraSession, CaptureOptions
+from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
 from syncrig_agent.encoders.base import EncoderSettings
-from syncrig_agent.grid import FrameGrid, period_ns_for_fps
 from syncrig_agent.outputs.base import Output
 from syncrig_agent.outputs.local_file import OutputExists
 from syncrig_agent.timing import SystemClock

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from controller.cli import main
-from controller.dataset.board import BoardSpec
-from controller.dataset.printable import PT_PER_MM, PrintError, write_board
-from syncrig_agent.charuco_board import board_layout
+from controller.cli.main import main
+from controller.dataset.board.printable import PT_PER_MM, PrintError, write_board
+from controller.dataset.board.spec import BoardSpec
+from syncrig_agent.sim.charuco_board import board_layout
 
 MM_PER_INCH = 25.4
 

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 
 from controller.dataset import layout
-from controller.dataset.board import BoardSpec
+from controller.dataset.board.detect import BoardMismatchError, DetectionError, detect_session
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec
 from controller.dataset.cameras import CameraModel
-from controller.dataset.detect import BoardMismatchError, DetectionError, detect_session
-from controller.dataset.detections import CameraDetections
 from controller.dataset.ground_truth import load_ground_truth
 from controller.dataset.synthetic_session import write_synced_session
-from syncrig_agent.charuco_scene import CharucoScene
-from syncrig_agent.charuco_sim import board_pose, camera_config, scene_description
-from syncrig_agent.formats import read_manifest
-from syncrig_agent.scene import SyntheticScene
+from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.settings import AgentSettings, SettingsError
-from syncrig_agent.timecode import read_timecode
+from syncrig_agent.sim.charuco_scene import CharucoScene
+from syncrig_agent.sim.charuco_sim import board_pose, camera_config, scene_description
+from syncrig_agent.sim.scene import SyntheticScene
+from syncrig_agent.sim.timecode import read_timecode
 
 WIDTH, HEIGHT = 640, 480
 T_BASE = 1_790_000_000_000_000_000

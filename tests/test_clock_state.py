@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.preflight import PreflightLimits, clock_sync_checks, grandmaster_checks, run_checks
+from controller.rig.preflight import PreflightLimits, clock_sync_checks, grandmaster_checks, run_checks
 from syncrig_agent.clock_state import AutoReader, ChronyReader, ClockMonitor, PtpReader, simulated_state
 from syncrig_agent.clock_state.chrony import ChronyParseError, chrony_state, parse_tracking
 from syncrig_agent.clock_state.kernel import STA_UNSYNC, KernelClock, kernel_state, read_kernel_clock

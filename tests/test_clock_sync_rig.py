@@ -8,10 +8,10 @@ import json
 import os
 from pathlib import Path
 
-from controller.preflight import PreflightLimits
-from controller.rig_config import CameraEntry, RigConfig, save_config
+from controller.rig.config import CameraEntry, RigConfig, save_config
+from controller.rig.preflight import PreflightLimits
+from controller.rig.simulated import SimCamera
 from controller.runtime import ControllerRuntime
-from controller.simrig import SimCamera
 
 from web_support import all_online, app_client, controller_for
 

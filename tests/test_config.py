@@ -14,9 +14,14 @@ import pytest
 
 from controller.deploy import DeployOptions, plan_rig
 from controller.deploy.wheel import agent_sources
-from controller.rig_config import CameraEntry, ConfigError, RigConfig, load_config, save_config
-from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id, validate_subject_id
-from syncrig_agent.protocol import load_secret, write_secret
+from controller.rig.config import CameraEntry, ConfigError, RigConfig, load_config, save_config
+from syncrig_agent.contract.ids import (
+    InvalidName,
+    validate_camera_name,
+    validate_session_id,
+    validate_subject_id,
+)
+from syncrig_agent.contract.protocol import load_secret, write_secret
 from syncrig_agent.settings import AgentSettings, SettingsError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +140,7 @@ def test_deploy_plan_and_dry_run(tmp_path: Path) -> None:
     unit = deployments[0].unit("syncrig-agent.service")
     assert "User=pi" in unit and "@DIR@" not in unit
     rels = [rel for _, rel in agent_sources()]
-    assert "syncrig_agent/protocol/framing.py" in rels and "syncrig_agent/server.py" in rels
+    assert "syncrig_agent/contract/protocol/framing.py" in rels and "syncrig_agent/server.py" in rels
     assert "syncrig_agent/timing/precise_wait.c" in rels
     path = save_config(tmp_path / "rig.json", cfg)
     r = syncrig("deploy", "--config", str(path), "--dry-run")

@@ -11,14 +11,14 @@ import json
 import numpy as np
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.dataset import layout
 from controller.dataset.cameras import load_calibration_toml, save_calibration_toml
 from controller.dataset.export import export_session
 from controller.dataset.export.trc import read_trc_header
-from controller.dataset.keypoints import KEYPOINT_NAMES
-from controller.dataset.pose3d import load_pose3d
-from controller.dataset.synthetic_pose import ring_cameras, skeleton_motion, write_synthetic_session
+from controller.dataset.pose.keypoints import KEYPOINT_NAMES
+from controller.dataset.pose.pose3d import load_pose3d
+from controller.dataset.pose.synthetic import ring_cameras, skeleton_motion, write_synthetic_session
 
 FPS = 30.0
 FRAMES = 45

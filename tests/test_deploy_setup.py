@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from test_deploy_sshd import stand_in_templates
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.deploy import DeployOptions, build_agent_wheel, plan_rig
 from controller.deploy.render import RenderError, render_template
-from controller.rig_config import CameraEntry, ConfigError, RigConfig, load_config
+from controller.rig.config import CameraEntry, ConfigError, RigConfig, load_config
 from syncrig_agent.clock_state.readers import pmc_sudo_argv
-from syncrig_agent.protocol import load_secret
+from syncrig_agent.contract.protocol import load_secret
 
 
 def test_render_fills_every_placeholder_and_refuses_unsafe_values() -> None:

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.cluster_link import ClusterLink
 from controller.deploy import DeployError, DeployOptions, deploy_rig
 from controller.deploy.plan import PI_DEPLOY
-from controller.rig_config import CameraEntry, ConfigError, RigConfig, save_config
+from controller.rig.cluster_link import ClusterLink
+from controller.rig.config import CameraEntry, ConfigError, RigConfig, save_config
 from controller.runtime import ControllerRuntime
 from controller.web import create_app
-from syncrig_agent.protocol import load_secret, write_secret
+from syncrig_agent.contract.protocol import load_secret, write_secret
 
 from loopback_sshd import SshdUnavailable, check_sshd_available, free_port, loopback_sshd
 from web_support import ApiClient

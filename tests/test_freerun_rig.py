@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.recording import RecordingRequest, record
-from controller.simrig import SimCamera
+from controller.rig.recording import RecordingRequest, record
+from controller.rig.simulated import SimCamera
 
 from session_checks import check_session
 

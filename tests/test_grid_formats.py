@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncrig_agent.formats import (
+from syncrig_agent.contract.formats import (
     FrameRow,
     SessionManifest,
     format_pts_line,
@@ -21,9 +21,9 @@ from syncrig_agent.formats import (
     write_manifest,
     write_pts,
 )
-from syncrig_agent.formats.frame_table import write_frame_header, write_frame_row
-from syncrig_agent.formats.pts import parse_pts_value
-from syncrig_agent.grid import FrameGrid, period_ns_for_fps
+from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row
+from syncrig_agent.contract.formats.pts import parse_pts_value
+from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
 
 
 def test_period_is_integer_ns_and_exact() -> None:

@@ -18,7 +18,7 @@ from controller.pipeline.matching import (
     write_match_csv,
 )
 from controller.pipeline.report import build_report
-from syncrig_agent.grid import period_ns_for_fps
+from syncrig_agent.contract.grid import period_ns_for_fps
 
 P56 = period_ns_for_fps(56)
 

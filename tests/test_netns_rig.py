@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.recording import RecordingRequest, begin_recording, finish_recording
-from controller.simrig import SimCamera
+from controller.rig.recording import RecordingRequest, begin_recording, finish_recording
+from controller.rig.simulated import SimCamera
 
 from netns_support import (
     RELAY_CONTROL_PORT,

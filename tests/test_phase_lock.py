@@ -13,9 +13,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from syncrig_agent.backends.phase_lock import (
+    LOCKED,
+    LOCKING,
+    LOST,
+    LockTracker,
+    PhaseServo,
+    SensorLimits,
+    ServoConfig,
+)
 from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, imx708_limits
-from syncrig_agent.grid import period_ns_for_fps
-from syncrig_agent.phase_lock import LOCKED, LOCKING, LOST, LockTracker, PhaseServo, SensorLimits, ServoConfig
+from syncrig_agent.contract.grid import period_ns_for_fps
 
 T0 = 1_800_000_000_000_000_000
 LIMITS = imx708_limits()

@@ -19,11 +19,11 @@ import pytest
 from syncrig_agent.backends.base import CaptureControl, CaptureStats
 from syncrig_agent.backends.pi_camera import Picamera2Camera, i420_from_padded
 from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, imx708_limits
+from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
 from syncrig_agent.encoders.pyav_h264 import choose_h264_codec
-from syncrig_agent.grid import FrameGrid, period_ns_for_fps
-from syncrig_agent.scene import SyntheticScene
 from syncrig_agent.settings import AgentSettings, PiCameraSettings, SettingsError
-from syncrig_agent.timecode import read_timecode
+from syncrig_agent.sim.scene import SyntheticScene
+from syncrig_agent.sim.timecode import read_timecode
 from syncrig_agent.timing import SystemClock
 from syncrig_agent.timing.waiter import realtime_minus
 

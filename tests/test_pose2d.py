@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from controller.dataset import layout
-from controller.dataset.keypoints import KEYPOINT_NAMES, group_slices
-from controller.dataset.pose2d import Pose2D
-from controller.dataset.pose_env import PoseEnvError, ensure_pose_env
-from controller.dataset.pose_run import _partial_path, estimate_images, pose_camera, pose_session
-from controller.dataset.synthetic_pose import ring_cameras, skeleton_motion, write_synthetic_session
+from controller.dataset.pose.env import PoseEnvError, ensure_pose_env
+from controller.dataset.pose.keypoints import KEYPOINT_NAMES, group_slices
+from controller.dataset.pose.pose2d import Pose2D
+from controller.dataset.pose.run import _partial_path, estimate_images, pose_camera, pose_session
+from controller.dataset.pose.synthetic import ring_cameras, skeleton_motion, write_synthetic_session
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ warnings never do (the simulated rig cannot overheat or under-volt, so these fee
 
 from __future__ import annotations
 
-from controller.preflight import PreflightLimits, run_checks
-from syncrig_agent.health import decode_throttled
+from controller.rig.preflight import PreflightLimits, run_checks
+from syncrig_agent.diagnostics.health import decode_throttled
 
 GB = 1_000_000_000
 

@@ -15,11 +15,12 @@ import av
 import numpy as np
 import pytest
 
-from controller.cluster_link import ClusterLink
-from controller.rig_config import ConfigError, RigConfig, load_config
+from controller.rig.cluster_link import ClusterLink
+from controller.rig.config import ConfigError, RigConfig, load_config
 from syncrig_agent.backends.synthetic import SyntheticCamera
-from syncrig_agent.formats import read_frame_table
-from syncrig_agent.grid import period_ns_for_fps
+from syncrig_agent.contract.formats import read_frame_table
+from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.contract.protocol import RequestError, load_secret
 from syncrig_agent.main import add_agent_arguments, settings_from_args
 from syncrig_agent.preview import (
     MAX_TOKEN_LIFETIME_S,
@@ -29,9 +30,8 @@ from syncrig_agent.preview import (
     make_preview_token,
     preview_query,
 )
-from syncrig_agent.protocol import RequestError, load_secret
 from syncrig_agent.settings import SettingsError
-from syncrig_agent.timecode import read_timecode
+from syncrig_agent.sim.timecode import read_timecode
 from syncrig_agent.timing.camera_clock import SimulatedClock
 
 from session_checks import assert_slots_accounted, wait_for

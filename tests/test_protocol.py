@@ -1,4 +1,4 @@
-"""Tests for syncrig_agent.protocol over real sockets (socketpair and loopback TCP, no mocks)."""
+"""Tests for syncrig_agent.contract.protocol over real sockets (socketpair and loopback TCP, no mocks)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncrig_agent.protocol import (
+from syncrig_agent.contract.protocol import (
     MAX_MESSAGE_BYTES,
     AuthenticationFailed,
     Connection,
@@ -40,7 +40,7 @@ from syncrig_agent.protocol import (
     write_message,
     write_secret,
 )
-from syncrig_agent.protocol.auth import _mac
+from syncrig_agent.contract.protocol.auth import _mac
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 WRONG = b"fedcba9876543210fedcba9876543210"
@@ -481,7 +481,7 @@ def test_late_reply_is_not_taken_for_next_request(pairs: Pairs, caplog: pytest.L
         return {"answer": msg["n"]}
 
     _server, client = pairs.connections(on_server_request=handler)
-    with caplog.at_level(logging.WARNING, logger="syncrig_agent.protocol.connection"):
+    with caplog.at_level(logging.WARNING, logger="syncrig_agent.contract.protocol.connection"):
         with pytest.raises(RequestTimeout):
             client.request({"type": "status", "n": 1}, timeout=0.2)
         reply = client.request({"type": "status", "n": 2}, timeout=3.0)
@@ -848,7 +848,7 @@ class _CrashRecorder(logging.Handler):
 def test_fuzz_connection_reader(data: bytes) -> None:
     uncaught: list[Any] = []
     recorder = _CrashRecorder()
-    logger = logging.getLogger("syncrig_agent.protocol.connection")
+    logger = logging.getLogger("syncrig_agent.contract.protocol.connection")
     logger.addHandler(recorder)
     old_hook = threading.excepthook
     threading.excepthook = uncaught.append

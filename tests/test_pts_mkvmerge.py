@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_capture import make_session
 
-from syncrig_agent.formats import read_frame_table, read_pts
+from syncrig_agent.contract.formats import read_frame_table, read_pts
 
 
 @pytest.fixture(scope="module")

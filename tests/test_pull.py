@@ -23,8 +23,8 @@ from controller.transfer import (
     pull_session,
 )
 from controller.transfer.pull import download_file
-from syncrig_agent.formats import FRAME_TABLE_COLUMNS, PTS_HEADER, FrameRow, format_pts_line
-from syncrig_agent.formats.frame_table import write_frame_header, write_frame_row
+from syncrig_agent.contract.formats import FRAME_TABLE_COLUMNS, PTS_HEADER, FrameRow, format_pts_line
+from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row
 
 SESSION = "20260101-120000-0001"
 FRAMES = 200

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from syncrig_agent.protocol import ProtocolError, write_secret
+from syncrig_agent.contract.protocol import ProtocolError, write_secret
 
 from listener_probe import http_status, listening_sockets, probe_unauthenticated
 from netns_support import Topology, netns_unavailable_reason
@@ -266,7 +266,7 @@ def test_slow_and_flooding_strangers_cannot_starve_the_agent(make_rig) -> None:
     import socket
     import threading
 
-    from syncrig_agent.links import HANDSHAKE_TIMEOUT_S, MAX_PENDING_HANDSHAKES
+    from syncrig_agent.contract.protocol.links import HANDSHAKE_TIMEOUT_S, MAX_PENDING_HANDSHAKES
     from syncrig_agent.preview.server import MAX_CONNECTIONS, REQUEST_HEAD_TIMEOUT_S
 
     rig = make_rig(1)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.sessions import COUNTER_FILE, create_session_dir
-from syncrig_agent.ids import InvalidName
+from controller.session.create import COUNTER_FILE, create_session_dir
+from syncrig_agent.contract.ids import InvalidName
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

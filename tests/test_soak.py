@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.recording import RecordingRequest, record
-from controller.simrig import SimulatedRig, sim_cameras
-from syncrig_agent.formats import read_frame_table, read_manifest, read_pts
+from controller.rig.recording import RecordingRequest, record
+from controller.rig.simulated import SimulatedRig, sim_cameras
+from syncrig_agent.contract.formats import read_frame_table, read_manifest, read_pts
 
 
 def soak(tmp_path: Path, seconds: float, width: int, height: int) -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from controller.pipeline import SessionError, import_squeakshot, verify_session
-from syncrig_agent.formats import read_manifest
-from syncrig_agent.grid import period_ns_for_fps
-from syncrig_agent.timecode import draw_timecode
+from syncrig_agent.contract.formats import read_manifest
+from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.sim.timecode import draw_timecode
 
 REPO = Path(__file__).resolve().parent.parent
 P = period_ns_for_fps(56)

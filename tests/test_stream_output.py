@@ -18,15 +18,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli import build_parser
+from controller.cli.main import build_parser
 from controller.media import ffmpeg_exe
 from controller.receivers import CameraReceiver, read_stream_table, stream_files
 from syncrig_agent.backends.base import CapturedFrame, FrameMeta
+from syncrig_agent.contract.formats.stream import (
+    FRAME_HEADER,
+    StreamFormatError,
+    decode_frame_header,
+    encode_end,
+)
+from syncrig_agent.contract.protocol import accept_handshake, read_message, write_secret
 from syncrig_agent.encoders.base import EncodedFrame, EncoderSettings
 from syncrig_agent.encoders.pyav_h264 import PyAVH264Encoder
-from syncrig_agent.formats.stream import FRAME_HEADER, StreamFormatError, decode_frame_header, encode_end
 from syncrig_agent.outputs.stream import StreamOutput
-from syncrig_agent.protocol import accept_handshake, read_message, write_secret
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 PERIOD = 10_000_000

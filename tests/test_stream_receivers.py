@@ -14,7 +14,7 @@ import av
 import pytest
 
 from controller.receivers import ReceiverManager, read_stream_table, stream_files
-from controller.recording import RecordingRequest, record
+from controller.rig.recording import RecordingRequest, record
 from controller.transfer import Collection, footage_safe
 from controller.transfer.ledger import raw_names
 
@@ -174,7 +174,7 @@ def test_agent_keeps_recording_while_no_receiver_listens(make_rig, tmp_path: Pat
 
 
 def test_receiver_refuses_a_peer_without_the_secret(tmp_path: Path) -> None:
-    from syncrig_agent.protocol import AuthenticationFailed, connect_handshake, write_secret
+    from syncrig_agent.contract.protocol import AuthenticationFailed, connect_handshake, write_secret
 
     secret_file = tmp_path / "secret"
     write_secret(secret_file)
@@ -195,7 +195,7 @@ def test_receiver_refuses_a_peer_without_the_secret(tmp_path: Path) -> None:
 
 
 def test_start_refuses_malformed_stream_destinations(make_rig) -> None:
-    from syncrig_agent.protocol import RemoteError
+    from syncrig_agent.contract.protocol import RemoteError
 
     rig = make_rig(1)
     with rig.link() as link:

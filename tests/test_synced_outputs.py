@@ -29,8 +29,8 @@ from controller.pipeline import (
     write_synced_outputs,
 )
 from controller.pipeline.packets import annexb_nal_units, iter_packets, length_prefixed_nal_units
-from syncrig_agent.formats import read_frame_table, read_manifest, read_pts
-from syncrig_agent.timecode import read_timecode
+from syncrig_agent.contract.formats import read_frame_table, read_manifest, read_pts
+from syncrig_agent.sim.timecode import read_timecode
 
 FPS = 30.0
 

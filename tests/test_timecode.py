@@ -14,8 +14,8 @@ import av
 import numpy as np
 import pytest
 
-from syncrig_agent.scene import SyntheticScene
-from syncrig_agent.timecode import (
+from syncrig_agent.sim.scene import SyntheticScene
+from syncrig_agent.sim.timecode import (
     BLACK,
     COLS,
     ROWS,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from syncrig_agent.backends.base import CaptureControl, CaptureStats
 from syncrig_agent.backends.synthetic import SyntheticCamera
-from syncrig_agent.grid import FrameGrid, period_ns_for_fps
+from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
 from syncrig_agent.timing import GridWaiter, MonotonicTimer, SimulatedClock, SystemClock
 from syncrig_agent.timing.waiter import realtime_minus_monotonic
 

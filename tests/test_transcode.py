@@ -9,18 +9,18 @@ from pathlib import Path
 import av
 import pytest
 
-from controller.recording import RecordingRequest, record
-from controller.simrig import SimCamera
-from controller.transcode import TranscodeError, listed_hevc_encoders, transcode_session
+from controller.pipeline.transcode import TranscodeError, listed_hevc_encoders, transcode_session
+from controller.rig.recording import RecordingRequest, record
+from controller.rig.simulated import SimCamera
 from controller.transfer import Collection
-from syncrig_agent.formats import read_pts
+from syncrig_agent.contract.formats import read_pts
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Path:
     from conftest import TEST_HEIGHT, TEST_WIDTH
 
-    from controller.simrig import SimulatedRig
+    from controller.rig.simulated import SimulatedRig
 
     tmp = tmp_path_factory.mktemp("transcode")
     cams = [SimCamera("cam0", drop_probability=0.1), SimCamera("cam1")]
@@ -67,7 +67,7 @@ def test_unknown_encoder_and_camera_are_refused(session: Path) -> None:
 def test_listed_hardware_encoders_are_used_only_if_they_open() -> None:
     """FFmpeg builds list NVENC/VAAPI everywhere; auto must skip the ones this machine cannot run."""
     from controller.media import ffmpeg_exe
-    from controller.transcode import choose_encoder, encoder_works
+    from controller.pipeline.transcode import choose_encoder, encoder_works
 
     ffmpeg = ffmpeg_exe()
     listed = listed_hevc_encoders(ffmpeg)
@@ -83,7 +83,7 @@ def test_listed_hardware_encoders_are_used_only_if_they_open() -> None:
 def test_first_frame_not_at_t0_keeps_exact_times(session: Path, tmp_path: Path, offset_ns: int) -> None:
     """Slot 0 dropped (first frame a period after T0) or stamped a few µs before T0: MP4 tracks
     start at 0, so the archive records the shift and every time still matches exactly."""
-    from syncrig_agent.formats import write_pts
+    from syncrig_agent.contract.formats import write_pts
 
     copy = tmp_path / session.name
     (copy / "raw").mkdir(parents=True)

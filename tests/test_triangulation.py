@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.dataset.synthetic_pose import observe, ring_cameras, skeleton_motion
-from controller.dataset.triangulate import smooth_points, triangulate_dlt, triangulate_robust
+from controller.dataset.pose.synthetic import observe, ring_cameras, skeleton_motion
+from controller.dataset.pose.triangulate import smooth_points, triangulate_dlt, triangulate_robust
 
 
 def _normalised(cams, pixels):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.simrig import SimCamera
+from controller.rig.simulated import SimCamera
 
 from session_checks import check_session
 from web_support import ApiClient, all_online, app_client, assert_complete, controller_for

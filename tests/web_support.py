@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from controller.rig.simulated import SimulatedRig
 from controller.runtime import ControllerRuntime
-from controller.simrig import SimulatedRig
 from controller.web import create_app
 
 from session_checks import wait_for

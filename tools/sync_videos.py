@@ -17,7 +17,7 @@ for _path in (_root, _root / "pi-deploy"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from controller.pipeline_cli import sync_videos_main  # noqa: E402
+from controller.cli.pipeline import sync_videos_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(sync_videos_main())

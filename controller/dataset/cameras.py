@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats.atomic import write_text_atomic
+from syncrig_agent.contract.formats.atomic import write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,5 +1,5 @@
 """A simulated session's ground truth (`ground_truth.json`, written by the simulated rig from
-`syncrig_agent.charuco_sim.scene_description`) as the dataset's own types: what calibration
+`syncrig_agent.sim.charuco_sim.scene_description`) as the dataset's own types: what calibration
 benchmarks and tests compare a calibration with."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.charuco_sim import board_pose
-
-from . import layout
-from .board import BoardSpec
-from .cameras import CameraModel
+from controller.dataset import layout
+from controller.dataset.board.spec import BoardSpec
+from controller.dataset.cameras import CameraModel
+from syncrig_agent.sim.charuco_sim import board_pose
 
 
 @dataclass

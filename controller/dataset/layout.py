@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncrig_agent.ids import validate_camera_name
+from syncrig_agent.contract.ids import validate_camera_name
 
 CALIBRATION_DIR = "calibration"
 POSE2D_DIR = "pose2d"
@@ -82,5 +82,5 @@ def exports_dir(session: Path) -> Path:
 
 
 def ground_truth_file(session: Path) -> Path:
-    """A simulated session's ground truth (syncrig_agent.charuco_sim.scene_description)."""
+    """A simulated session's ground truth (syncrig_agent.sim.charuco_sim.scene_description)."""
     return Path(session) / "ground_truth.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..pipeline.outputs import MAP_COLUMNS
+from controller.pipeline.outputs import MAP_COLUMNS
 
 
 def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]], fps: int = 15) -> int:

@@ -3,11 +3,17 @@ settings"): plan.py decides what goes where, render.py fills the templates, whee
 agent, hostkeys.py + session.py make the checked SSH connection, steps.py is one camera's deploy,
 verify.py asks cam0 whether every agent answers, runner.py runs the cameras in parallel."""
 
-from .errors import DeployError, RemoteCommandError
-from .hostkeys import HostKeyChanged, HostKeyInfo, HostKeyUnknown, remember_host_key, scan_host_key
-from .plan import DeployOptions, plan_camera, plan_rig
-from .runner import CameraResult, deploy_rig, select_cameras
-from .wheel import build_agent_wheel
+from controller.deploy.errors import DeployError, RemoteCommandError
+from controller.deploy.hostkeys import (
+    HostKeyChanged,
+    HostKeyInfo,
+    HostKeyUnknown,
+    remember_host_key,
+    scan_host_key,
+)
+from controller.deploy.plan import DeployOptions, plan_camera, plan_rig
+from controller.deploy.runner import CameraResult, deploy_rig, select_cameras
+from controller.deploy.wheel import build_agent_wheel
 
 __all__ = [
     "CameraResult",

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DeployError
+from controller.deploy.errors import DeployError
 
 
 class HostKeyUnknown(DeployError):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..jobs import JobContext
-from ..rig_config import RigConfig
-from .errors import DeployError
-from .hostkeys import HostKeyInfo, remember_host_key, scan_host_keys
-from .plan import DeployOptions
-from .runner import CameraResult, deploy_rig, select_cameras
+from controller.deploy.errors import DeployError
+from controller.deploy.hostkeys import HostKeyInfo, remember_host_key, scan_host_keys
+from controller.deploy.plan import DeployOptions
+from controller.deploy.runner import CameraResult, deploy_rig, select_cameras
+from controller.jobs import JobContext
+from controller.rig.config import RigConfig
 
 
 class HostKeyConfirmations:

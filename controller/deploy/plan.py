@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.deploy.render import agent_settings_for, render_template, sudoers_commands
+from controller.rig.config import CameraEntry, ConfigError, RigConfig
 from syncrig_agent.clock_state.readers import pmc_sudo_argv
-
-from ..rig_config import CameraEntry, ConfigError, RigConfig
-from .render import agent_settings_for, render_template, sudoers_commands
 
 _DESTDIR_RE = re.compile(r"/[A-Za-z0-9._/{}-]*")
 _SYSTEMCTL_RE = re.compile(r"/[A-Za-z0-9._/-]+")

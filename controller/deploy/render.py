@@ -13,9 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 
+from controller.rig.config import CameraEntry, RigConfig
 from syncrig_agent.settings import AgentSettings
-
-from ..rig_config import CameraEntry, RigConfig
 
 _PLACEHOLDER_RE = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 _SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9 ._/@:+,=-]*")

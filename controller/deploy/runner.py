@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rig_config import CameraEntry, ConfigError, RigConfig
-from .errors import DeployError
-from .plan import DeployOptions, plan_camera
-from .session import SshSession
-from .steps import _START, Artifacts, CameraDeploy, StepFailed
-from .verify import recording_in_progress, verify_agents
-from .wheel import build_agent_wheel
+from controller.deploy.errors import DeployError
+from controller.deploy.plan import DeployOptions, plan_camera
+from controller.deploy.session import SshSession
+from controller.deploy.steps import _START, Artifacts, CameraDeploy, StepFailed
+from controller.deploy.verify import recording_in_progress, verify_agents
+from controller.deploy.wheel import build_agent_wheel
+from controller.rig.config import CameraEntry, ConfigError, RigConfig
 
 # camera, fraction of that camera's deploy, what it is doing
 CameraProgress = Callable[[str, float, str], None]

@@ -10,8 +10,14 @@ import posixpath
 import shlex
 from pathlib import Path
 
-from .errors import DeployError, RemoteCommandError
-from .hostkeys import HostKeyChanged, HostKeyUnknown, StrictHostKeyPolicy, changed_message, fingerprint
+from controller.deploy.errors import DeployError, RemoteCommandError
+from controller.deploy.hostkeys import (
+    HostKeyChanged,
+    HostKeyUnknown,
+    StrictHostKeyPolicy,
+    changed_message,
+    fingerprint,
+)
 
 
 class SshSession:

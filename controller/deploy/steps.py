@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DeployError, RemoteCommandError
-from .plan import AGENT_UNIT, CameraPlan, DeployOptions
-from .session import SshSession
+from controller.deploy.errors import DeployError, RemoteCommandError
+from controller.deploy.plan import AGENT_UNIT, CameraPlan, DeployOptions
+from controller.deploy.session import SshSession
 
 # (step, share of one camera's progress). Verification happens rig-wide afterwards (runner.py).
 STEPS = (

@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from syncrig_agent.protocol import ProtocolError, RemoteError, RequestTimeout
-
-from ..cluster_link import ClusterLink
-from ..rig_config import RigConfig
+from controller.rig.cluster_link import ClusterLink
+from controller.rig.config import RigConfig
+from syncrig_agent.contract.protocol import ProtocolError, RemoteError, RequestTimeout
 
 _LINK_ERRORS = (OSError, ProtocolError, RemoteError, RequestTimeout)
 

@@ -15,7 +15,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from .plan import PI_DEPLOY
+from controller.deploy.plan import PI_DEPLOY
 
 DIST_NAME = "syncrig_agent"
 BASE_VERSION = "0.1.0"

@@ -5,14 +5,21 @@ One library used by the controller's job runner, `syncrig sync|trim|verify` and
 `progress(fraction 0..1, label)` callback and return JSON-serialisable dicts.
 """
 
-from .analyze import analyze_session, current_match, match_session
-from .matching import EMPTY, MatchTable, match_by_grid, match_by_time, read_match_csv, write_match_csv
-from .preview import describe_row, preview_frame, preview_jpeg
-from .sources import SessionError, load_session
-from .squeakshot import find_recordings, import_squeakshot, is_squeakshot_folder
-from .synced import write_synced_outputs
-from .trim import TrimError, nearest_complete_rows, trim_session
-from .verify import verify_session
+from controller.pipeline.analyze import analyze_session, current_match, match_session
+from controller.pipeline.matching import (
+    EMPTY,
+    MatchTable,
+    match_by_grid,
+    match_by_time,
+    read_match_csv,
+    write_match_csv,
+)
+from controller.pipeline.preview import describe_row, preview_frame, preview_jpeg
+from controller.pipeline.sources import SessionError, load_session
+from controller.pipeline.squeakshot import find_recordings, import_squeakshot, is_squeakshot_folder
+from controller.pipeline.synced import write_synced_outputs
+from controller.pipeline.trim import TrimError, nearest_complete_rows, trim_session
+from controller.pipeline.verify import verify_session
 
 __all__ = [
     "EMPTY",

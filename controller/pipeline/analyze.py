@@ -8,12 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats.atomic import write_json_atomic
-
-from .matching import MatchTable, match_by_grid, match_by_time, read_match_csv, write_match_csv
-from .plots import write_plots
-from .report import build_report, read_report
-from .sources import SessionError, SessionSource, load_session, session_subdir
+from controller.pipeline.matching import (
+    MatchTable,
+    match_by_grid,
+    match_by_time,
+    read_match_csv,
+    write_match_csv,
+)
+from controller.pipeline.plots import write_plots
+from controller.pipeline.report import build_report, read_report
+from controller.pipeline.sources import SessionError, SessionSource, load_session, session_subdir
+from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 Progress = Callable[[float, str], None]
 MATCH_MODES = ("auto", "grid", "time")

@@ -24,11 +24,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from syncrig_agent.formats.pts import PTS_HEADER, format_pts_line
-
-from .matching import EMPTY, MatchTable
-from .packets import SourcePacket, iter_packets
-from .sources import CameraTrack, SessionError
+from controller.pipeline.matching import EMPTY, MatchTable
+from controller.pipeline.packets import SourcePacket, iter_packets
+from controller.pipeline.sources import CameraTrack, SessionError
+from syncrig_agent.contract.formats.pts import PTS_HEADER, format_pts_line
 
 FILL_MODES = ("gaps", "repeat")
 TIME_BASE = Fraction(1, 1_000_000)  # µs: exact enough for capture times, fine for MP4

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from .sources import CameraTrack, SessionError
+from controller.pipeline.sources import CameraTrack, SessionError
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .matching import EMPTY, MatchTable
+from controller.pipeline.matching import EMPTY, MatchTable
 
 ENVELOPE_BINS = 2000
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .analyze import analyze_session, current_match
-from .matching import EMPTY, MatchTable
-from .packets import packet_index
-from .sources import SessionError, SessionSource, load_session
+from controller.pipeline.analyze import analyze_session, current_match
+from controller.pipeline.matching import EMPTY, MatchTable
+from controller.pipeline.packets import packet_index
+from controller.pipeline.sources import SessionError, SessionSource, load_session
 
 
 @dataclass

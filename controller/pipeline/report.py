@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .matching import EMPTY, MatchTable
+from controller.pipeline.matching import EMPTY, MatchTable
 
 REPORT_VERSION = 1
 MAX_LISTED = 1000  # positions listed per camera (counts are always complete)

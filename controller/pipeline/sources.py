@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats import SessionManifest, read_frame_table, read_manifest, read_pts
-from syncrig_agent.formats.manifest import MANIFEST_NAME
-from syncrig_agent.ids import validate_camera_name
+from syncrig_agent.contract.formats import SessionManifest, read_frame_table, read_manifest, read_pts
+from syncrig_agent.contract.formats.manifest import MANIFEST_NAME
+from syncrig_agent.contract.ids import validate_camera_name
 
 
 class SessionError(ValueError):

@@ -16,12 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from syncrig_agent.formats import SessionManifest, read_pts, write_manifest, write_pts
-from syncrig_agent.ids import InvalidName, validate_camera_name, validate_subject_id
-
-from ..media import ffmpeg_exe
-from ..sessions import create_session_dir, utc_now_iso
-from .sources import SessionError
+from controller.media import ffmpeg_exe
+from controller.pipeline.sources import SessionError
+from controller.session.create import create_session_dir, utc_now_iso
+from syncrig_agent.contract.formats import SessionManifest, read_pts, write_manifest, write_pts
+from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_subject_id
 
 Progress = Callable[[float, str], None]
 VIDEO_SUFFIXES = (".h264", ".mp4")

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats.atomic import write_json_atomic
-
-from .analyze import current_match
-from .matching import EMPTY
-from .outputs import FILL_MODES, OutputPlan, plan_output, write_output
-from .sources import CameraTrack, load_session, session_subdir
+from controller.pipeline.analyze import current_match
+from controller.pipeline.matching import EMPTY
+from controller.pipeline.outputs import FILL_MODES, OutputPlan, plan_output, write_output
+from controller.pipeline.sources import CameraTrack, load_session, session_subdir
+from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 Progress = Callable[[float, str], None]
 

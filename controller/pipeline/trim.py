@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats.atomic import write_json_atomic
-
-from .analyze import current_match
-from .matching import EMPTY
-from .outputs import FILL_MODES, plan_output
-from .sources import SessionError, load_session, session_subdir
-from .synced import _outputs_section, write_camera_outputs
+from controller.pipeline.analyze import current_match
+from controller.pipeline.matching import EMPTY
+from controller.pipeline.outputs import FILL_MODES, plan_output
+from controller.pipeline.sources import SessionError, load_session, session_subdir
+from controller.pipeline.synced import _outputs_section, write_camera_outputs
+from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 Progress = Callable[[float, str], None]
 

@@ -1,6 +1,6 @@
 """`syncrig verify`: the truth about synced and trimmed outputs, read from the pictures.
 
-Simulated cameras draw their true capture time into every frame (`syncrig_agent.timecode`). This
+Simulated cameras draw their true capture time into every frame (`syncrig_agent.sim.timecode`). This
 decodes each output, reads that time from every picture and reports, per output folder:
 - the true cross-camera offset of every output row (max − min capture time over the cameras that
   show a recorded frame for it): p50 / p99 / max µs;
@@ -18,11 +18,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from syncrig_agent.formats import read_pts
-from syncrig_agent.formats.atomic import write_json_atomic
-from syncrig_agent.timecode import read_timecode
-
-from .sources import SessionError, load_session
+from controller.pipeline.sources import SessionError, load_session
+from syncrig_agent.contract.formats import read_pts
+from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.sim.timecode import read_timecode
 
 Progress = Callable[[float, str], None]
 MAX_LISTED = 200

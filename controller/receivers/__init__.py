@@ -1,7 +1,7 @@
 """Live-stream receivers on the desktop: per camera an authenticated side-car + one FFmpeg."""
 
-from .manager import ReceiverError, ReceiverManager
-from .sidecar import STREAM_TABLE_COLUMNS, CameraReceiver, read_stream_table, stream_files
+from controller.receivers.manager import ReceiverError, ReceiverManager
+from controller.receivers.sidecar import STREAM_TABLE_COLUMNS, CameraReceiver, read_stream_table, stream_files
 
 __all__ = [
     "STREAM_TABLE_COLUMNS",

@@ -22,10 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from syncrig_agent.ids import validate_camera_name
-
-from ..media import ffmpeg_exe
-from .sidecar import stream_files
+from controller.media import ffmpeg_exe
+from controller.receivers.sidecar import stream_files
+from syncrig_agent.contract.ids import validate_camera_name
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncrig_agent.ids import InvalidName, validate_camera_name
+from syncrig_agent.contract.ids import InvalidName, validate_camera_name
 from syncrig_agent.settings import SettingsError, parse_address
 
-UNIT_TEMPLATE = Path(__file__).resolve().parent.parent / "systemd" / "syncrig-receiver@.service"
+UNIT_TEMPLATE = Path(__file__).resolve().parent / "systemd" / "syncrig-receiver@.service"
 
 
 class ReceiverConfigError(ValueError):

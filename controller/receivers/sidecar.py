@@ -1,7 +1,7 @@
 """One camera's live-stream receiver: the side-car process in front of its FFmpeg.
 
 It listens on the camera's port, authenticates every connection with the shared secret (like
-every other SyncRig port), reads the stream framing (syncrig_agent.formats.stream) and
+every other SyncRig port), reads the stream framing (syncrig_agent.contract.formats.stream) and
 
 - feeds the packets to FFmpeg, which writes `stream/<cam>_NNN.mkv` segments (segmenter.py);
 - appends the exact packets to `stream/<cam>.h264` and one row per frame to
@@ -32,14 +32,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncrig_agent.formats.atomic import write_json_atomic
-from syncrig_agent.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
-from syncrig_agent.formats.stream import FRAME_HEADER, STREAM_MESSAGE, StreamFormatError, decode_frame_header
-from syncrig_agent.ids import InvalidName, validate_camera_name, validate_session_id
-from syncrig_agent.links import MAX_PENDING_HANDSHAKES, start_peer_thread
-from syncrig_agent.protocol import AuthenticationFailed, ProtocolError, accept_handshake, read_message
-
-from .segmenter import SegmentWriter, segment_paths
+from controller.receivers.segmenter import SegmentWriter, segment_paths
+from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
+from syncrig_agent.contract.formats.stream import (
+    FRAME_HEADER,
+    STREAM_MESSAGE,
+    StreamFormatError,
+    decode_frame_header,
+)
+from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_session_id
+from syncrig_agent.contract.protocol import (
+    AuthenticationFailed,
+    ProtocolError,
+    accept_handshake,
+    read_message,
+)
+from syncrig_agent.contract.protocol.links import MAX_PENDING_HANDSHAKES, start_peer_thread
 
 log = logging.getLogger(__name__)
 

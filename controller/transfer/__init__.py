@@ -1,10 +1,16 @@
 """Getting footage onto the desktop: transports to the Pis, verified resumable pull, gap fill
 from the live stream, the ledger of what is verified, and collection around a recording."""
 
-from .collect import Collection, local_sources, sftp_sources
-from .ledger import footage_safe, read_ledger
-from .pull import PullError, delete_pi_copy, download_file, pull_session
-from .transports import LocalTransport, SftpTransport, Transport, TransportError, sha256_file
+from controller.transfer.collect import Collection, local_sources, sftp_sources
+from controller.transfer.ledger import footage_safe, read_ledger
+from controller.transfer.pull import PullError, delete_pi_copy, download_file, pull_session
+from controller.transfer.transports import (
+    LocalTransport,
+    SftpTransport,
+    Transport,
+    TransportError,
+    sha256_file,
+)
 
 __all__ = [
     "Collection",

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..receivers import ReceiverManager
-from .pull import Progress, TransportFactory, pull_session
-from .transports import LocalTransport, SftpTransport
+from controller.receivers import ReceiverManager
+from controller.transfer.pull import Progress, TransportFactory, pull_session
+from controller.transfer.transports import LocalTransport, SftpTransport
 
 if TYPE_CHECKING:
-    from ..recording import CameraInfo
-    from ..rig_config import RigConfig
+    from controller.rig.config import RigConfig
+    from controller.rig.recording import CameraInfo
 
 log = logging.getLogger(__name__)
 

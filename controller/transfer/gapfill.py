@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats import read_frame_table
-
-from ..receivers.sidecar import read_stream_table, stream_files
-from .transports import Transport
+from controller.receivers.sidecar import read_stream_table, stream_files
+from controller.transfer.transports import Transport
+from syncrig_agent.contract.formats import read_frame_table
 
 COPY_CHUNK = 1 << 20
 

@@ -12,9 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from syncrig_agent.formats.atomic import write_json_atomic
-
-from .transports import sha256_file
+from controller.transfer.transports import sha256_file
+from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 LEDGER_NAME = "transfer.json"
 RAW_SUFFIXES = (".h264", ".pts", ".frames.csv")

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from syncrig_agent.ids import validate_camera_name, validate_session_id
-
-from .gapfill import assemble_from_stream
-from .ledger import camera_safe, raw_names, read_ledger, update_ledger
-from .transports import HASH_CHUNK, Transport, TransportError, sha256_file
+from controller.transfer.gapfill import assemble_from_stream
+from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
+from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
+from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
 
 log = logging.getLogger(__name__)
 

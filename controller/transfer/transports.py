@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from syncrig_agent.ids import InvalidName
+from syncrig_agent.contract.ids import InvalidName
 
 HASH_CHUNK = 1 << 20
 READV_BATCH_BYTES = 32 << 20

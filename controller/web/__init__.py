@@ -9,13 +9,13 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..rig_config import ConfigError
-from ..rig_service import RigError
-from ..runtime import ControllerRuntime
-from ..session_store import SessionNotFound, UnsafeToDelete
-from .security import LOCAL_HOSTS, install_guards
+from controller.rig.config import ConfigError
+from controller.rig.service import RigError
+from controller.runtime import ControllerRuntime
+from controller.session.store import SessionNotFound, UnsafeToDelete
+from controller.web.security import LOCAL_HOSTS, install_guards
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def create_app(
@@ -40,13 +40,13 @@ def create_app(
     app.extensions["syncrig"] = runtime
     install_guards(app, access_token, set(allowed_hosts) if allowed_hosts is not None else None)
 
-    from .api_calibration import bp as calibration_bp
-    from .api_jobs import bp as jobs_bp
-    from .api_pipeline import bp as pipeline_bp
-    from .api_rig import bp as rig_bp
-    from .api_sessions import bp as sessions_bp
-    from .api_settings import bp as settings_bp
-    from .pages import bp as pages_bp
+    from controller.web.api_calibration import bp as calibration_bp
+    from controller.web.api_jobs import bp as jobs_bp
+    from controller.web.api_pipeline import bp as pipeline_bp
+    from controller.web.api_rig import bp as rig_bp
+    from controller.web.api_sessions import bp as sessions_bp
+    from controller.web.api_settings import bp as settings_bp
+    from controller.web.pages import bp as pages_bp
 
     for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp, calibration_bp):
         app.register_blueprint(bp)

@@ -8,13 +8,13 @@ import re
 
 from flask import Blueprint, jsonify, send_file
 
-from ..dataset import layout
-from ..dataset.board import BoardSpec, BoardSpecError
-from ..dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
-from ..jobs import JobContext
-from ..rig_service import RigError
-from ..session_store import session_path
-from .helpers import json_body, runtime
+from controller.dataset import layout
+from controller.dataset.board.spec import BoardSpec, BoardSpecError
+from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+from controller.jobs import JobContext
+from controller.rig.service import RigError
+from controller.session.store import session_path
+from controller.web.helpers import json_body, runtime
 
 bp = Blueprint("calibration", __name__, url_prefix="/api/sessions/<session_id>/calibration")
 

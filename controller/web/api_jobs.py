@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from ..rig_service import RigError
-from .helpers import runtime
+from controller.rig.service import RigError
+from controller.web.helpers import runtime
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
 

@@ -7,8 +7,8 @@ import json
 
 from flask import Blueprint, Response, jsonify, send_file
 
-from ..jobs import JobContext
-from ..pipeline import (
+from controller.jobs import JobContext
+from controller.pipeline import (
     SessionError,
     TrimError,
     analyze_session,
@@ -18,10 +18,10 @@ from ..pipeline import (
     verify_session,
     write_synced_outputs,
 )
-from ..pipeline.outputs import FILL_MODES
-from ..rig_service import RigError
-from ..session_store import session_path
-from .helpers import json_body, optional_number, runtime
+from controller.pipeline.outputs import FILL_MODES
+from controller.rig.service import RigError
+from controller.session.store import session_path
+from controller.web.helpers import json_body, optional_number, runtime
 
 bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
 

@@ -6,8 +6,8 @@ import time
 
 from flask import Blueprint, jsonify
 
-from ..rig_service import RigError
-from .helpers import json_body, optional_number, runtime
+from controller.rig.service import RigError
+from controller.web.helpers import json_body, optional_number, runtime
 
 bp = Blueprint("rig", __name__, url_prefix="/api")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ..jobs import JobContext
-from ..session_store import (
+from controller.jobs import JobContext
+from controller.session.store import (
     delete_camera_copies,
     ensure_safe_to_delete,
     list_sessions,
     session_details,
     session_path,
 )
-from .helpers import json_body, runtime
+from controller.web.helpers import json_body, runtime
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
@@ -56,7 +56,7 @@ def delete_copies(session_id: str):  # noqa: ANN201
 @bp.post("/<session_id>/pull")
 def pull(session_id: str):  # noqa: ANN201
     """Pull (again) every camera's raw files, verified against the Pi; resumes and gap-fills."""
-    from ..transfer.pull import pull_session
+    from controller.transfer.pull import pull_session
 
     rt = runtime()
     path = session_path(rt.sessions_root, session_id)
@@ -76,7 +76,7 @@ def pull(session_id: str):  # noqa: ANN201
 @bp.post("/<session_id>/transcode")
 def transcode(session_id: str):  # noqa: ANN201
     """An H.265 archive of every camera with its exact frame times (archive/<cam>.h265.mp4)."""
-    from ..transcode import TranscodeError, transcode_session
+    from controller.pipeline.transcode import TranscodeError, transcode_session
 
     rt = runtime()
     path = session_path(rt.sessions_root, session_id)

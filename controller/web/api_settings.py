@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ..rig_service import RigError
-from .helpers import json_body, runtime
+from controller.rig.service import RigError
+from controller.web.helpers import json_body, runtime
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -36,7 +36,7 @@ def save_settings():  # noqa: ANN201
     data = json_body()
     unknown = sorted(set(data) - set(EDITABLE))
     if unknown:
-        from ..rig_config import ConfigError
+        from controller.rig.config import ConfigError
 
         raise ConfigError(f"{unknown[0]}: not a setting this page can change")
     return jsonify(runtime().save_settings(data))
@@ -68,7 +68,7 @@ def confirm_host_key():  # noqa: ANN201
     if not isinstance(camera, str) or not isinstance(fingerprint, str):
         raise RigError("camera and fingerprint (strings) are required", 400)
     rt = runtime()
-    from ..deploy import DeployError
+    from controller.deploy import DeployError
 
     try:
         return jsonify(rt.host_keys.accept(camera, fingerprint, rt.deploy_options.known_hosts_path))

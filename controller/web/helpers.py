@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import abort, current_app, request
 
-from ..rig_service import RigError
-from ..runtime import ControllerRuntime
+from controller.rig.service import RigError
+from controller.runtime import ControllerRuntime
 
 
 def runtime() -> ControllerRuntime:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from ..session_store import session_path
-from .helpers import runtime
+from controller.session.store import session_path
+from controller.web.helpers import runtime
 
 bp = Blueprint("pages", __name__)
 
@@ -78,6 +78,6 @@ def trim():  # noqa: ANN201
 
 @bp.get("/calibration")
 def calibration():  # noqa: ANN201
-    from ..dataset.board import DICTIONARIES
+    from controller.dataset.board.spec import DICTIONARIES
 
     return render_template("calibration.html", page="calibration", dictionaries=DICTIONARIES)

@@ -1,5 +1,5 @@
 import sys
 
-from .main import main
+from syncrig_agent.main import main
 
 sys.exit(main())

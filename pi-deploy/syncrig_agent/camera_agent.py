@@ -9,19 +9,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends.base import CameraBackend, make_backend
-from .backends.free_running import FreeRunningCamera, LockPolicy
-from .capture import CameraSession, CaptureOptions
-from .clock_state import ClockMonitor, ClockState, make_reader, simulated_state
-from .encoders.base import EncoderSettings
-from .grid import FrameGrid
-from .health import health_report
-from .ids import validate_camera_name
-from .outputs.stream import StreamOutput
-from .preview import PreviewService, disabled_status
-from .protocol import RequestError
-from .settings import AgentSettings, parse_address
-from .timing.camera_clock import CameraClock, SimulatedClock, SystemClock
+from syncrig_agent.backends.base import CameraBackend, make_backend
+from syncrig_agent.backends.free_running import FreeRunningCamera, LockPolicy
+from syncrig_agent.capture import CameraSession, CaptureOptions
+from syncrig_agent.clock_state import ClockMonitor, ClockState, make_reader, simulated_state
+from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.contract.ids import validate_camera_name
+from syncrig_agent.contract.protocol import RequestError
+from syncrig_agent.diagnostics.health import health_report
+from syncrig_agent.encoders.base import EncoderSettings
+from syncrig_agent.outputs.stream import StreamOutput
+from syncrig_agent.preview import PreviewService, disabled_status
+from syncrig_agent.settings import AgentSettings, parse_address
+from syncrig_agent.timing.camera_clock import CameraClock, SimulatedClock, SystemClock
 
 log = logging.getLogger(__name__)
 

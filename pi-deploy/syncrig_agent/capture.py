@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .backends.base import CameraBackend, CaptureControl, CaptureStats
-from .encoders.base import Encoder, EncoderSettings
-from .encoders.pyav_h264 import PyAVH264Encoder
-from .grid import FrameGrid
-from .ids import validate_camera_name, validate_session_id
-from .outputs.base import Output
-from .outputs.local_file import LocalFileOutput
-from .timing.realtime import RealtimeSetup, enable_realtime
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
+from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
+from syncrig_agent.encoders.base import Encoder, EncoderSettings
+from syncrig_agent.encoders.pyav_h264 import PyAVH264Encoder
+from syncrig_agent.outputs.base import Output
+from syncrig_agent.outputs.local_file import LocalFileOutput
+from syncrig_agent.timing.realtime import RealtimeSetup, enable_realtime
 
 if TYPE_CHECKING:
-    from .preview.hub import LatestFrame
+    from syncrig_agent.preview.hub import LatestFrame
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,8 @@ import logging
 import threading
 import time
 
-from . import log_ring
-from .camera_agent import CameraAgent
-from .links import connect_peer, write_ready_file
-from .protocol import (
+from syncrig_agent.camera_agent import CameraAgent
+from syncrig_agent.contract.protocol import (
     AuthenticationFailed,
     Connection,
     ProtocolError,
@@ -19,7 +17,9 @@ from .protocol import (
     RequestError,
     validate_request,
 )
-from .settings import DEFAULT_FANOUT_PORT, AgentSettings, parse_address
+from syncrig_agent.contract.protocol.links import connect_peer, write_ready_file
+from syncrig_agent.diagnostics import log_ring
+from syncrig_agent.settings import DEFAULT_FANOUT_PORT, AgentSettings, parse_address
 
 log = logging.getLogger(__name__)
 

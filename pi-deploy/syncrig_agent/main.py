@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 
-from . import log_ring
-from .protocol import load_secret
-from .settings import AgentSettings, SettingsError
+from syncrig_agent.contract.protocol import load_secret
+from syncrig_agent.diagnostics import log_ring
+from syncrig_agent.settings import AgentSettings, SettingsError
 
 log = logging.getLogger("syncrig_agent")
 
@@ -176,7 +176,7 @@ def run_agent(args: argparse.Namespace) -> int:
     # bounds how long another Python thread can hold it (the default is 5 ms).
     sys.setswitchinterval(0.0002)
     if settings.realtime:
-        from .timing.realtime import enable_process_realtime
+        from syncrig_agent.timing.realtime import enable_process_realtime
 
         setup = enable_process_realtime(settings.base_priority)
         if setup.sched_fifo:
@@ -186,11 +186,11 @@ def run_agent(args: argparse.Namespace) -> int:
                 settings.fifo_priority,
             )
     if settings.role == "server":
-        from .server import ServerAgent
+        from syncrig_agent.server import ServerAgent
 
         agent = ServerAgent(settings, secret)
     else:
-        from .client import ClientAgent
+        from syncrig_agent.client import ClientAgent
 
         agent = ClientAgent(settings, secret)
     done = threading.Event()

@@ -10,10 +10,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import log_ring
-from .camera_agent import CameraAgent
-from .links import accept_peer, listen, serve_forever, write_ready_file
-from .protocol import (
+from syncrig_agent.camera_agent import CameraAgent
+from syncrig_agent.contract.protocol import (
     Connection,
     ConnectionClosed,
     RemoteError,
@@ -22,7 +20,9 @@ from .protocol import (
     measure_clock_offset,
     validate_request,
 )
-from .settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, AgentSettings
+from syncrig_agent.contract.protocol.links import accept_peer, listen, serve_forever, write_ready_file
+from syncrig_agent.diagnostics import log_ring
+from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, AgentSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .clock_state import CLOCK_SOURCES, SIMULATED_STATES
-from .ids import InvalidName, validate_camera_name
-from .validation import check_frame_size, check_ranges
+from syncrig_agent.clock_state import CLOCK_SOURCES, SIMULATED_STATES
+from syncrig_agent.contract.ids import InvalidName, validate_camera_name
+from syncrig_agent.contract.validation import check_frame_size, check_ranges
 
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
@@ -238,7 +238,7 @@ class AgentSettings:
         if sim.scene not in SCENES:
             raise SettingsError(f"simulation.scene: must be one of {SCENES}, got {sim.scene!r}")
         if sim.scene == "charuco":
-            from .charuco_sim import validate_scene_config
+            from syncrig_agent.sim.charuco_sim import validate_scene_config
 
             try:
                 sim.charuco = validate_scene_config(sim.charuco, self.width, self.height)

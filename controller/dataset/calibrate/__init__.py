@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from syncrig_agent.formats.atomic import write_json_atomic
-
-from .. import layout
-from ..board import BoardSpec, BoardSpecError
-from ..detections import CameraDetections
-from .errors import CalibrationError
-from .solve import CalibrationOptions, CalibrationResult, calibrate_cameras
+from controller.dataset import layout
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec, BoardSpecError
+from controller.dataset.calibrate.errors import CalibrationError
+from controller.dataset.calibrate.solve import CalibrationOptions, CalibrationResult, calibrate_cameras
+from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 __all__ = [
     "CalibrationError",
@@ -87,8 +86,8 @@ def calibrate_session(
 ) -> dict:
     """Detect the board in the synced outputs (or reuse detections made with the same spec),
     calibrate, and write calibration.toml, Calib.toml, report.json and plots; returns the report."""
-    from .outputs import write_outputs
-    from .plots import write_plots
+    from controller.dataset.calibrate.outputs import write_outputs
+    from controller.dataset.calibrate.plots import write_plots
 
     session = Path(session)
     progress = progress or (lambda fraction, label: None)
@@ -99,11 +98,11 @@ def calibrate_session(
     detections = None if redetect else _stored_detections(session, cameras, spec)
     if detections is None:
         try:
-            from ..detect import detect_session
+            from controller.dataset.board.detect import detect_session
         except ImportError:
             raise CalibrationError(
                 "no stored detections for this board spec and board detection "
-                "(controller.dataset.detect) is not available in this installation"
+                "(controller.dataset.board.detect) is not available in this installation"
             ) from None
 
         progress(0.0, "detecting the board")

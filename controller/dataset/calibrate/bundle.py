@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .geometry import project_camera_points, rodrigues, rotation_to_rvec
+from controller.dataset.calibrate.geometry import project_camera_points, rodrigues, rotation_to_rvec
 
 
 @dataclass

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CalibrationError
-from .geometry import average_rotations, compose, invert, project_camera_points
-from .intrinsics import Intrinsics
-from .views import View
+from controller.dataset.calibrate.errors import CalibrationError
+from controller.dataset.calibrate.geometry import average_rotations, compose, invert, project_camera_points
+from controller.dataset.calibrate.intrinsics import Intrinsics
+from controller.dataset.calibrate.views import View
 
 Pose = tuple[np.ndarray, np.ndarray]  # (R (3, 3), t (3,)): x ↦ R x + t
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CalibrationError
-from .views import View
+from controller.dataset.calibrate.errors import CalibrationError
+from controller.dataset.calibrate.views import View
 
 
 @dataclass

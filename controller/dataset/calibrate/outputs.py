@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats.atomic import write_text_atomic
-
-from .. import layout
-from ..cameras import CameraModel, dumps_toml, save_calibration_toml
-from .solve import CalibrationResult
+from controller.dataset import layout
+from controller.dataset.calibrate.solve import CalibrationResult
+from controller.dataset.cameras import CameraModel, dumps_toml, save_calibration_toml
+from syncrig_agent.contract.formats.atomic import write_text_atomic
 
 WORLD_FRAME = (
     "the ChArUco board in the reference row: origin at the chessboard's outer corner next to "

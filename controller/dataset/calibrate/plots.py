@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...pipeline.plots import save_figure
-from .solve import CalibrationResult
+from controller.dataset.calibrate.solve import CalibrationResult
+from controller.pipeline.plots import save_figure
 
 PLOT_STEMS = ("reprojection", "layout")  # plus coverage_<camera>
 

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..board import BoardSpec
-from ..cameras import CameraModel
-from ..detections import CameraDetections
-from .bundle import CameraParams, Observations, bundle_adjust
-from .errors import CalibrationError
-from .extrinsics import ViewPose, board_pose, chain_cameras, initial_board_poses
-from .geometry import compose, invert, rotation_to_rvec
-from .intrinsics import Intrinsics, calibrate_intrinsics
-from .views import View, camera_views, select_views
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec
+from controller.dataset.calibrate.bundle import CameraParams, Observations, bundle_adjust
+from controller.dataset.calibrate.errors import CalibrationError
+from controller.dataset.calibrate.extrinsics import ViewPose, board_pose, chain_cameras, initial_board_poses
+from controller.dataset.calibrate.geometry import compose, invert, rotation_to_rvec
+from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
+from controller.dataset.calibrate.views import View, camera_views, select_views
+from controller.dataset.cameras import CameraModel
 
 Progress = Callable[[float, str], None]
 
@@ -268,7 +268,7 @@ def calibrate_cameras(
     timings["bundle_adjustment"] = figures["seconds"]
 
     progress(0.9, "world frame")
-    from .geometry import rodrigues
+    from controller.dataset.calibrate.geometry import rodrigues
 
     board_rot = rodrigues(result.boards[:, :3])
     ref_pose = (board_rot[row_index[ref]], result.boards[row_index[ref], 3:])

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from syncrig_agent.charuco_sim import look_at
-
-from ..board import BoardSpec
-from ..cameras import CameraModel
-from ..detections import CameraDetections
-from .geometry import rotation_angle_deg, rotation_to_rvec, umeyama
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec
+from controller.dataset.calibrate.geometry import rotation_angle_deg, rotation_to_rvec, umeyama
+from controller.dataset.cameras import CameraModel
+from syncrig_agent.sim.charuco_sim import look_at
 
 
 def ring_cameras(

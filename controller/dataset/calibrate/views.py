@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..detections import CameraDetections
+from controller.dataset.board.detections import CameraDetections
 
 COVERAGE_GRID = (8, 6)  # cells across, down: the image is "covered" cell by cell
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import layout
+from controller.dataset import layout
 
 FORMATS = ("trc", "csv", "nwb")
 SUFFIX = {"trc": ".trc", "csv": ".csv", "nwb": ".nwb"}
@@ -32,11 +32,11 @@ def export_session(
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "trc":
-        from .trc import export
+        from controller.dataset.export.trc import export
     elif fmt == "csv":
-        from .anipose_csv import export
+        from controller.dataset.export.anipose_csv import export
     else:
-        from .nwb import export
+        from controller.dataset.export.nwb import export
     path = Path(out) if out else default_path(session, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     return export(Path(session), path, progress=progress, **options)

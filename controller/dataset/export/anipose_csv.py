@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pose3d import load_pose3d
+from controller.dataset.pose.pose3d import load_pose3d
 
 
 def export(session: Path, out: Path, progress=None) -> Path:

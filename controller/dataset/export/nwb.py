@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from syncrig_agent.formats import read_manifest, read_pts
-
-from ..cameras import load_calibration_toml
-from ..keypoints import GROUPS, group_of
-from ..pose2d import Pose2D
-from ..pose3d import load_pose3d
-from . import ExportError
+from controller.dataset.cameras import load_calibration_toml
+from controller.dataset.export import ExportError
+from controller.dataset.pose.keypoints import GROUPS, group_of
+from controller.dataset.pose.pose2d import Pose2D
+from controller.dataset.pose.pose3d import load_pose3d
+from syncrig_agent.contract.formats import read_manifest, read_pts
 
 
 def _imports():

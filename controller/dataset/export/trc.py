@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pose3d import load_pose3d
+from controller.dataset.pose.pose3d import load_pose3d
 
 Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
 

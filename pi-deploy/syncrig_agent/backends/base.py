@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..grid import FrameGrid
-from ..timing.camera_clock import CameraClock
+from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.timing.camera_clock import CameraClock
 
 
 @dataclass(frozen=True)
@@ -155,16 +155,16 @@ class CameraBackend(ABC):
 def make_backend(kind: str, width: int, height: int, clock: CameraClock, **options: object) -> CameraBackend:
     """Backends are imported lazily: picamera2 only exists on a Pi."""
     if kind == "synthetic" and options.get("trigger") == "freerun":
-        from .synthetic_freerun import SyntheticFreeRunningCamera
+        from syncrig_agent.backends.synthetic_freerun import SyntheticFreeRunningCamera
 
         options = {k: v for k, v in options.items() if k not in ("trigger", "drop_probability", "spin_us")}
         return SyntheticFreeRunningCamera(width, height, clock, **options)  # type: ignore[arg-type]
     if kind == "synthetic":
-        from .synthetic import SyntheticCamera
+        from syncrig_agent.backends.synthetic import SyntheticCamera
 
         return SyntheticCamera(width, height, clock, **options)  # type: ignore[arg-type]
     if kind == "picamera2":
-        from .pi_camera import Picamera2Camera
+        from syncrig_agent.backends.pi_camera import Picamera2Camera
 
         return Picamera2Camera(width, height, clock, **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown camera backend {kind!r} (expected 'synthetic' or 'picamera2')")

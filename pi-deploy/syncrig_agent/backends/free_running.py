@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..grid import FrameGrid
-from ..phase_lock import PhaseServo, SensorLimits, ServoConfig
-from ..timing.camera_clock import CameraClock
-from ..timing.waiter import realtime_minus
-from .base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.backends.phase_lock import PhaseServo, SensorLimits, ServoConfig
+from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.timing.camera_clock import CameraClock
+from syncrig_agent.timing.waiter import realtime_minus
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..phase_lock import SensorLimits
-from ..settings import PiCameraSettings
-from ..timing.camera_clock import CameraClock
-from .free_running import FreeRunningCamera, FreeRunningSensor, LockPolicy, SensorFrame
-from .sensor_model import IMX708_LINE_TIME_NS
+from syncrig_agent.backends.free_running import FreeRunningCamera, FreeRunningSensor, LockPolicy, SensorFrame
+from syncrig_agent.backends.phase_lock import SensorLimits
+from syncrig_agent.backends.sensor_model import IMX708_LINE_TIME_NS
+from syncrig_agent.settings import PiCameraSettings
+from syncrig_agent.timing.camera_clock import CameraClock
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from ..phase_lock import SensorLimits
+from syncrig_agent.backends.phase_lock import SensorLimits
 
 # The IMX708 (Camera Module 3) in its 2x2-binned 2304x1296 mode: line_length_pix 7824 at a pixel
 # rate of 585.6 MHz → 13.361 µs per line; frame length ≥ 1296 + 40 lines (≈ 56.03 fps at most).

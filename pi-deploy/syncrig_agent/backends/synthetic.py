@@ -23,11 +23,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ..grid import FrameGrid
-from ..scene import SyntheticScene
-from ..timing.camera_clock import CameraClock
-from ..timing.waiter import GridWaiter
-from .base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.sim.scene import SyntheticScene
+from syncrig_agent.timing.camera_clock import CameraClock
+from syncrig_agent.timing.waiter import GridWaiter
 
 TRIGGER_MODELS = ("scheduled", "wake")
 
@@ -72,7 +72,7 @@ class SyntheticCamera(CameraBackend):
         seed = sum(self.camera_name.encode())
         if self.scene == "charuco":
             # Simulation-only, desktop-only (it needs OpenCV): imported here, never on a Pi.
-            from ..charuco_scene import CharucoScene
+            from syncrig_agent.sim.charuco_scene import CharucoScene
 
             self._scene = CharucoScene(
                 self.width, self.height, self.camera_name, self.scene_config, seed=seed

@@ -3,7 +3,7 @@
 Trigger model "freerun" of the synthetic camera. The model decides when each frame truly starts
 (its own crystal error, random start phase, line-granular duration control with a pipeline delay,
 exposure jitter); this sensor waits until the frame's readout would be complete, draws the true
-start time into the pixels (`syncrig_agent.timecode`, like the other synthetic triggers) and hands
+start time into the pixels (`syncrig_agent.sim.timecode`, like the other synthetic triggers) and hands
 it over with a monotonic-domain sensor timestamp — so the shared `FreeRunningCamera` loop maps and
 servos it exactly as it does a Pi camera's libcamera timestamps.
 
@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from ..phase_lock import SensorLimits
-from ..scene import SyntheticScene
-from ..timing.camera_clock import CameraClock
-from ..timing.waiter import realtime_minus_monotonic
-from .free_running import FreeRunningCamera, FreeRunningSensor, LockPolicy, SensorFrame
-from .sensor_model import FreeRunningSensorModel, ModelFrame, imx708_limits
+from syncrig_agent.backends.free_running import FreeRunningCamera, FreeRunningSensor, LockPolicy, SensorFrame
+from syncrig_agent.backends.phase_lock import SensorLimits
+from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, ModelFrame, imx708_limits
+from syncrig_agent.sim.scene import SyntheticScene
+from syncrig_agent.timing.camera_clock import CameraClock
+from syncrig_agent.timing.waiter import realtime_minus_monotonic
 
 CRYSTAL_PPM_RANGE = 50.0  # a random crystal error is drawn from ±this
 

@@ -5,10 +5,17 @@ readers that run the tools (`readers`), the simulated twin (`simulated`) and the
 the agent's STATUS reads (`monitor`). STATUS key: `clock_sync` (a `ClockState.to_dict()` + `age_s`).
 """
 
-from .base import SYNCHRONIZED, UNKNOWN, UNSYNCHRONIZED, ClockState, unknown
-from .monitor import ClockMonitor
-from .readers import CLOCK_SOURCES, AutoReader, ChronyReader, KernelReader, PtpReader, make_reader
-from .simulated import SIMULATED_STATES, simulated_state
+from syncrig_agent.clock_state.base import SYNCHRONIZED, UNKNOWN, UNSYNCHRONIZED, ClockState, unknown
+from syncrig_agent.clock_state.monitor import ClockMonitor
+from syncrig_agent.clock_state.readers import (
+    CLOCK_SOURCES,
+    AutoReader,
+    ChronyReader,
+    KernelReader,
+    PtpReader,
+    make_reader,
+)
+from syncrig_agent.clock_state.simulated import SIMULATED_STATES, simulated_state
 
 __all__ = [
     "CLOCK_SOURCES",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
+from syncrig_agent.clock_state.base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
 
 #: chrony's reference ID when it serves its own clock (`local stratum N`): "LOCL".
 LOCAL_REFID = "7F7F0101"

@@ -15,7 +15,7 @@ import ctypes.util
 import os
 from dataclasses import dataclass
 
-from .base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
+from syncrig_agent.clock_state.base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
 
 STA_PLL = 0x0001
 STA_UNSYNC = 0x0040

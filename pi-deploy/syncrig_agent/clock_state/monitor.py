@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .base import ClockState, unknown
+from syncrig_agent.clock_state.base import ClockState, unknown
 
 log = logging.getLogger(__name__)
 

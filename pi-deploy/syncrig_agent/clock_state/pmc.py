@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .base import parse_int
+from syncrig_agent.clock_state.base import parse_int
 
 QUERIES = ("GET TIME_STATUS_NP", "GET PORT_DATA_SET", "GET CURRENT_DATA_SET", "GET PARENT_DATA_SET")
 

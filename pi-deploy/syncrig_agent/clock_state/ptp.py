@@ -15,10 +15,10 @@ is only "synchronized" when both hops are:
 
 from __future__ import annotations
 
-from .base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
-from .kernel import KernelClock, kernel_component
-from .phc2sys import STALE_AFTER_S, Phc2sysView
-from .pmc import LOCKED_PORT_STATES, MASTER_PORT_STATES, PtpView
+from syncrig_agent.clock_state.base import SYNCHRONIZED, UNSYNCHRONIZED, ClockState
+from syncrig_agent.clock_state.kernel import KernelClock, kernel_component
+from syncrig_agent.clock_state.phc2sys import STALE_AFTER_S, Phc2sysView
+from syncrig_agent.clock_state.pmc import LOCKED_PORT_STATES, MASTER_PORT_STATES, PtpView
 
 _PORT_MEANING = {
     "UNCALIBRATED": "a master was chosen and the servo is still converging",

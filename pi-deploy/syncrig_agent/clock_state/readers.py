@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import UNKNOWN, ClockState, unknown
-from .chrony import ChronyParseError, chrony_state, parse_tracking
-from .kernel import KernelClock, KernelClockError, kernel_state, read_kernel_clock
-from .phc2sys import parse_phc2sys_log
-from .pmc import QUERIES, PmcParseError, parse_pmc
-from .ptp import ptp_state
+from syncrig_agent.clock_state.base import UNKNOWN, ClockState, unknown
+from syncrig_agent.clock_state.chrony import ChronyParseError, chrony_state, parse_tracking
+from syncrig_agent.clock_state.kernel import KernelClock, KernelClockError, kernel_state, read_kernel_clock
+from syncrig_agent.clock_state.phc2sys import parse_phc2sys_log
+from syncrig_agent.clock_state.pmc import QUERIES, PmcParseError, parse_pmc
+from syncrig_agent.clock_state.ptp import ptp_state
 
 COMMAND_TIMEOUT_S = 5.0
 PTP4L_SOCKET = "/var/run/ptp4l"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .base import SYNCHRONIZED, UNKNOWN, UNSYNCHRONIZED, ClockState
+from syncrig_agent.clock_state.base import SYNCHRONIZED, UNKNOWN, UNSYNCHRONIZED, ClockState
 
 #: The values `simulation.clock_sync` accepts.
 SIMULATED_STATES = (

@@ -1,7 +1,7 @@
 """Encoders: frames in, encoded frames out to every attached output (picamera2's shape)."""
 
-from .base import EncodedFrame, Encoder, EncoderSettings
-from .pyav_h264 import PyAVH264Encoder, choose_h264_codec, pick_h264_codec
+from syncrig_agent.encoders.base import EncodedFrame, Encoder, EncoderSettings
+from syncrig_agent.encoders.pyav_h264 import PyAVH264Encoder, choose_h264_codec, pick_h264_codec
 
 __all__ = [
     "EncodedFrame",

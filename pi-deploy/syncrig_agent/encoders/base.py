@@ -13,9 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..backends.base import CapturedFrame, FrameMeta
-from ..formats.frame_table import FrameRow
-from ..outputs.base import Output
+from syncrig_agent.backends.base import CapturedFrame, FrameMeta
+from syncrig_agent.contract.formats.frame_table import FrameRow
+from syncrig_agent.outputs.base import Output
 
 log = logging.getLogger(__name__)
 

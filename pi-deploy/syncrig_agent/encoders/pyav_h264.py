@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import av
 
-from ..backends.base import CapturedFrame, FrameMeta
-from .base import Encoder, EncoderSettings
+from syncrig_agent.backends.base import CapturedFrame, FrameMeta
+from syncrig_agent.encoders.base import Encoder, EncoderSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..encoders.base import EncodedFrame
+    from syncrig_agent.encoders.base import EncodedFrame
 
 log = logging.getLogger(__name__)
 

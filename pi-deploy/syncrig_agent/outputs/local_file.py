@@ -11,9 +11,9 @@ import shutil
 import time
 from pathlib import Path
 
-from ..formats.frame_table import write_frame_header, write_frame_row
-from ..formats.pts import PTS_HEADER, format_pts_line
-from .base import Output
+from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row
+from syncrig_agent.contract.formats.pts import PTS_HEADER, format_pts_line
+from syncrig_agent.outputs.base import Output
 
 
 class OutputExists(FileExistsError):

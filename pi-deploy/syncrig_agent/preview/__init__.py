@@ -1,8 +1,8 @@
 """Live MJPEG preview served by every agent (see server.py for the URLs, token.py for auth)."""
 
-from .hub import LatestFrame, PreviewHub
-from .service import PreviewService, disabled_status
-from .token import (
+from syncrig_agent.preview.hub import LatestFrame, PreviewHub
+from syncrig_agent.preview.service import PreviewService, disabled_status
+from syncrig_agent.preview.token import (
     MAX_TOKEN_LIFETIME_S,
     PREVIEW_SNAPSHOT_PATH,
     PREVIEW_STREAM_PATH,

@@ -13,8 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ..backends.base import CapturedFrame
-from .jpeg import DEFAULT_MAX_WIDTH, JpegEncoder
+from syncrig_agent.backends.base import CapturedFrame
+from syncrig_agent.preview.jpeg import DEFAULT_MAX_WIDTH, JpegEncoder
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..settings import DEFAULT_PREVIEW_PORT, parse_address
-from .hub import PreviewHub
-from .token import PREVIEW_SNAPSHOT_PATH, PREVIEW_STREAM_PATH, PreviewTokenError, check_preview_token
+from syncrig_agent.preview.hub import PreviewHub
+from syncrig_agent.preview.token import (
+    PREVIEW_SNAPSHOT_PATH,
+    PREVIEW_STREAM_PATH,
+    PreviewTokenError,
+    check_preview_token,
+)
+from syncrig_agent.settings import DEFAULT_PREVIEW_PORT, parse_address
 
 log = logging.getLogger(__name__)
 

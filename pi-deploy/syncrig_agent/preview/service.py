@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..backends.base import CameraBackend
-from ..protocol import RequestError
-from .hub import LatestFrame, PreviewHub
-from .idle import IdlePreview
-from .server import PreviewServer
-from .token import PREVIEW_STREAM_PATH
+from syncrig_agent.backends.base import CameraBackend
+from syncrig_agent.contract.protocol import RequestError
+from syncrig_agent.preview.hub import LatestFrame, PreviewHub
+from syncrig_agent.preview.idle import IdlePreview
+from syncrig_agent.preview.server import PreviewServer
+from syncrig_agent.preview.token import PREVIEW_STREAM_PATH
 
 log = logging.getLogger(__name__)
 

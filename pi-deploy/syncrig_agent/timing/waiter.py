@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import native
-from .camera_clock import CameraClock
-from .realtime import process_priority
-from .timerfd import MonotonicTimer
+from syncrig_agent.timing import native
+from syncrig_agent.timing.camera_clock import CameraClock
+from syncrig_agent.timing.realtime import process_priority
+from syncrig_agent.timing.timerfd import MonotonicTimer
 
 # Longest single sleep: bounds how late an abort is noticed while waiting for a distant target.
 _SLICE_NS = 100_000_000

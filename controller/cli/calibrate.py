@@ -1,0 +1,136 @@
+"""`syncrig calibrate SESSION`: ChArUco detection + calibration of every camera of a synced
+session, with a progress bar; writes calibration/calibration.toml, Calib.toml, report.json, plots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from controller.cli.arg_types import non_negative_int
+from controller.dataset.board.spec import DICTIONARIES, BoardSpec, BoardSpecError
+from controller.progress import ProgressBar
+
+SPEC_FLAGS = ("squares_x", "squares_y", "square_mm", "marker_mm", "dictionary", "legacy_pattern")
+
+
+def add_board_arguments(p: argparse.ArgumentParser) -> None:
+    """--board FILE or the spec fields one by one (defaults: BoardSpec's)."""
+    p.add_argument("--board", type=Path, help="board spec JSON (as written by `syncrig board`)")
+    p.add_argument("--squares-x", type=int, help="squares along the board's x axis")
+    p.add_argument("--squares-y", type=int, help="squares along y")
+    p.add_argument("--square-mm", type=float, help="square side as printed (measure it), mm")
+    p.add_argument("--marker-mm", type=float, help="ArUco marker side as printed, mm")
+    p.add_argument("--dictionary", choices=DICTIONARIES, help="ArUco dictionary")
+    p.add_argument(
+        "--legacy-pattern", action="store_true", default=None, help="a board made by OpenCV < 4.6 (even rows)"
+    )
+
+
+def board_from_args(args: argparse.Namespace) -> BoardSpec | None:
+    """The spec from --board or the flags; None when neither was given (use the session's)."""
+    given = {k: getattr(args, k) for k in SPEC_FLAGS if getattr(args, k, None) is not None}
+    if args.board is not None:
+        if given:
+            raise BoardSpecError("give either --board or the spec flags, not both")
+        return BoardSpec.load(args.board)
+    if not given:
+        return None
+    return BoardSpec(**given).validate()
+
+
+def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="calibrate every camera of a synced session from a ChArUco board (bundle adjustment)",
+    )
+    p.add_argument("session", type=Path, help="session directory with synced outputs (`syncrig sync`)")
+    add_board_arguments(p)
+    p.add_argument("--fisheye", action="store_true", help="OpenCV's fisheye lens model (k1..k4)")
+    p.add_argument(
+        "--reference-row",
+        type=non_negative_int,
+        help="match row whose board defines the world frame (default: the row seen by most cameras)",
+    )
+    p.add_argument("--max-views", type=int, default=40, help="views per camera used for the intrinsics")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=600,
+        help="board poses in the bundle adjustment (rows seen by several cameras first; 0: all)",
+    )
+    p.add_argument("--k3", action="store_true", help="also fit the k3 radial term (pinhole)")
+    p.add_argument(
+        "--fixed-intrinsics",
+        action="store_true",
+        help="the bundle adjustment keeps each camera's first intrinsics (refines poses only)",
+    )
+    p.add_argument("--redetect", action="store_true", help="detect again even if detections exist")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from controller.dataset import layout
+    from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+
+    try:
+        spec = board_from_args(args)
+        if args.max_views < 3:
+            raise CalibrationError("--max-views must be at least 3")
+        if args.max_rows < 0:
+            raise CalibrationError("--max-rows must be >= 0 (0: every row)")
+        options = CalibrationOptions(
+            fisheye=args.fisheye,
+            reference_row=args.reference_row,
+            max_views=args.max_views,
+            max_rows=args.max_rows or None,
+            fix_k3=not args.k3,
+            refine_intrinsics=not args.fixed_intrinsics,
+        )
+        bar = None if args.quiet else ProgressBar("calibrating", total=1.0)
+        try:
+            report = calibrate_session(
+                args.session,
+                spec,
+                options,
+                progress=(lambda f, m: bar.update(f)) if bar else None,
+                redetect=args.redetect,
+            )
+        except BaseException:
+            if bar is not None and bar._tty:
+                bar.stream.write("\n")  # leave the partial bar; the error goes on its own line
+            raise
+        if bar is not None:
+            bar.close()
+    except (CalibrationError, BoardSpecError, OSError) as exc:
+        print(f"syncrig calibrate: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    ba = report["bundle_adjustment"]
+    print(
+        f"{len(report['cameras'])} cameras, {report['rows']} board poses, world = board in row "
+        f"{report['reference_row']} (mm); reprojection mean {report['reprojection_px']['mean']:.3f} px"
+    )
+    print(
+        f"bundle adjustment: {ba['observations']} corners, {ba['parameters']} parameters, {ba['iterations']} "
+        f"iterations, cost {ba['cost_before']:.1f} -> {ba['cost_after']:.1f}, {ba['seconds']:.1f} s, "
+        f"{ba['outliers_dropped']} outliers dropped"
+    )
+    for name, cam in report["cameras"].items():
+        e = cam["reprojection_px"]
+        print(
+            f"  {name}: mean {e['mean']:.3f} / median {e['median']:.3f} / p95 {e['p95']:.3f} px, "
+            f"{cam['rows']} rows, {cam['views_intrinsics']} views for intrinsics, "
+            f"f = {cam['focal_px'][0]:.1f} px"
+        )
+    print(
+        f"wrote {layout.calibration_toml(args.session)}, {layout.pose2sim_toml(args.session).name}, "
+        "report.json, plots/"
+    )
+    return 0

@@ -1,0 +1,164 @@
+"""`syncrig pose | triangulate | export`: from synced video to a 3D keypoint dataset, with progress
+bars. Each works on a session directory with no controller running."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controller.cli.arg_types import positive_float
+from controller.progress import ProgressBar
+
+
+def _fraction(text: str) -> float:
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
+    pose = sub.add_parser(
+        "pose", help="2D keypoints (body, hands, face) for every synced frame of every camera"
+    )
+    pose.add_argument("session", type=Path)
+    pose.add_argument("--cameras", nargs="+", metavar="NAME", help="only these cameras (default: all)")
+    pose.add_argument(
+        "--force", action="store_true", help="estimate again even where pose2d/<cam>.npz is current"
+    )
+    pose.add_argument("--quiet", action="store_true", help="no progress bar")
+    pose.set_defaults(handler=cmd_pose)
+
+    tri = sub.add_parser(
+        "triangulate", help="3D keypoints from the cameras' 2D keypoints and the calibration"
+    )
+    tri.add_argument("session", type=Path)
+    tri.add_argument(
+        "--calibration",
+        type=Path,
+        help="calibration.toml (default: the session's calibration/calibration.toml)",
+    )
+    tri.add_argument("--smooth", action="store_true", help="zero-phase low-pass along time (gaps kept)")
+    tri.add_argument("--cutoff-hz", type=positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
+    tri.add_argument("--min-confidence", type=_fraction, default=0.3, help="2D confidence to use a keypoint")
+    tri.add_argument(
+        "--outlier-px",
+        type=positive_float,
+        default=15.0,
+        help="reprojection error above which a view is an outlier",
+    )
+    tri.add_argument(
+        "--min-valid-fraction",
+        type=_fraction,
+        default=0.8,
+        help="sample-count summary: a row labels a group when this fraction of its keypoints is in 3D",
+    )
+    tri.add_argument("--json", action="store_true", help="print the report as JSON")
+    tri.add_argument("--quiet", action="store_true", help="no progress bar")
+    tri.set_defaults(handler=cmd_triangulate)
+
+    exp = sub.add_parser(
+        "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV or NWB (ndx-pose)"
+    )
+    exp.add_argument("session", type=Path)
+    exp.add_argument("--format", choices=["trc", "csv", "nwb"], required=True)
+    exp.add_argument("--out", type=Path, help="output file (default: <session>/exports/<session id>.<ext>)")
+    exp.add_argument("--units", choices=["mm", "m"], default="mm", help="TRC units")
+    exp.add_argument(
+        "--up", choices=["y", "z"], default="y", help="TRC: y = OpenSim's Y-up (default), z = world frame"
+    )
+    exp.add_argument("--face-2d", action="store_true", help="NWB: also every camera's 2D face mesh (slow)")
+    exp.add_argument("--quiet", action="store_true", help="no progress bar")
+    exp.set_defaults(handler=cmd_export)
+
+
+def _bar(args: argparse.Namespace, label: str):
+    if args.quiet:
+        return None, None
+    bar = ProgressBar(label, total=1.0)
+    return bar, (lambda fraction, _msg: bar.update(fraction))
+
+
+def cmd_pose(args: argparse.Namespace) -> int:
+    from controller.dataset.pose.env import PoseEnvError
+    from controller.dataset.pose.pose2d import Pose2DError
+    from controller.dataset.pose.run import PoseError, pose_session
+
+    bar, progress = _bar(args, "2D pose")
+    try:
+        results = pose_session(args.session, args.cameras, progress=progress, force=args.force)
+    except (PoseError, PoseEnvError, Pose2DError, ValueError, OSError) as exc:
+        print(f"\nsyncrig pose: {exc}", file=sys.stderr)
+        return 1
+    if bar:
+        bar.close()
+    for r in results:
+        extra = f", {r['fps']} frames/s" if r.get("fps") else ""
+        missing = (
+            f"; NOT estimated (model unavailable): {', '.join(r['unavailable_groups'])}"
+            if r.get("unavailable_groups")
+            else ""
+        )
+        print(f"{r['camera']}: {r['status']}, {r['frames']} frames{extra}{missing}")
+    return 0
+
+
+def cmd_triangulate(args: argparse.Namespace) -> int:
+    from controller.dataset.pose.pose3d import TriangulationError, format_samples, triangulate_session
+
+    bar, progress = _bar(args, "triangulating")
+    try:
+        report = triangulate_session(
+            args.session,
+            args.calibration,
+            smooth=args.smooth,
+            cutoff_hz=args.cutoff_hz,
+            min_confidence=args.min_confidence,
+            outlier_px=args.outlier_px,
+            min_valid_fraction=args.min_valid_fraction,
+            progress=progress,
+        )
+    except (TriangulationError, ValueError, OSError) as exc:
+        print(f"\nsyncrig triangulate: {exc}", file=sys.stderr)
+        return 1
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['rows']} rows x {report['keypoints']} keypoints -> {args.session / 'pose3d'}")
+    for name, g in report["groups"].items():
+        rep = g["reprojection_px"]
+        print(
+            f"  {name:<11} {g['triangulated_fraction']:.1%} triangulated, reprojection p50 {rep['p50']} px "
+            f"p95 {rep['p95']} px, {g['cameras_used_mean']} cameras on average"
+        )
+    for cam, c in report["cameras"].items():
+        print(f"  {cam}: {c['observations']} observations, {c['rejected_as_outliers']} rejected as outliers")
+    if report["unavailable_groups"]:
+        print(
+            f"  NOTE: the pose model could not run {', '.join(report['unavailable_groups'])}: those are empty"
+        )
+    print(format_samples(report))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from controller.dataset.export import ExportError, export_session
+    from controller.dataset.pose.pose3d import TriangulationError
+
+    options = {"trc": {"units": args.units, "up": args.up}, "nwb": {"face_2d": args.face_2d}}.get(
+        args.format, {}
+    )
+    bar, progress = _bar(args, f"export {args.format}")
+    try:
+        path = export_session(args.session, args.format, args.out, progress=progress, **options)
+    except (ExportError, TriangulationError, ValueError, OSError) as exc:
+        print(f"\nsyncrig export: {exc}", file=sys.stderr)
+        return 1
+    if bar:
+        bar.close()
+    print(f"wrote {path}")
+    return 0

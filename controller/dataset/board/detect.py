@@ -1,0 +1,249 @@
+"""ChArUco detection per camera per synced instant.
+
+Reads a synced session (`syncrig sync`: synced/match.csv, synced/<cam>.mp4 + .map.csv), decodes
+every camera's synced output, maps each output frame to its match row, and runs OpenCV's
+CharucoDetector on it. Its corners are already sub-pixel: the detector refines every interpolated
+corner with cornerSubPix (a second pass only added error on rendered ground truth). Views with at
+least MIN_CORNERS corners are kept; filled frames (`--fill repeat`: a repeat standing in for a
+dropped instant) are skipped, they show another instant. Results go to
+calibration/detections/<cam>.npz (CameraDetections) and the spec to calibration/board.json.
+
+The board spec must match the printed board: what the frames show is gathered as it goes and
+judged by `board_check` (a clear BoardMismatchError, not a silent bad fit). A camera whose frames
+clearly do not fit stops early, and so do the others.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from controller.dataset import layout
+from controller.dataset.board.check import (
+    BOARD_MARKERS,
+    MIN_CORNERS,
+    SAMPLE_FRAMES,
+    BoardEvidence,
+    BoardMismatchError,
+    DetectionError,
+    check_board,
+)
+from controller.dataset.board.detections import CameraDetections
+from controller.dataset.board.spec import BoardSpec
+from controller.pipeline.matching import read_match_csv
+from syncrig_agent.contract.ids import InvalidName, validate_camera_name
+
+__all__ = ["BoardMismatchError", "DetectionError", "MIN_CORNERS", "detect_session"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _CameraScan(BoardEvidence):
+    camera: str = ""
+    detections: CameraDetections | None = None
+    stopped_early: bool = False  # the spec clearly does not fit (or another camera found so)
+
+
+def _read_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(match row, filled) of every output frame of a synced output's .map.csv."""
+    try:
+        header = path.read_text(encoding="ascii").splitlines()[0].split(",")
+        data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+        return data[:, header.index("row")], data[:, header.index("filled")].astype(bool)
+    except (OSError, IndexError, ValueError) as exc:
+        raise DetectionError(f"cannot read {path}: {exc}") from None
+
+
+def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
+    return cv2.aruco.CharucoDetector(spec.cv_board())
+
+
+def _scan_camera(
+    session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None], stop: threading.Event
+) -> _CameraScan:
+    synced = session / "synced"
+    video, map_path = synced / f"{camera}.mp4", synced / f"{camera}.map.csv"
+    rows, filled = _read_map(map_path)
+    detector = _detector(spec)
+    even = set(np.linspace(0, max(0, len(rows) - 1), SAMPLE_FRAMES).round().astype(int).tolist())
+    scan = _CameraScan(camera=camera)
+    try:
+        container = av.open(str(video))
+    except (OSError, av.FFmpegError) as exc:
+        raise DetectionError(f"cannot open {video}: {exc}") from None
+    with container:
+        try:
+            _scan_frames(container, scan, rows, filled, detector, spec, even, tick, stop, video, map_path)
+        except av.FFmpegError as exc:
+            raise DetectionError(f"cannot decode {video}: {exc}") from None
+    if scan.stopped_early:
+        return scan
+    if scan.frames != len(rows):
+        raise DetectionError(f"{video} has {scan.frames} frames but {map_path.name} has {len(rows)} rows")
+    return scan
+
+
+def _scan_frames(
+    container: av.container.InputContainer,
+    scan: _CameraScan,
+    rows: np.ndarray,
+    filled: np.ndarray,
+    detector: cv2.aruco.CharucoDetector,
+    spec: BoardSpec,
+    even: set[int],
+    tick: Callable[[int], None],
+    stop: threading.Event,
+    video: Path,
+    map_path: Path,
+) -> None:
+    """Decode one synced output and detect the board in each frame, filling `scan`."""
+    board_ids = spec.marker_count
+    out_rows: list[np.ndarray] = []
+    out_ids: list[np.ndarray] = []
+    out_xy: list[np.ndarray] = []
+    size = (0, 0)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    for k, frame in enumerate(container.decode(stream)):
+        if k >= len(rows):
+            raise DetectionError(f"{video} has more frames than {map_path.name} has rows ({len(rows)})")
+        gray = frame.to_ndarray(format="gray")
+        size = (gray.shape[1], gray.shape[0])
+        scan.frames += 1
+        if k in even:
+            scan.even_samples.append(gray)
+        if filled[k]:
+            tick(1)
+            continue
+        corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
+        if marker_ids is not None:
+            marker_ids = marker_ids.ravel()
+            foreign = marker_ids[marker_ids >= board_ids]
+            own = len(marker_ids) - len(foreign)
+            # Only frames showing a board (several markers) count: a lone marker-like blob
+            # elsewhere in the picture is no evidence about the board.
+            shows_board = len(marker_ids) >= BOARD_MARKERS
+            if len(foreign) and shows_board:
+                scan.foreign_frames += 1
+                scan.foreign_ids.update(int(i) for i in set(foreign.tolist()))
+            n_corners = 0 if ids is None else len(ids)
+            if own >= BOARD_MARKERS:
+                scan.board_frames += 1
+                if n_corners < MIN_CORNERS:
+                    scan.failed_frames += 1
+            if shows_board and (len(foreign) or n_corners < MIN_CORNERS):
+                scan.keep_sample((gray, marker_corners, marker_ids.reshape(-1, 1)))
+            if n_corners >= MIN_CORNERS:
+                scan.views += 1
+                out_rows.append(np.full(n_corners, rows[k], dtype=np.int64))
+                out_ids.append(ids.ravel().astype(np.int32))
+                out_xy.append(corners.reshape(-1, 2).astype(np.float64))
+        tick(1)
+        if scan.clearly_mismatched():
+            stop.set()
+        if stop.is_set():
+            scan.stopped_early = True
+            break
+    scan.detections = CameraDetections(
+        scan.camera,
+        size,
+        np.concatenate(out_rows) if out_rows else np.zeros(0, np.int64),
+        np.concatenate(out_ids) if out_ids else np.zeros(0, np.int32),
+        np.concatenate(out_xy) if out_xy else np.zeros((0, 2)),
+    )
+
+
+def _session_cameras(session: Path) -> list[str]:
+    match = session / "synced" / "match.csv"
+    if not match.is_file():
+        raise DetectionError(
+            f"{session} is not synced (no synced/match.csv): run `syncrig sync {session}` first"
+        )
+    try:
+        cameras, _cells = read_match_csv(match)
+    except (OSError, ValueError) as exc:
+        raise DetectionError(f"cannot read {match}: {exc}") from None
+    for cam in cameras:
+        try:
+            validate_camera_name(cam)
+        except InvalidName as exc:
+            raise DetectionError(f"{match}: bad camera name: {exc}") from None
+    # A camera with no matched frame gets no synced output (sync flags it): nothing to detect.
+    present = [c for c in cameras if (session / "synced" / f"{c}.mp4").is_file()]
+    missing = [c for c in present if not (session / "synced" / f"{c}.map.csv").is_file()]
+    if missing:
+        raise DetectionError(
+            f"synced outputs without their .map.csv: {', '.join(missing)}; run `syncrig sync` again"
+        )
+    if not present:
+        raise DetectionError(f"{session}: no synced outputs (synced/<cam>.mp4); run `syncrig sync {session}`")
+    return present
+
+
+def detect_session(
+    session_dir: Path, spec: BoardSpec, progress: Callable[[int, int], None] | None = None
+) -> dict[str, CameraDetections]:
+    """Detect the board in every synced frame of every camera; write the detections and the spec
+    (calibration/detections/<cam>.npz, calibration/board.json) and return them by camera.
+
+    progress(frames done, frames total). Raises DetectionError (session not synced, unreadable,
+    no board anywhere) or BoardMismatchError (the footage shows a board that does not fit `spec`)."""
+    return scan_session(session_dir, spec, progress)
+
+
+def scan_session(
+    session_dir: Path, spec: BoardSpec, progress: Progress | None = None, workers: int | None = None
+) -> dict[str, CameraDetections]:
+    """detect_session with a choice of worker threads (default: one per camera, up to the CPUs;
+    decoding and detection release the GIL, so cameras run in parallel)."""
+    session = Path(session_dir)
+    spec = spec.validate()
+    cameras = _session_cameras(session)
+    total = 0
+    for cam in cameras:
+        rows, _filled = _read_map(session / "synced" / f"{cam}.map.csv")
+        total += len(rows)
+    done = 0
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        nonlocal done
+        with lock:
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+    workers = workers or min(len(cameras), os.cpu_count() or 1)
+    stop = threading.Event()
+
+    def scan(camera: str) -> _CameraScan:
+        try:
+            return _scan_camera(session, camera, spec, tick, stop)
+        except BaseException:
+            stop.set()  # the other cameras need not finish: the session fails anyway
+            raise
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charuco") as pool:
+            scans = list(pool.map(scan, cameras))
+    else:
+        scans = [scan(cam) for cam in cameras]
+    for scan in scans:
+        if scan.clearly_mismatched():
+            check_board(spec, [scan])  # raises: that camera alone proves the mismatch
+    check_board(spec, scans)
+    if stop.is_set():  # unreachable: a clear mismatch always raises above; never save a partial scan
+        raise DetectionError("detection stopped early without a verdict")
+    spec.save(layout.board_file(session))
+    for scan in scans:
+        scan.detections.save(layout.detections_file(session, scan.camera))
+    return {scan.camera: scan.detections for scan in scans}

@@ -1,0 +1,396 @@
+"""3D keypoints of a session: 2D keypoints of every camera + calibration → `pose3d/points.npz`
+and `pose3d/report.json` (quality + the sample-count summary). `syncrig triangulate` runs this.
+
+`points.npz`, one entry per match row (synced instant), keypoints in keypoints.py order:
+- `points` (R, K, 3) float32 world coordinates in the calibration's units (mm), NaN where not
+  triangulated; `error_px` (R, K) mean reprojection error over the cameras used; `ncams` (R, K);
+  `score` (R, K) lowest 2D confidence among the cameras used (anipose's `_score`); `inliers`
+  (R, K) uint32, bit c set = camera c (in `cameras` order) was used;
+- `rows` (R,), `time_ns` (R,) the row's time on the session's shared clock (ns since T0: median
+  capture time of the cameras that have a frame in it; rows no camera recorded are interpolated);
+- `names`, `cameras`, `meta` (JSON: units, calibration file, parameters, smoothing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from controller.dataset import layout
+from controller.dataset.cameras import CalibrationFileError, CameraModel, load_calibration_toml
+from controller.dataset.pose.keypoints import group_of
+from controller.dataset.pose.pose2d import Pose2D, Pose2DError
+from controller.dataset.pose.triangulate import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_MIN_RAY_ANGLE_DEG,
+    DEFAULT_OUTLIER_PX,
+    camera_arrays,
+    smooth_points,
+    triangulate_robust,
+)
+from controller.pipeline.matching import read_match_csv
+from syncrig_agent.contract.formats import read_manifest
+from syncrig_agent.contract.formats.atomic import write_json_atomic
+
+Progress = Callable[[float, str], None]
+ROWS_PER_BLOCK = 256
+DEFAULT_MIN_VALID_FRACTION = 0.8
+
+
+class TriangulationError(ValueError):
+    """The session cannot be triangulated; the message says why and what to run."""
+
+
+@dataclass
+class Pose3D:
+    points: np.ndarray  # (R, K, 3) float32
+    error_px: np.ndarray  # (R, K) float32
+    ncams: np.ndarray  # (R, K) int8
+    score: np.ndarray  # (R, K) float32
+    inliers: np.ndarray  # (R, K) uint32 bit mask over `cameras`
+    rows: np.ndarray  # (R,) int64
+    time_ns: np.ndarray  # (R,) int64
+    names: tuple[str, ...]
+    cameras: tuple[str, ...]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.points).all(axis=-1)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez_compressed(
+            tmp,
+            points=self.points.astype(np.float32),
+            error_px=self.error_px.astype(np.float32),
+            ncams=self.ncams.astype(np.int8),
+            score=self.score.astype(np.float32),
+            inliers=self.inliers.astype(np.uint32),
+            rows=self.rows.astype(np.int64),
+            time_ns=self.time_ns.astype(np.int64),
+            names=np.array(self.names),
+            cameras=np.array(self.cameras),
+            meta=np.array(json.dumps(self.meta)),
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Pose3D:
+        try:
+            with np.load(Path(path), allow_pickle=False) as d:
+                return cls(
+                    points=d["points"],
+                    error_px=d["error_px"],
+                    ncams=d["ncams"],
+                    score=d["score"],
+                    inliers=d["inliers"],
+                    rows=d["rows"],
+                    time_ns=d["time_ns"],
+                    names=tuple(d["names"].tolist()),
+                    cameras=tuple(d["cameras"].tolist()),
+                    meta=json.loads(str(d["meta"])),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise TriangulationError(f"cannot read 3D keypoints {path}: {exc}") from None
+
+
+def load_pose3d(session: Path) -> Pose3D:
+    path = layout.pose3d_file(session)
+    if not path.is_file():
+        raise TriangulationError(f"{session}: no 3D keypoints ({path}); run `syncrig triangulate {session}`")
+    return Pose3D.load(path)
+
+
+def _load_inputs(
+    session: Path, calibration: Path | None
+) -> tuple[list[CameraModel], list[Pose2D], int, dict]:
+    session = Path(session)
+    match = session / "synced" / "match.csv"
+    if not match.is_file():
+        raise TriangulationError(f"{session}: not synced (no {match}); run `syncrig sync {session}` first")
+    match_cameras, cells = read_match_csv(match)
+    calib_path = Path(calibration) if calibration else layout.calibration_toml(session)
+    if not calib_path.is_file():
+        raise TriangulationError(
+            f"no calibration at {calib_path}: run `syncrig calibrate` on a calibration session and pass "
+            "its calibration.toml with --calibration FILE"
+        )
+    try:
+        cameras, metadata = load_calibration_toml(calib_path)
+    except CalibrationFileError as exc:
+        raise TriangulationError(str(exc)) from None
+    by_name = {c.name: c for c in cameras}
+    files = {cam: layout.pose2d_file(session, cam) for cam in match_cameras}
+    present = [cam for cam, f in files.items() if f.is_file()]
+    if not present:
+        raise TriangulationError(
+            f"{session}: no 2D keypoints in {session / layout.POSE2D_DIR}; run `syncrig pose {session}`"
+        )
+    unknown = [cam for cam in present if cam not in by_name]
+    if unknown:
+        raise TriangulationError(
+            f"camera(s) {', '.join(unknown)} have 2D keypoints but are not in the calibration {calib_path} "
+            f"(it has {', '.join(by_name)}): calibrate them, or use the calibration made for this rig"
+        )
+    try:
+        poses = [Pose2D.load(files[cam]) for cam in present]
+    except Pose2DError as exc:
+        raise TriangulationError(str(exc)) from None
+    if len(poses) < 2:
+        raise TriangulationError(
+            f"{session}: 2D keypoints of only {present}; triangulation needs two cameras or more"
+        )
+    names = poses[0].names
+    for p in poses:
+        if p.names != names:
+            raise TriangulationError(
+                f"{p.camera}: keypoint names differ from {poses[0].camera}'s (different pose model?)"
+            )
+        cam = by_name[p.camera]
+        if tuple(p.image_size) != tuple(cam.size):
+            raise TriangulationError(
+                f"{p.camera}: 2D keypoints are for {p.image_size[0]}x{p.image_size[1]} images but the "
+                f"calibration is for {cam.size[0]}x{cam.size[1]}"
+            )
+        if len(p.rows) and (p.rows.max() >= len(cells) or p.rows.min() < 0):
+            raise TriangulationError(
+                f"{p.camera}: 2D keypoints refer to match rows beyond {match} (re-run pose)"
+            )
+    used = [by_name[p.camera] for p in poses]
+    return used, poses, len(cells), {"calibration": str(calib_path), "calibration_metadata": metadata}
+
+
+def _row_times(poses: list[Pose2D], rows: int, period_ns: int) -> np.ndarray:
+    stack = np.full((rows, len(poses)), np.nan)
+    for i, p in enumerate(poses):
+        stack[p.rows, i] = p.capture_ns
+    have = np.isfinite(stack).any(axis=1)
+    times = np.full(rows, np.nan)
+    if have.any():
+        times[have] = np.nanmedian(stack[have], axis=1)
+    idx = np.arange(rows)
+    if have.sum() >= 2:
+        times[~have] = np.interp(idx[~have], idx[have], times[have])
+        # Beyond the ends: continue at the period.
+        first, last = np.flatnonzero(have)[[0, -1]]
+        times[:first] = times[first] - (first - idx[:first]) * period_ns
+        times[last + 1 :] = times[last] + (idx[last + 1 :] - last) * period_ns
+    elif have.sum() == 1:
+        k = int(np.flatnonzero(have)[0])
+        times = times[k] + (idx - k) * period_ns
+    else:
+        times = idx * float(period_ns)
+    return np.round(times).astype(np.int64)
+
+
+def triangulate_session(
+    session: Path,
+    calibration: Path | None = None,
+    smooth: bool = False,
+    cutoff_hz: float = 6.0,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    outlier_px: float = DEFAULT_OUTLIER_PX,
+    min_ray_angle_deg: float = DEFAULT_MIN_RAY_ANGLE_DEG,
+    min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
+    progress: Progress | None = None,
+) -> dict:
+    """Triangulate every match row; write pose3d/points.npz + report.json; return the report."""
+    session = Path(session)
+    cameras, poses, rows, info = _load_inputs(session, calibration)
+    manifest = read_manifest(session)
+    fps = float(manifest.fps)
+    k = len(poses[0].names)
+    c = len(cameras)
+    proj_focal = camera_arrays(cameras)
+    out_pts = np.full((rows, k, 3), np.nan, np.float32)
+    out_err = np.full((rows, k), np.nan, np.float32)
+    out_n = np.zeros((rows, k), np.int8)
+    out_score = np.full((rows, k), np.nan, np.float32)
+    out_inl = np.zeros((rows, k), np.uint32)
+    observed_total = np.zeros(c, np.int64)
+    rejected_total = np.zeros(c, np.int64)
+    ambiguous = 0
+    # Each camera's 2D keypoints by match row (index into its arrays, -1 where it has no frame).
+    lookup = []
+    for p in poses:
+        where = np.full(rows, -1, np.int64)
+        where[p.rows] = np.arange(len(p.rows))
+        lookup.append(where)
+    bits = (1 << np.arange(c)).astype(np.uint32)
+    for start in range(0, rows, ROWS_PER_BLOCK):
+        stop = min(rows, start + ROWS_PER_BLOCK)
+        xy = np.full((stop - start, k, c, 2), np.nan)
+        conf = np.zeros((stop - start, k, c))
+        for ci, (p, cam) in enumerate(zip(poses, cameras, strict=False)):
+            idx = lookup[ci][start:stop]
+            have = idx >= 0
+            if not have.any():
+                continue
+            kp = p.keypoints[idx[have]].astype(np.float64)  # (h, K, 3)
+            xy[have, :, ci] = cam.normalise(kp[..., :2])
+            conf[have, :, ci] = np.nan_to_num(kp[..., 2])
+        tri = triangulate_robust(
+            proj_focal,
+            xy,
+            conf,
+            min_confidence=min_confidence,
+            outlier_px=outlier_px,
+            min_ray_angle_deg=min_ray_angle_deg,
+        )
+        sl = slice(start, stop)
+        out_pts[sl] = tri.points
+        out_err[sl] = tri.error_px
+        out_n[sl] = tri.ncams
+        with np.errstate(invalid="ignore"):
+            # anipose's definition: the lowest 2D confidence among the cameras used.
+            out_score[sl] = np.where(tri.ncams > 0, np.where(tri.inliers, conf, np.inf).min(-1), np.nan)
+        out_inl[sl] = (tri.inliers * bits).sum(-1).astype(np.uint32)
+        observed_total += tri.observed.reshape(-1, c).sum(0)
+        rejected_total += tri.outliers.reshape(-1, c).sum(0)
+        ambiguous += int(tri.ambiguous.sum())
+        if progress is not None:
+            progress(stop / rows, f"triangulating rows {stop}/{rows}")
+    meta = {
+        "units": "mm",
+        **info,
+        "min_confidence": min_confidence,
+        "outlier_px": outlier_px,
+        "min_ray_angle_deg": min_ray_angle_deg,
+        "smoothing": None,
+        "fps": fps,
+        "pose_model": poses[0].meta.get("model"),
+        "pose_model_version": poses[0].meta.get("model_version"),
+        "unavailable_groups": sorted({g for p in poses for g in p.meta.get("unavailable_groups", [])}),
+    }
+    if smooth:
+        out_pts = smooth_points(out_pts, fps, cutoff_hz).astype(np.float32)
+        meta["smoothing"] = {
+            "method": "zero-phase Butterworth, order 4, per run of valid frames",
+            "cutoff_hz": cutoff_hz,
+        }
+    result = Pose3D(
+        out_pts,
+        out_err,
+        out_n,
+        out_score,
+        out_inl,
+        np.arange(rows),
+        _row_times(poses, rows, manifest.period_ns),
+        poses[0].names,
+        tuple(cam.name for cam in cameras),
+        meta,
+    )
+    result.save(layout.pose3d_file(session))
+    report = build_report(
+        result, observed_total, rejected_total, ambiguous, manifest.period_ns, min_valid_fraction
+    )
+    write_json_atomic(layout.pose3d_report(session), report)
+    return report
+
+
+def _pct(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values.size else None
+
+
+def sample_summary(
+    pose: Pose3D, period_ns: int, min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION
+) -> dict:
+    """Labelled samples per keypoint group: a row is a labelled sample of a group when at least
+    ceil(min_valid_fraction · group size) of its keypoints were triangulated; per hour of recording
+    (rows × frame period)."""
+    valid = pose.valid
+    hours = len(pose.rows) * period_ns / 3.6e12
+    groups = {}
+    all_groups = np.ones(len(pose.rows), bool)
+    for name, idx in group_of(pose.names).items():
+        need = max(1, math.ceil(min_valid_fraction * len(idx)))
+        labelled = valid[:, idx].sum(axis=1) >= need
+        if name not in pose.meta.get("unavailable_groups", []):
+            all_groups &= labelled
+        groups[name] = {
+            "keypoints": len(idx),
+            "min_valid": need,
+            "labelled_rows": int(labelled.sum()),
+            "per_hour": round(labelled.sum() / hours, 1) if hours > 0 else None,
+        }
+    return {
+        "rows": len(pose.rows),
+        "recording_hours": round(hours, 6),
+        "min_valid_fraction": min_valid_fraction,
+        "groups": groups,
+        "all_groups": {
+            "labelled_rows": int(all_groups.sum()),
+            "per_hour": round(all_groups.sum() / hours, 1) if hours > 0 else None,
+        },
+    }
+
+
+def build_report(
+    pose: Pose3D,
+    observed: np.ndarray,
+    rejected: np.ndarray,
+    ambiguous: int,
+    period_ns: int,
+    min_valid_fraction: float,
+) -> dict:
+    valid = pose.valid
+    groups = {}
+    for name, idx in group_of(pose.names).items():
+        v = valid[:, idx]
+        err = pose.error_px[:, idx][v]
+        groups[name] = {
+            "triangulated_fraction": round(float(v.mean()), 4) if v.size else 0.0,
+            "reprojection_px": {
+                "p50": _pct(err, 50),
+                "p95": _pct(err, 95),
+                "mean": round(float(err.mean()), 3) if err.size else None,
+            },
+            "cameras_used_mean": round(float(pose.ncams[:, idx][v].mean()), 3) if v.any() else None,
+        }
+    return {
+        "units": pose.meta.get("units", "mm"),
+        "rows": len(pose.rows),
+        "keypoints": len(pose.names),
+        "cameras": {
+            cam: {
+                "observations": int(observed[i]),
+                "rejected_as_outliers": int(rejected[i]),
+                "outlier_rate": round(float(rejected[i] / observed[i]), 4) if observed[i] else None,
+            }
+            for i, cam in enumerate(pose.cameras)
+        },
+        "ambiguous_points_dropped": ambiguous,
+        "groups": groups,
+        "samples": sample_summary(pose, period_ns, min_valid_fraction),
+        "parameters": {
+            k: pose.meta.get(k) for k in ("min_confidence", "outlier_px", "min_ray_angle_deg", "smoothing")
+        },
+        "calibration": pose.meta.get("calibration"),
+        "unavailable_groups": pose.meta.get("unavailable_groups", []),
+    }
+
+
+def format_samples(report: dict) -> str:
+    """The sample-count summary as printed lines."""
+    s = report["samples"]
+    lines = [
+        f"labelled samples ({s['rows']} rows, {s['recording_hours'] * 60:.2f} min of recording; "
+        f"a sample = a row "
+        f"with >= {s['min_valid_fraction']:.0%} of a group's keypoints in 3D):"
+    ]
+    for name, g in s["groups"].items():
+        lines.append(
+            f"  {name:<11} {g['labelled_rows']:>8} rows  {g['per_hour']} / hour  "
+            f"(>= {g['min_valid']}/{g['keypoints']} keypoints)"
+        )
+    a = s["all_groups"]
+    lines.append(f"  {'all groups':<11} {a['labelled_rows']:>8} rows  {a['per_hour']} / hour")
+    return "\n".join(lines)

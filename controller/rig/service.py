@@ -1,0 +1,509 @@
+"""The controller's model of the rig: one cluster link to cam0, a poller that keeps a fresh status
+snapshot (request handlers read it and never wait on the network), and the recording lifecycle as
+jobs.
+
+The recording in progress is written to `<sessions root>/.syncrig/active-recording.json` before
+anything else happens after START, so a controller that is killed mid-recording re-attaches on its
+next start: cam0 still reports the session, the page shows it recording, and Stop collects
+complete files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from controller.events import EventBus
+from controller.jobs import JobContext, JobRunner
+from controller.rig.cluster_link import ClusterLink
+from controller.rig.config import RigConfig
+from controller.rig.preflight import PreflightLimits, camera_statuses, run_checks
+from controller.rig.recording import (
+    ActiveRecording,
+    CameraInfo,
+    RecordingError,
+    RecordingRequest,
+    begin_recording,
+    finish_recording,
+)
+from controller.transfer.collect import Collection, local_sources, sftp_sources
+from controller.transfer.ledger import footage_safe
+from controller.transfer.pull import TransportFactory
+from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.ids import InvalidName, validate_subject_id
+from syncrig_agent.contract.protocol import ConnectionClosed, RemoteError, RequestTimeout
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+MAX_RECORDING_S = 24 * 3600.0
+STATE_DIR = ".syncrig"
+ACTIVE_FILE = "active-recording.json"
+
+
+class RigError(Exception):
+    """A request the rig cannot carry out now; `status` is the HTTP status that fits."""
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+class RigService:
+    def __init__(
+        self,
+        config: RigConfig,
+        secret: bytes,
+        cameras: list[CameraInfo],
+        sessions_root: Path,
+        jobs: JobRunner,
+        bus: EventBus,
+        limits: PreflightLimits | None = None,
+        poll_interval_s: float = POLL_INTERVAL_S,
+    ) -> None:
+        self.config = config
+        self.secret = secret
+        self.cameras = cameras
+        self.sessions_root = Path(sessions_root)
+        self.jobs = jobs
+        self.bus = bus
+        self.limits = limits or PreflightLimits()
+        self.poll_interval_s = poll_interval_s
+        server = config.server
+        self.address = (server.host, config.control_port)
+        self.link = ClusterLink(
+            self.address,
+            secret,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            heartbeat_timeout_s=config.heartbeat_timeout_s,
+        )
+        self.active: ActiveRecording | None = None
+        self.collection: Collection | None = None  # live receivers + pull of the current recording
+        self.recording_state = "idle"  # idle | starting | recording | stopping | collecting
+        self.record_job_id: str | None = None
+        self.last_error: str | None = None
+        self.last_preflight: dict | None = None
+        self.camera_logs: dict[str, dict] = {}
+        self._status: dict | None = None
+        self._status_at: float | None = None
+        self._streams: dict | None = None  # live receivers' per-camera status, as of the last poll
+        self._link_error: str | None = None
+        self._frames_seen: dict[str, tuple[int, int]] = {}
+        self._fps: dict[str, float] = {}
+        self._stop_requested = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.RLock()
+        self._poller: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> RigService:
+        self.sessions_root.mkdir(parents=True, exist_ok=True)
+        self._reattach()
+        self._poller = threading.Thread(target=self._poll_loop, name="rig-poller", daemon=True)
+        self._poller.start()
+        return self
+
+    def close(self) -> None:
+        """Stop polling and drop the link. A recording in progress keeps running on the cameras
+        (and is re-attached by the next controller)."""
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.join(5.0)
+        self.link.close()
+
+    @property
+    def state_file(self) -> Path:
+        return self.sessions_root / STATE_DIR / ACTIVE_FILE
+
+    def _save_active(self, active: ActiveRecording | None) -> None:
+        path = self.state_file
+        if active is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, active.to_dict())
+
+    def _reattach(self) -> None:
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.error("cannot read %s: %s (left in place)", self.state_file, exc)
+            return
+        try:
+            active = ActiveRecording.from_dict(data)
+        except (KeyError, TypeError) as exc:
+            log.error("%s is not a recording record: %s (left in place)", self.state_file, exc)
+            return
+        log.warning("re-attaching to recording %s started before this controller", active.session_id)
+        active.notes.append("controller restarted during the recording and re-attached")
+        self.active = active
+        self.recording_state = "recording"
+        self._stop_requested.clear()
+        job = self.jobs.submit("record", f"Recording {active.session_id} (re-attached)", self._run_attached)
+        self.record_job_id = job.id
+
+    # -- status ------------------------------------------------------------------------------
+    def _poll_loop(self) -> None:
+        backoff = self.poll_interval_s
+        while not self._stopping.is_set():
+            try:
+                if not self.link.connected:
+                    self.link.connect(timeout=3.0)
+                status = self.link.status(timeout=3.0)
+                # The receivers' status files are read here, once per poll, not per page request.
+                collection = self.collection
+                receivers = collection.receivers if collection is not None else None
+                streams = receivers.status()["cameras"] if receivers is not None else None
+                with self._lock:
+                    self._status = status
+                    self._status_at = time.time()
+                    self._link_error = None
+                    self._streams = streams
+                    self._update_rates(status)
+                backoff = self.poll_interval_s
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any failure of the link
+                # (a handshake cut by a restarting cam0 raises protocol errors, not only OSError)
+                if not isinstance(exc, (OSError, ConnectionClosed, RequestTimeout, RemoteError, ValueError)):
+                    log.warning("status poll failed: %s: %s", type(exc).__name__, exc)
+                with self._lock:
+                    self._link_error = f"{type(exc).__name__}: {exc}"
+                    self._status = None
+                self.link.close()  # the next request reconnects
+                backoff = min(5.0, backoff * 2)
+            try:
+                self.bus.publish("status", self.snapshot())
+            except Exception:  # noqa: BLE001
+                log.exception("could not publish the rig status")
+            self._stopping.wait(backoff)
+
+    def _update_rates(self, status: dict) -> None:
+        # Frames per second between two statuses of the same camera, timed by that camera's own
+        # clock reading in each status (a client's status reaches us through cam0's poll, so
+        # our receive times would make the rate jump).
+        for name, cam in camera_statuses(status).items():
+            st = cam.get("status") or {}
+            session = st.get("session") or {}
+            frames, at = int(session.get("frames") or 0), st.get("clock_now_ns")
+            prev = self._frames_seen.get(name)
+            if at is None:
+                continue
+            if prev is not None and at > prev[0] and frames >= prev[1]:
+                if at - prev[0] >= 500_000_000:
+                    self._fps[name] = (frames - prev[1]) / ((at - prev[0]) / 1e9)
+                    self._frames_seen[name] = (at, frames)
+            else:
+                self._frames_seen[name] = (at, frames)
+
+    def snapshot(self) -> dict:
+        """Everything a page shows about the rig, from the last poll (never blocks on the network)."""
+        with self._lock:
+            status = self._status
+            status_at = self._status_at
+            link_error = self._link_error
+            active = self.active
+        cards = [self._card(cam, status) for cam in self.cameras]
+        streams = self._streams
+        if streams is not None:
+            for card in cards:
+                card["stream"] = streams.get(card["name"])
+        rec: dict = {"state": self.recording_state, "job_id": self.record_job_id, "error": self.last_error}
+        if active is not None:
+            clock_now = ((status or {}).get("server") or {}).get("clock_now_ns")
+            rec.update(
+                session_id=active.session_id,
+                subject=active.subject,
+                project=active.project,
+                t0_ns=active.t0_ns,
+                planned_seconds=active.seconds,
+                elapsed_s=max(0.0, (clock_now - active.t0_ns) / 1e9) if clock_now else None,
+            )
+        return {
+            "link": {
+                "connected": status is not None,
+                "address": f"{self.address[0]}:{self.address[1]}",
+                "error": link_error,
+                "status_at": status_at,
+            },
+            "recording": rec,
+            "cameras": cards,
+            "updated": time.time(),
+        }
+
+    def _card(self, cam: CameraInfo, status: dict | None) -> dict:
+        card: dict = {"name": cam.name, "role": cam.role, "host": cam.host, "online": False}
+        if status is None:
+            return card
+        entry = camera_statuses(status).get(cam.name)
+        if not entry or not entry.get("connected") or not entry.get("status"):
+            card["error"] = (entry or {}).get("close_reason") or "not connected to cam0"
+            return card
+        st = entry["status"]
+        session = st.get("session") or {}
+        stats = session.get("stats") or {}
+        health = st.get("health") or {}
+        disk = health.get("disk") or {}
+        card.update(
+            online=True,
+            state=st.get("state"),
+            session_id=session.get("session_id"),
+            frames=session.get("frames"),
+            dropped=sum(
+                int(stats.get(k) or 0)
+                for k in ("sensor_drops", "late_skips", "queue_overflows", "after_failure")
+            )
+            if stats
+            else None,
+            fps=round(self._fps.get(cam.name, 0.0), 2) if st.get("state") == "recording" else None,
+            disk_free_bytes=disk.get("free_bytes"),
+            disk_total_bytes=disk.get("total_bytes"),
+            temperature_c=health.get("temperature_c"),
+            throttled=health.get("throttled"),
+            clock={
+                **(st.get("clock") or {}),
+                "offset_to_cam0_ns": entry.get("clock_offset_ns"),
+                "rtt_ns": entry.get("rtt_ns"),
+                "reference": entry.get("reference", False),
+            },
+            clock_sync=st.get("clock_sync"),  # what disciplines this camera's clock, as it reports
+            phase_lock=st.get("phase_lock"),  # free-running sensors: the servo's lock onto the grid
+            preview=st.get("preview"),
+            error=session.get("error"),
+            status_age_s=entry.get("status_age_s"),
+        )
+        return card
+
+    # -- footage -----------------------------------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        """Every camera's storage is reachable on this machine (the simulated rig)."""
+        return all(c.data_dir is not None for c in self.cameras)
+
+    def transfer_sources(self) -> dict[str, TransportFactory]:
+        """How to reach each camera's recordings: local data dirs in simulation, SFTP on a rig."""
+        return local_sources(self.cameras) if self.simulated else sftp_sources(self.config)
+
+    def _collection(self, ctx: JobContext, stream: bool) -> Collection:
+        """Live streams to receivers on this machine while recording (simulation: loopback; a real
+        rig needs `extra.desktop_host`, the address the Pis reach this machine at), then a
+        verified pull with gap fill."""
+        desktop_host = self.config.extra.get("desktop_host")
+        stream = stream and (self.simulated or bool(desktop_host))
+        return Collection(
+            stream=stream,
+            secret_file=Path(self.config.secret_file).expanduser(),
+            bind_host="127.0.0.1" if self.simulated else "0.0.0.0",
+            advertise_host=None if self.simulated else desktop_host,
+            sources=self.transfer_sources(),
+            progress=lambda f, m: ctx.progress(0.95 + 0.05 * f, m),
+        )
+
+    # -- pre-flight --------------------------------------------------------------------------
+    def preflight(self, planned_seconds: float | None, ctx: JobContext | None = None) -> dict:
+        """Measure and check (network work: call from a job)."""
+        if ctx:
+            ctx.progress(0.1, "reading camera status")
+        status = self.link.status(timeout=5.0)
+        if ctx:
+            ctx.progress(0.3, "measuring each camera's clock against cam0")
+        try:
+            clock_check = self.link.request({"type": "clock_check", "samples": 8}, timeout=30.0)["cameras"]
+        except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+            clock_check = {"error": str(exc)}
+        if ctx:
+            ctx.progress(0.6, "measuring desktop ↔ cam0 clock offset")
+        try:
+            desktop_clock = self.link.clock_offset()
+        except (RequestTimeout, ConnectionClosed) as exc:
+            desktop_clock = {"error": str(exc)}
+        try:
+            desktop_free = shutil.disk_usage(self.sessions_root).free
+        except OSError:
+            desktop_free = None
+        result = run_checks(
+            status,
+            [c.name for c in self.cameras],
+            self.config.bitrate,
+            planned_seconds,
+            self.limits,
+            desktop_clock=desktop_clock,
+            desktop_free_bytes=desktop_free,
+            clock_check=clock_check,
+        ).to_dict()
+        result["measured_at"] = time.time()
+        self.last_preflight = result
+        self.bus.publish("preflight", result)
+        return result
+
+    def submit_preflight(self, planned_seconds: float | None) -> str:
+        job = self.jobs.submit(
+            "preflight", "Pre-flight checks", lambda ctx: self.preflight(planned_seconds, ctx)
+        )
+        return job.id
+
+    # -- recording ---------------------------------------------------------------------------
+    def start_recording(
+        self, subject: str | None, project: str | None, seconds: float | None, override: bool = False
+    ) -> str:
+        subject = _optional_id(subject, "subject")
+        project = _optional_id(project, "project")
+        if seconds is not None and not (0 < seconds <= MAX_RECORDING_S):
+            raise RigError(f"seconds: must be in (0, {MAX_RECORDING_S:g}]", 400, "seconds")
+        if self.jobs.active("settings") is not None:
+            raise RigError("new settings are being applied to the rig; try again in a moment")
+        with self._lock:
+            if self.active is not None or self.recording_state != "idle":
+                raise RigError(f"a recording is already {self.recording_state}")
+            self.recording_state = "starting"
+            self.last_error = None
+            self._stop_requested.clear()
+        request = RecordingRequest(self.config.fps, seconds, subject, project)
+        title = f"Recording {subject or ''} {project or ''}".strip()
+        job = self.jobs.submit("record", title, lambda ctx: self._run_recording(ctx, request, override))
+        self.record_job_id = job.id
+        self._publish()
+        return job.id
+
+    def stop_recording(self) -> str:
+        with self._lock:
+            if self.recording_state in ("idle",) and self.active is None:
+                raise RigError("nothing is recording")
+            self._stop_requested.set()
+        self._publish()
+        return self.record_job_id or ""
+
+    def _publish(self) -> None:
+        self.bus.publish("status", self.snapshot())
+
+    def _run_recording(self, ctx: JobContext, request: RecordingRequest, override: bool) -> dict:
+        try:
+            ctx.progress(0.0, "pre-flight checks")
+            pre = self.preflight(request.seconds)
+            notes = []
+            if not pre["ok"]:
+                if not override:
+                    raise RecordingError(
+                        f"pre-flight failed: {pre['reason']} (tick 'record anyway' to override)"
+                    )
+                notes.append(f"pre-flight overridden by the user: {pre['reason']}")
+                ctx.log(notes[-1])
+            if self._stop_requested.is_set():
+                raise RecordingError("stopped before the recording started")
+            ctx.progress(0.0, "starting")
+            collection = self._collection(ctx, stream=True)
+            active = begin_recording(
+                self.link, self.sessions_root, self.cameras, request, notes=notes, collection=collection
+            )
+        except BaseException as exc:
+            with self._lock:
+                self.recording_state = "idle"
+                self.last_error = str(exc)
+            self._publish()
+            raise
+        with self._lock:
+            self.active = active
+            self.collection = collection
+            self._save_active(active)
+            self.recording_state = "recording"
+        ctx.log(f"session {active.session_id}: T0 = {active.t0_ns}")
+        if collection.receivers is not None:
+            ctx.log(f"live streams to {len(collection.receivers.receivers)} receivers")
+        self._publish()
+        return self._run_attached(ctx)
+
+    def _run_attached(self, ctx: JobContext) -> dict:
+        """Wait for the planned end or a Stop, then collect (also after a controller restart)."""
+        active = self.active
+        assert active is not None
+        stop_now = False
+        while True:
+            now = time.time_ns()
+            with self._lock:
+                status, status_at = self._status, self._status_at
+            if status is not None and status_at is not None:
+                # cam0's clock as of its last status, carried forward by the time since (a slow or
+                # missed poll must not stall the planned end)
+                clock_now = (status.get("server") or {}).get("clock_now_ns")
+                if clock_now:
+                    now = int(clock_now + (time.time() - status_at) * 1e9)
+                if (status.get("session") or {}).get("session_id") not in (None, active.session_id):
+                    raise RecordingError(f"cam0 is recording another session: {status['session']}")
+            elapsed = max(0.0, (now - active.t0_ns) / 1e9)
+            if active.planned_stop_ns is not None:
+                ctx.progress(elapsed / active.seconds, f"recording {elapsed:.1f} / {active.seconds:.1f} s")
+                if now >= active.planned_stop_ns + 200_000_000:
+                    break
+            else:
+                ctx.progress(0.0, f"recording {elapsed:.1f} s (until stopped)")
+            if self._stop_requested.wait(0.25):
+                stop_now = True
+                break
+            if ctx.cancelled:
+                stop_now = True
+                break
+        with self._lock:
+            self.recording_state = "stopping" if stop_now else "collecting"
+        self._publish()
+        ctx.progress(0.95, "stopping and collecting files")
+        try:
+            # After a controller restart there are no receivers of ours: the pull fills in
+            # everything the earlier receivers did not get.
+            collection = self.collection or self._collection(ctx, stream=False)
+            session_dir = finish_recording(self.link, active, stop_now=stop_now, collection=collection)
+        except RecordingError as exc:
+            with self._lock:
+                self.last_error = str(exc)
+                self.recording_state = "recording"  # the cameras may still record: Stop can be retried
+                self._stop_requested.clear()
+            self._publish()
+            raise
+        with self._lock:
+            self.active = None
+            self.collection = None
+            self._save_active(None)
+            self.recording_state = "idle"
+        self.bus.publish("sessions", {"changed": active.session_id})
+        self._publish()
+        manifest = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
+        safe = footage_safe(session_dir, rehash=False)
+        for cam, verdict in safe["cameras"].items():
+            if not verdict["safe"]:
+                ctx.log(f"{cam}: footage not verified on the desktop: {'; '.join(verdict['problems'])}")
+        return {
+            "session_id": active.session_id,
+            "cameras": {
+                c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest["cameras"]
+            },
+            "footage_verified": safe["safe"],
+        }
+
+    # -- logs --------------------------------------------------------------------------------
+    def fetch_logs(self, camera: str, lines: int = 300) -> str:
+        if camera not in {c.name for c in self.cameras}:
+            raise RigError(f"unknown camera {camera!r}", 404, "camera")
+
+        def run(ctx: JobContext) -> dict:
+            try:
+                reply = self.link.request({"type": "logs", "camera": camera, "lines": lines}, timeout=5.0)
+                entry = {"lines": reply.get("lines", []), "fetched_at": time.time(), "error": None}
+            except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+                entry = {"lines": [], "fetched_at": time.time(), "error": str(exc)}
+            self.camera_logs[camera] = entry
+            self.bus.publish("logs", {"camera": camera, **entry})
+            return {"camera": camera, "lines": len(entry["lines"]), "error": entry["error"]}
+
+        return self.jobs.submit("logs", f"Logs of {camera}", run).id
+
+
+def _optional_id(value: str | None, kind: str) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return validate_subject_id(value, f"{kind} ID")
+    except InvalidName as exc:
+        raise RigError(str(exc), 400, kind) from None
