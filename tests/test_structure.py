@@ -103,6 +103,47 @@ def test_the_cycle_finder_finds_a_circle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def _imports_of(prefix: str) -> dict[str, set[str]]:
+    graph = import_graph(module_files())
+    return {name: edges for name, edges in graph.items() if name == prefix or name.startswith(prefix + ".")}
+
+
+def _outside_imports(path: Path) -> set[str]:
+    """Top-level package names a file imports (to see the agent never imports the desktop)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_agent_never_imports_the_desktop() -> None:
+    agent = {n: p for n, p in module_files().items() if n.startswith("syncrig_agent")}
+    offenders = sorted(n for n, p in agent.items() if "controller" in _outside_imports(p))
+    assert not offenders, f"agent modules importing controller (a Pi has no controller): {offenders}"
+
+
+def test_outputs_never_import_encoders() -> None:
+    bad = {
+        name: sorted(e for e in edges if e.startswith("syncrig_agent.encoders"))
+        for name, edges in _imports_of("syncrig_agent.outputs").items()
+    }
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"outputs are independent of encoders (picamera2's shape): {bad}"
+
+
+def test_the_contract_imports_only_the_contract() -> None:
+    """Both sides import the contract; it must not drag in the agent's runtime (or anything else)."""
+    bad = {
+        name: sorted(e for e in edges if not e.startswith("syncrig_agent.contract"))
+        for name, edges in _imports_of("syncrig_agent.contract").items()
+    }
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"contract modules importing outside the contract: {bad}"
+
+
 def test_no_module_over_500_lines() -> None:
     long = {
         str(p.relative_to(ROOT)): n
