@@ -1,4 +1,4 @@
-"""The `.pts` sidecar is what ARCHITECTURE.md promises: readable by mkvmerge as a v2 timestamp
+"""The `.pts` sidecar is what docs/ARCHITECTURE.md promises: readable by mkvmerge as a v2 timestamp
 file, so a recorded `.h264` + `.pts` becomes a variable-frame-rate MKV whose frame times are the
 recorded capture times (relative to the shared T0)."""
 

@@ -295,7 +295,7 @@ def quadratic_nearest_baseline(ref_times: np.ndarray, other_times: list[np.ndarr
     return out
 
 
-# --- synced/match.csv (ARCHITECTURE.md, Files): header = camera names, one row per output frame,
+# --- synced/match.csv (docs/ARCHITECTURE.md, Files): header = camera names, one row per output frame,
 # each cell the frame index in that camera's .pts order, empty where the camera has no frame.
 
 

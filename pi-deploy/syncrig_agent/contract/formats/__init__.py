@@ -1,4 +1,4 @@
-"""File formats of a session (ARCHITECTURE.md, Files): one home, read and written by both sides."""
+"""File formats of a session (docs/ARCHITECTURE.md, Files): one home, read and written by both sides."""
 
 from syncrig_agent.contract.formats.frame_table import (
     FRAME_TABLE_COLUMNS,
