@@ -21,7 +21,7 @@ from controller.pipeline.sync import ANALYZING, WRITING_OUTPUTS, SyncRequest, sy
 from controller.progress import Progress
 from controller.rig.service import RigError
 from controller.session.store import session_path
-from controller.web.helpers import json_body, optional_number, runtime
+from controller.web.helpers import FormError, json_body, optional_number, runtime
 
 bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
 
@@ -31,13 +31,13 @@ PLOT_FILES = {"offsets.svg", "offsets.png", "drops.svg", "drops.png"}
 def _fill(data: dict, default: str) -> str:
     fill = data.get("fill", default)
     if fill not in FILL_MODES:
-        raise RigError(f"fill: must be one of {', '.join(FILL_MODES)}, got {fill!r}", 400, "fill")
+        raise FormError(f"fill: must be one of {', '.join(FILL_MODES)}, got {fill!r}", "fill")
     return fill
 
 
 def _row(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RigError(f"{name}: must be a match row (an integer >= 0), got {value!r}", 400, name)
+        raise FormError(f"{name}: must be a match row (an integer >= 0), got {value!r}", name)
     return value
 
 
@@ -68,11 +68,11 @@ def sync(session_id: str):  # noqa: ANN201
     data = json_body()
     tolerance_us = optional_number(data, "tolerance_us")
     if tolerance_us is not None and tolerance_us <= 0:
-        raise RigError("tolerance_us: must be > 0", 400, "tolerance_us")
+        raise FormError("tolerance_us: must be > 0", "tolerance_us")
     fill = _fill(data, "gaps")
     outputs = data.get("outputs", True)
     if not isinstance(outputs, bool):
-        raise RigError("outputs: must be true or false", 400, "outputs")
+        raise FormError("outputs: must be true or false", "outputs")
 
     sync_request = SyncRequest(tolerance_us=tolerance_us, fill=fill, outputs=outputs)
 
@@ -154,7 +154,7 @@ def trim(session_id: str):  # noqa: ANN201
     data = json_body()
     start, end = _row(data.get("start"), "start"), _row(data.get("end"), "end")
     if end < start:
-        raise RigError("end: must not be before start", 400, "end")
+        raise FormError("end: must not be before start", "end")
     fill = _fill(data, "repeat")
     title = f"Trim {session_id} {start}-{end}"
     return jsonify(
