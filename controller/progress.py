@@ -1,10 +1,20 @@
-"""A terminal progress bar with no dependencies (long jobs show progress, on a TTY or in a log)."""
+"""Progress reporting: the callback type every long job takes, and a terminal progress bar with no
+dependencies (long jobs show progress, on a TTY or in a log)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+# progress(fraction done 0..1, label of the current step): what every pipeline, dataset, transfer
+# and deploy job reports, and what the job runner and the CLI's bars consume.
+Progress = Callable[[float, str], None]
+
+# progress(items done, items total): for work counted in items whose total is known up front
+# (board detection counts frames); the caller turns it into a fraction with its own label.
+CountProgress = Callable[[int, int], None]
 
 
 class ProgressBar:

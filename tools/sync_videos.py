@@ -4,7 +4,8 @@ folder of SqueakShot-style `<cam>_<rec>.pts` + `.h264`/`.mp4` files), with no co
 
     tools/sync_videos.py SESSION_DIR [--fill repeat] [--analyze-only]
 
-The same pipeline library as `syncrig sync`; run it with the project's environment (`.venv`).
+The same command as `syncrig sync` (the one sync use case, controller/pipeline/sync.py); run it with
+the project's environment (`.venv`).
 """
 
 from __future__ import annotations

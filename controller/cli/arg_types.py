@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from syncrig_agent.contract.ids import InvalidName, validate_subject_id
+
 
 def _number(kind: type, text: str):
     try:
@@ -34,3 +36,23 @@ def non_negative_int(text: str) -> int:
 
 
 positive_float = positive(float)
+
+
+def float_list(text: str) -> list[float]:
+    """Comma-separated numbers (empty items skipped), one per camera."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def subject_id(kind: str) -> Callable[[str], str]:
+    """A subject or project ID as the session manifest accepts it; `kind` names it in the error."""
+
+    def parse(text: str) -> str:
+        try:
+            return validate_subject_id(text, kind)
+        except InvalidName as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse

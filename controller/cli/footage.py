@@ -33,6 +33,7 @@ def add_footage_commands(sub: argparse._SubParsersAction) -> None:
         help="with --config: write the systemd template unit syncrig-receiver@.service into DIR and exit",
     )
     rcv.add_argument("--user", default=None, help="with --write-unit: the user the service runs as")
+    rcv.set_defaults(handler=cmd_receive)
 
     pull = sub.add_parser(
         "pull", help="pull a session's raw files from the Pis (resumable, SHA-256 verified)"
@@ -56,6 +57,7 @@ def add_footage_commands(sub: argparse._SubParsersAction) -> None:
     )
     pull.add_argument("--yes", action="store_true", help="confirm --delete-from-pi without asking")
     pull.add_argument("--quiet", action="store_true")
+    pull.set_defaults(handler=cmd_pull)
 
     tc = sub.add_parser("transcode", help="H.265 archive of each camera with its exact frame timestamps")
     tc.add_argument("session_dir", type=Path)
@@ -64,10 +66,12 @@ def add_footage_commands(sub: argparse._SubParsersAction) -> None:
     tc.add_argument("--preset", default=None, help="encoder preset (default: fast for libx265)")
     tc.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
     tc.add_argument("--quiet", action="store_true")
+    tc.set_defaults(handler=cmd_transcode)
 
     chk = sub.add_parser("footage-check", help="is every camera's raw footage verified on this desktop?")
     chk.add_argument("session_dir", type=Path)
     chk.add_argument("--fast", action="store_true", help="sizes only, do not re-hash the files")
+    chk.set_defaults(handler=cmd_footage_check)
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
@@ -228,11 +232,3 @@ def cmd_footage_check(args: argparse.Namespace) -> int:
     result = footage_safe(args.session_dir, rehash=not args.fast)
     print(json.dumps(result, indent=2))
     return 0 if result["safe"] else 1
-
-
-FOOTAGE_COMMANDS = {
-    "receive": cmd_receive,
-    "pull": cmd_pull,
-    "transcode": cmd_transcode,
-    "footage-check": cmd_footage_check,
-}

@@ -1,124 +1,38 @@
-"""The `syncrig` command (also `python -m controller`)."""
+"""The `syncrig` command (also `python -m controller`): one parser, each command registered by its
+module in controller/cli/ (which also sets the command's handler), and one dispatcher."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-import tempfile
-from pathlib import Path
 
-from controller.cli.arg_types import positive
 from controller.cli.board import add_board_commands
 from controller.cli.calibrate import add_calibrate_command
 from controller.cli.dataset import add_dataset_commands
 from controller.cli.deploy import add_deploy_command
-from controller.cli.footage import FOOTAGE_COMMANDS, add_footage_commands
+from controller.cli.footage import add_footage_commands
 from controller.cli.pipeline import add_pipeline_commands
+from controller.cli.record import add_record_command
+from controller.cli.serve import add_serve_commands
 from controller.cli.setup import add_setup_command
-from controller.progress import ProgressBar
-from syncrig_agent.contract.ids import InvalidName, validate_subject_id
 from syncrig_agent.main import add_agent_arguments, run_agent
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _id_arg(kind: str):
-    def parse(text: str) -> str:
-        try:
-            return validate_subject_id(text, kind)
-        except InvalidName as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncrig", description="Frame-synchronized multi-camera recording.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # The agent's options live with the agent: a Pi runs it without the controller installed.
     agent = sub.add_parser("agent", help="run the Pi-side capture agent (what systemd starts)")
     add_agent_arguments(agent)
+    agent.set_defaults(handler=run_agent)
 
-    rec = sub.add_parser("record", help="record one session headless on a simulated rig")
-    rec.add_argument(
-        "--sim",
-        type=positive(int),
-        required=True,
-        metavar="N",
-        help="simulate N cameras (cam0 = server, the rest clients) as local processes",
-    )
-    rec.add_argument("--fps", type=positive(float), default=30.0)
-    rec.add_argument("--seconds", type=positive(float), default=10.0)
-    rec.add_argument("--out", type=Path, required=True, help="sessions root; one new directory per session")
-    rec.add_argument("--subject", type=_id_arg("subject ID"), help="animal/subject ID")
-    rec.add_argument("--project", type=_id_arg("project ID"), help="project ID")
-    rec.add_argument("--width", type=int, default=640)
-    rec.add_argument("--height", type=int, default=360)
-    rec.add_argument("--bitrate", type=positive(int), default=8_000_000)
-    rec.add_argument(
-        "--sim-offsets-us",
-        type=_float_list,
-        default=None,
-        metavar="A,B,...",
-        help="per-camera clock offsets (µs) of the simulated clocks",
-    )
-    rec.add_argument(
-        "--sim-drift-ppm",
-        type=_float_list,
-        default=None,
-        metavar="A,B,...",
-        help="per-camera clock drift (ppm)",
-    )
-    rec.add_argument(
-        "--sim-drop-prob", type=float, default=0.0, help="probability of a sensor drop per frame"
-    )
-    rec.add_argument(
-        "--sim-trigger",
-        choices=["scheduled", "wake", "freerun"],
-        default="scheduled",
-        help="scheduled: exposure timed by the camera clock at Tn (like hardware); wake: when software "
-        "wakes; freerun: a free-running sensor phase-locked to the grid by the agent's servo",
-    )
-    rec.add_argument(
-        "--sim-crystal-ppm",
-        type=_float_list,
-        default=None,
-        metavar="A,B,...",
-        help="freerun: per-camera sensor crystal errors (ppm; default random in ±50)",
-    )
-    rec.add_argument("--sim-jitter-us", type=float, default=0.0, help="trigger jitter, Gaussian sigma (µs)")
-    rec.add_argument(
-        "--sim-scene",
-        choices=["default", "charuco"],
-        default="default",
-        help="what the cameras film: the test picture, or a ChArUco board moving through the volume "
-        "(known cameras; the session gets ground_truth.json)",
-    )
-    rec.add_argument(
-        "--sim-board", type=Path, help="charuco scene: board spec JSON (as `syncrig board` writes)"
-    )
-    rec.add_argument("--spin-us", type=float, default=300.0, help="spin before each target (µs)")
-    rec.add_argument(
-        "--rig-dir", type=Path, help="keep the simulated Pis' own files here (default: temporary)"
-    )
-    rec.add_argument("--quiet", action="store_true")
-    rec.add_argument(
-        "--no-stream",
-        action="store_true",
-        help="no live stream receivers: footage comes only from the pull after the recording",
-    )
-    rec.add_argument("--segment-seconds", type=positive(float), default=2.0, help="stream segment length")
-    add_footage_commands(sub)
+    add_record_command(sub)
+    add_footage_commands(sub)  # receive, pull, transcode, footage-check
     add_setup_command(sub)  # setup.sh
     add_deploy_command(sub)  # install.sh
-    from controller.cli.serve import add_serve_commands
-
     add_serve_commands(sub)  # demo, controller
     add_pipeline_commands(sub)  # sync, trim, verify
     add_dataset_commands(sub)  # pose, triangulate, export
@@ -127,146 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_record(args: argparse.Namespace) -> int:
-    from controller.rig.recording import RecordingError, RecordingRequest, record
-    from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras
-    from controller.transfer import Collection
-
-    cams = sim_cameras(
-        args.sim,
-        args.sim_offsets_us,
-        args.sim_drift_ppm,
-        args.sim_drop_prob,
-        args.sim_trigger,
-        args.sim_jitter_us,
-        args.sim_crystal_ppm,
-    )
-    board = None
-    if args.sim_board is not None:
-        from controller.dataset.board.spec import BoardSpec, BoardSpecError
-
-        try:
-            board = BoardSpec.load(args.sim_board).as_dict()
-        except BoardSpecError as exc:
-            print(f"syncrig record: {exc}", file=sys.stderr)
-            return 2
-    with tempfile.TemporaryDirectory(prefix="syncrig-rig-") as tmp:
-        rig_dir = args.rig_dir or Path(tmp)
-        rig = SimulatedRig(
-            rig_dir,
-            cams,
-            width=args.width,
-            height=args.height,
-            bitrate=args.bitrate,
-            spin_us=args.spin_us,
-            scene=args.sim_scene,
-            board=board,
-        )
-        try:
-            rig.start()
-        except (RigStartError, ValueError) as exc:
-            print(f"syncrig record: the simulated rig did not start: {exc}", file=sys.stderr)
-            rig.stop()
-            return 1
-        try:
-            infos = rig.camera_infos()
-            request = RecordingRequest(
-                fps=args.fps, seconds=args.seconds, subject=args.subject, project=args.project
-            )
-            bar = None if args.quiet else ProgressBar("recording", total=1.0)
-            pull_bar = None if args.quiet else ProgressBar("pulling", total=1.0)
-            collection = Collection(
-                stream=not args.no_stream,
-                secret_file=rig.secret_file,
-                segment_seconds=args.segment_seconds,
-                progress=(lambda f, _m: pull_bar.update(f)) if pull_bar else None,
-            )
-            with rig.link() as link:
-                session_dir = record(
-                    link,
-                    args.out,
-                    infos,
-                    request,
-                    progress=(lambda f, _i: bar.update(f)) if bar else None,
-                    collection=collection,
-                )
-            if bar:
-                bar.close()
-            if pull_bar:
-                pull_bar.close()
-            if rig.ground_truth_file.exists():
-                import shutil
-
-                from controller.dataset.layout import ground_truth_file
-
-                shutil.copyfile(rig.ground_truth_file, ground_truth_file(session_dir))
-        except (RecordingError, OSError, InvalidName) as exc:
-            print(f"syncrig record: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            rig.stop()
-    # A session with a camera error is still kept (and printed), but scripts must notice.
-    return 0 if _print_session(session_dir) else 1
-
-
-def _print_session(session_dir: Path) -> bool:
-    """Print the session summary; False if any camera reported an error or its raw files are not
-    verified on the desktop."""
-    from syncrig_agent.contract.formats import read_manifest
-
-    m = read_manifest(session_dir)
-    print(f"session {m.id} -> {session_dir}")
-    print(f"  {m.fps:g} fps, T0 = {m.t0_ns} ns, {len(m.cameras)} cameras")
-    for cam in m.cameras:
-        wake = cam.get("wake_error") or {}
-        extra = f", wake error p50 {wake['p50_us']:.0f} µs p99 {wake['p99_us']:.0f} µs" if wake else ""
-        err = f"  ERROR: {cam['error']}" if cam.get("error") else ""
-        lock = cam.get("phase_lock") or {}
-        if lock:
-            since = lock.get("since_lock") or {}
-            extra += f", phase lock: {lock.get('label')}"
-            if since:
-                extra += f" (p99 {since['p99_us']:.0f} µs since lock)"
-            if lock.get("error"):
-                err += f"  PHASE LOCK: {lock['error']}"
-        print(
-            f"  {cam['name']}: {cam['frames']}/{cam['expected_frames']} frames, {cam['dropped']} dropped"
-            f"{extra}{err}"
-        )
-    transfer = session_dir / "transfer.json"
-    all_verified = True
-    if transfer.exists():
-        import json
-
-        for name, entry in json.loads(transfer.read_text()).get("cameras", {}).items():
-            h264 = entry.get("files", {}).get(f"{name}.h264", {})
-            fill = h264.get("gap_fill")
-            how = h264.get("source", "not pulled: " + str(entry.get("error")))
-            if fill:
-                how += f" ({fill['frames_from_stream']} frames from the stream, "
-                how += f"{fill['frames_from_pi']} from the Pi)"
-            verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
-            all_verified = all_verified and bool(h264.get("verified"))
-            print(f"  {name}: {verified}{how}")
-    unlocked = any((cam.get("phase_lock") or {}).get("error") for cam in m.cameras)
-    return all_verified and not unlocked and not any(cam.get("error") for cam in m.cameras)
+def run_command(args: argparse.Namespace) -> int:
+    if args.command != "agent":  # the agent sets up its own logging (journald on a Pi)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "agent":
-        return run_agent(args)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handler = getattr(args, "handler", None)
-    if handler is not None:
-        return handler(args)
-    if args.command == "record":
-        return cmd_record(args)
-    if args.command in FOOTAGE_COMMANDS:
-        return FOOTAGE_COMMANDS[args.command](args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    """Run one command and return its exit status.
+
+    A reader that closes early (`syncrig sync ... | head -1`) ends the command quietly with status 1,
+    as in the Python docs' recipe (library/signal.html, "Note on SIGPIPE"), not with a traceback."""
+    try:
+        try:
+            return run_command(build_parser().parse_args(argv))
+        finally:
+            # Flush here so that a closed pipe fails inside this try, not in the interpreter's exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: point it at /dev/null so that flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from controller.cli.arg_types import non_negative_int, positive_float
-from controller.progress import ProgressBar
+from controller.progress import Progress, ProgressBar
 
 
 def add_sync_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,42 +103,52 @@ def _fail(command: str, exc: Exception) -> int:
     return 2
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
-    from controller.pipeline import (
-        SessionError,
-        analyze_session,
-        import_squeakshot,
-        is_squeakshot_folder,
-        write_synced_outputs,
-    )
+class _StageBars:
+    """One progress bar per stage of the sync use case, titled with the stage; each closes when the
+    next stage begins. The end of `import_stage` is where the imported session is announced."""
 
-    session = args.session
-    try:
-        if not session.is_dir():
-            raise SessionError(f"{session} is not a directory")
-        if is_squeakshot_folder(session):
-            bar = _Bar("importing", args.quiet)
-            session = import_squeakshot(
-                session, args.out or session / "syncrig-sessions", recording=args.recording, progress=bar
-            )
-            bar.close()
+    def __init__(self, quiet: bool, import_stage: str) -> None:
+        self.quiet = quiet
+        self.import_stage = import_stage
+        self.stage: str | None = None
+        self.bar: _Bar | None = None
+
+    def __call__(self, stage: str, session: Path) -> Progress:
+        self.close()
+        if self.stage == self.import_stage:
             print(f"imported SqueakShot recording as {session} (RELATIVE TIME ONLY)")
-        bar = _Bar("analyzing", args.quiet)
-        tolerance = None if args.tolerance_us is None else round(args.tolerance_us * 1000)
-        report = analyze_session(
-            session, tolerance_ns=tolerance, mode=args.mode, reference=args.reference, progress=bar
-        )
-        bar.close()
-        if not args.analyze_only:
-            bar = _Bar("synced outputs", args.quiet)
-            report["outputs"] = write_synced_outputs(session, fill=args.fill, progress=bar)
-            bar.close()
+        self.stage = stage
+        self.bar = _Bar(stage, self.quiet)
+        return self.bar
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from controller.pipeline import SessionError
+    from controller.pipeline.sync import IMPORTING, SqueakShotImport, SyncRequest, sync_session
+
+    request = SyncRequest(
+        tolerance_us=args.tolerance_us,
+        mode=args.mode,
+        reference=args.reference,
+        fill=args.fill,
+        outputs=not args.analyze_only,
+        squeakshot=SqueakShotImport(dest_root=args.out, recording=args.recording),
+    )
+    bars = _StageBars(args.quiet, import_stage=IMPORTING)
+    try:
+        result = sync_session(args.session, request, bars)
     except (SessionError, ValueError, OSError) as exc:
         return _fail("sync", exc)
+    bars.close()
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(result.report, indent=2))
     else:
-        print_report(session, report)
+        print_report(result.session, result.report)
     return 0
 
 

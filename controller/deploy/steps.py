@@ -15,6 +15,7 @@ from pathlib import Path
 from controller.deploy.errors import DeployError, RemoteCommandError
 from controller.deploy.plan import AGENT_UNIT, CameraPlan, DeployOptions
 from controller.deploy.session import SshSession
+from controller.progress import Progress
 
 # (step, share of one camera's progress). Verification happens rig-wide afterwards (runner.py).
 STEPS = (
@@ -32,8 +33,6 @@ _acc = 0.0
 for _name, _share in STEPS:
     _START[_name] = _acc
     _acc += _share
-
-Progress = Callable[[float, str], None]
 
 
 class StepFailed(DeployError):

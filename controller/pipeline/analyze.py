@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from controller.pipeline.matching import (
 from controller.pipeline.plots import write_plots
 from controller.pipeline.report import build_report, read_report
 from controller.pipeline.sources import SessionError, SessionSource, load_session, session_subdir
+from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 
-Progress = Callable[[float, str], None]
 MATCH_MODES = ("auto", "grid", "time")
 
 

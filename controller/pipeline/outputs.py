@@ -16,7 +16,6 @@ which `verify` uses to compare the pictures with what the files claim.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from controller.pipeline.matching import EMPTY, MatchTable
 from controller.pipeline.packets import SourcePacket, iter_packets
 from controller.pipeline.sources import CameraTrack, SessionError
+from controller.progress import Progress
 from syncrig_agent.contract.formats.pts import PTS_HEADER, format_pts_line
 
 FILL_MODES = ("gaps", "repeat")
@@ -43,8 +43,6 @@ REENCODE_OPTIONS = {
     "crf": "16",
     "x264-params": "scenecut=0:repeat-headers=1",
 }
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass

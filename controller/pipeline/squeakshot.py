@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -18,11 +17,11 @@ import numpy as np
 
 from controller.media import ffmpeg_exe
 from controller.pipeline.sources import SessionError
+from controller.progress import Progress
 from controller.session.create import create_session_dir, utc_now_iso
 from syncrig_agent.contract.formats import SessionManifest, read_pts, write_manifest, write_pts
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_subject_id
 
-Progress = Callable[[float, str], None]
 VIDEO_SUFFIXES = (".h264", ".mp4")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,8 @@ from controller.pipeline.analyze import current_match
 from controller.pipeline.matching import EMPTY
 from controller.pipeline.outputs import FILL_MODES, OutputPlan, plan_output, write_output
 from controller.pipeline.sources import CameraTrack, load_session, session_subdir
+from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
-
-Progress = Callable[[float, str], None]
 
 
 def timestamp_offset_ns(plans: list[OutputPlan]) -> int:

@@ -23,12 +23,12 @@ from pathlib import Path
 import av
 
 from controller.media import ffmpeg_exe
+from controller.progress import Progress
 from syncrig_agent.contract.formats import read_pts
 from syncrig_agent.contract.ids import validate_camera_name
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 HW_ENCODERS = ("hevc_nvenc", "hevc_vaapi")
 VAAPI_DEVICE = "/dev/dri/renderD128"
 TIME_BASE = Fraction(1, 1_000_000)

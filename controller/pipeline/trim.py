@@ -10,7 +10,6 @@ nearest rows that are.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,8 @@ from controller.pipeline.matching import EMPTY
 from controller.pipeline.outputs import FILL_MODES, plan_output
 from controller.pipeline.sources import SessionError, load_session, session_subdir
 from controller.pipeline.synced import _outputs_section, write_camera_outputs
+from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
-
-Progress = Callable[[float, str], None]
 
 
 class TrimError(SessionError):

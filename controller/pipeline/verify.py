@@ -12,18 +12,17 @@ decodes each output, reads that time from every picture and reports, per output 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 
 from controller.pipeline.sources import SessionError, load_session
+from controller.progress import Progress
 from syncrig_agent.contract.formats import read_pts
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.sim.timecode import read_timecode
 
-Progress = Callable[[float, str], None]
 MAX_LISTED = 200
 
 

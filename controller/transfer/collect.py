@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from controller.progress import Progress
 from controller.receivers import ReceiverManager
-from controller.transfer.pull import Progress, TransportFactory, pull_session
+from controller.transfer.pull import TransportFactory, pull_session
 from controller.transfer.transports import LocalTransport, SftpTransport
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from controller.progress import Progress
 from controller.transfer.gapfill import assemble_from_stream
 from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
 from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
@@ -28,7 +29,6 @@ from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 TransportFactory = Callable[[], Transport]
 MAX_ATTEMPTS = 3
 

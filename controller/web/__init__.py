@@ -13,6 +13,7 @@ from controller.rig.config import ConfigError
 from controller.rig.service import RigError
 from controller.runtime import ControllerRuntime
 from controller.session.store import SessionNotFound, UnsafeToDelete
+from controller.web.helpers import FormError
 from controller.web.security import LOCAL_HOSTS, install_guards
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -56,6 +57,10 @@ def create_app(
         if field:
             body["field"] = field
         return jsonify(body), status
+
+    @app.errorhandler(FormError)
+    def _form_error(exc: FormError):  # noqa: ANN202
+        return api_error(str(exc), exc.status, exc.field)
 
     @app.errorhandler(RigError)
     def _rig_error(exc: RigError):  # noqa: ANN202

@@ -14,7 +14,7 @@ from controller.dataset.calibrate import CalibrationError, CalibrationOptions, c
 from controller.jobs import JobContext
 from controller.rig.service import RigError
 from controller.session.store import session_path
-from controller.web.helpers import json_body, runtime
+from controller.web.helpers import FormError, json_body, runtime
 
 bp = Blueprint("calibration", __name__, url_prefix="/api/sessions/<session_id>/calibration")
 
@@ -30,17 +30,17 @@ def _board(data: dict) -> BoardSpec | None:
     try:
         return BoardSpec.from_dict(board)
     except (BoardSpecError, TypeError) as exc:
-        raise RigError(f"board: {exc}", 400, "board") from None
+        raise FormError(f"board: {exc}", "board") from None
 
 
 def _options(data: dict) -> CalibrationOptions:
     fisheye = data.get("fisheye", False)
     if not isinstance(fisheye, bool):
-        raise RigError("fisheye: must be true or false", 400, "fisheye")
+        raise FormError("fisheye: must be true or false", "fisheye")
     ref = data.get("reference_row")
     if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 0):
         message = f"reference_row: must be a match row (an integer >= 0), got {ref!r}"
-        raise RigError(message, 400, "reference_row")
+        raise FormError(message, "reference_row")
     return CalibrationOptions(fisheye=fisheye, reference_row=ref)
 
 
@@ -51,7 +51,7 @@ def calibrate(session_id: str):  # noqa: ANN201
     spec, options = _board(data), _options(data)
     redetect = data.get("redetect", False)
     if not isinstance(redetect, bool):
-        raise RigError("redetect: must be true or false", 400, "redetect")
+        raise FormError("redetect: must be true or false", "redetect")
 
     def work(ctx: JobContext) -> dict:
         try:

@@ -11,17 +11,17 @@ from controller.jobs import JobContext
 from controller.pipeline import (
     SessionError,
     TrimError,
-    analyze_session,
     describe_row,
     preview_jpeg,
     trim_session,
     verify_session,
-    write_synced_outputs,
 )
 from controller.pipeline.outputs import FILL_MODES
+from controller.pipeline.sync import ANALYZING, WRITING_OUTPUTS, SyncRequest, sync_session
+from controller.progress import Progress
 from controller.rig.service import RigError
 from controller.session.store import session_path
-from controller.web.helpers import json_body, optional_number, runtime
+from controller.web.helpers import FormError, json_body, optional_number, runtime
 
 bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
 
@@ -31,13 +31,13 @@ PLOT_FILES = {"offsets.svg", "offsets.png", "drops.svg", "drops.png"}
 def _fill(data: dict, default: str) -> str:
     fill = data.get("fill", default)
     if fill not in FILL_MODES:
-        raise RigError(f"fill: must be one of {', '.join(FILL_MODES)}, got {fill!r}", 400, "fill")
+        raise FormError(f"fill: must be one of {', '.join(FILL_MODES)}, got {fill!r}", "fill")
     return fill
 
 
 def _row(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RigError(f"{name}: must be a match row (an integer >= 0), got {value!r}", 400, name)
+        raise FormError(f"{name}: must be a match row (an integer >= 0), got {value!r}", name)
     return value
 
 
@@ -53,28 +53,36 @@ def _pipeline_job(kind: str, title: str, work) -> str:  # noqa: ANN001
     return runtime().jobs.submit(kind, title, run).id
 
 
+# The Sync job's one progress bar: analysis takes its first 40 %, the synced outputs the rest.
+SYNC_JOB_SPANS = {ANALYZING: (0.0, 0.4), WRITING_OUTPUTS: (0.4, 1.0)}
+
+
+def _job_stage(ctx: JobContext, stage: str) -> Progress:
+    start, end = SYNC_JOB_SPANS[stage]
+    return lambda fraction, label: ctx.progress(start + (end - start) * fraction, label)
+
+
 @bp.post("/sync")
 def sync(session_id: str):  # noqa: ANN201
     path = session_path(runtime().sessions_root, session_id)
     data = json_body()
     tolerance_us = optional_number(data, "tolerance_us")
     if tolerance_us is not None and tolerance_us <= 0:
-        raise RigError("tolerance_us: must be > 0", 400, "tolerance_us")
+        raise FormError("tolerance_us: must be > 0", "tolerance_us")
     fill = _fill(data, "gaps")
     outputs = data.get("outputs", True)
     if not isinstance(outputs, bool):
-        raise RigError("outputs: must be true or false", 400, "outputs")
+        raise FormError("outputs: must be true or false", "outputs")
+
+    sync_request = SyncRequest(tolerance_us=tolerance_us, fill=fill, outputs=outputs)
 
     def work(ctx: JobContext) -> dict:
-        tol = None if tolerance_us is None else int(tolerance_us * 1000)
-        report = analyze_session(path, tolerance_ns=tol, progress=lambda f, m: ctx.progress(f * 0.4, m))
-        ctx.log(f"verdict: {report['verdict']}")
+        result = sync_session(path, sync_request, lambda stage, _session: _job_stage(ctx, stage))
+        ctx.log(f"verdict: {result.report['verdict']}")
         if outputs:
-            written = write_synced_outputs(
-                path, fill=fill, progress=lambda f, m: ctx.progress(0.4 + 0.6 * f, m)
-            )
+            written = result.report["outputs"]
             ctx.log(f"synced outputs: {json.dumps(written.get('cameras', {}), default=str)[:500]}")
-        return {"session_id": session_id, "verdict": report["verdict"]}
+        return {"session_id": session_id, "verdict": result.report["verdict"]}
 
     return jsonify({"job_id": _pipeline_job("sync", f"Sync {session_id}", work)}), 202
 
@@ -146,7 +154,7 @@ def trim(session_id: str):  # noqa: ANN201
     data = json_body()
     start, end = _row(data.get("start"), "start"), _row(data.get("end"), "end")
     if end < start:
-        raise RigError("end: must not be before start", 400, "end")
+        raise FormError("end: must not be before start", "end")
     fill = _fill(data, "repeat")
     title = f"Trim {session_id} {start}-{end}"
     return jsonify(

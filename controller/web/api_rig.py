@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, jsonify
 
 from controller.rig.service import RigError
-from controller.web.helpers import json_body, optional_number, runtime
+from controller.web.helpers import FormError, json_body, optional_number, runtime
 
 bp = Blueprint("rig", __name__, url_prefix="/api")
 
@@ -37,11 +37,11 @@ def start_recording():  # noqa: ANN201
     data = json_body()
     override = data.get("override", False)
     if not isinstance(override, bool):
-        raise RigError("override: must be true or false", 400, "override")
+        raise FormError("override: must be true or false", "override")
     subject, project = data.get("subject"), data.get("project")
     for name, value in (("subject", subject), ("project", project)):
         if value is not None and not isinstance(value, str):
-            raise RigError(f"{name}: must be text", 400, name)
+            raise FormError(f"{name}: must be text", name)
     job_id = runtime().rig.start_recording(subject, project, optional_number(data, "seconds"), override)
     return jsonify({"job_id": job_id}), 202
 

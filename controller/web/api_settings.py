@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from controller.rig.service import RigError
-from controller.web.helpers import json_body, runtime
+from controller.web.helpers import FormError, json_body, runtime
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -47,11 +47,11 @@ def deploy():  # noqa: ANN201
     """ "Deploy settings": install the agent on every Pi (exactly install.sh's code) as a job."""
     data = json_body()
     if data.get("confirm") is not True:
-        raise RigError('deploy restarts the agents: confirm with {"confirm": true}', 400, "confirm")
+        raise FormError('deploy restarts the agents: confirm with {"confirm": true}', "confirm")
     cameras = data.get("cameras")
     names_ok = isinstance(cameras, list) and all(isinstance(c, str) for c in cameras)
     if cameras is not None and not names_ok:
-        raise RigError("cameras: must be a list of camera names", 400, "cameras")
+        raise FormError("cameras: must be a list of camera names", "cameras")
     return jsonify({"job_id": runtime().start_deploy(cameras)})
 
 
@@ -66,7 +66,7 @@ def confirm_host_key():  # noqa: ANN201
     data = json_body()
     camera, fingerprint = data.get("camera"), data.get("fingerprint")
     if not isinstance(camera, str) or not isinstance(fingerprint, str):
-        raise RigError("camera and fingerprint (strings) are required", 400)
+        raise FormError("camera and fingerprint (strings) are required")
     rt = runtime()
     from controller.deploy import DeployError
 

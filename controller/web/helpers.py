@@ -1,11 +1,22 @@
-"""Small helpers shared by the blueprints."""
+"""Small helpers shared by the blueprints: the runtime, the request body, and FormError for a bad
+field in it."""
 
 from __future__ import annotations
 
 from flask import abort, current_app, request
 
-from controller.rig.service import RigError
 from controller.runtime import ControllerRuntime
+
+
+class FormError(ValueError):
+    """A field of the request's form or JSON body is missing or wrong: answered 400 with
+    `{"error": message, "field": field}` (the page marks that field)."""
+
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def runtime() -> ControllerRuntime:
@@ -31,7 +42,7 @@ def optional_number(data: dict, name: str) -> float | None:
             raise ValueError
         number = float(value)
     except (TypeError, ValueError):
-        raise RigError(f"{name}: must be a number, got {value!r}", 400, name) from None
+        raise FormError(f"{name}: must be a number, got {value!r}", name) from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise RigError(f"{name}: must be a finite number", 400, name)
+        raise FormError(f"{name}: must be a finite number", name)
     return number

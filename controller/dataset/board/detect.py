@@ -39,11 +39,10 @@ from controller.dataset.board.check import (
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec
 from controller.pipeline.matching import read_match_csv
+from controller.progress import CountProgress
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
 
 __all__ = ["BoardMismatchError", "DetectionError", "MIN_CORNERS", "detect_session"]
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -190,7 +189,7 @@ def _session_cameras(session: Path) -> list[str]:
 
 
 def detect_session(
-    session_dir: Path, spec: BoardSpec, progress: Callable[[int, int], None] | None = None
+    session_dir: Path, spec: BoardSpec, progress: CountProgress | None = None
 ) -> dict[str, CameraDetections]:
     """Detect the board in every synced frame of every camera; write the detections and the spec
     (calibration/detections/<cam>.npz, calibration/board.json) and return them by camera.
@@ -201,7 +200,7 @@ def detect_session(
 
 
 def scan_session(
-    session_dir: Path, spec: BoardSpec, progress: Progress | None = None, workers: int | None = None
+    session_dir: Path, spec: BoardSpec, progress: CountProgress | None = None, workers: int | None = None
 ) -> dict[str, CameraDetections]:
     """detect_session with a choice of worker threads (default: one per camera, up to the CPUs;
     decoding and detection release the GIL, so cameras run in parallel)."""

@@ -8,7 +8,6 @@ calibration.toml (aniposelib), Calib.toml (Pose2Sim), report.json and plots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from controller.dataset import layout
@@ -16,6 +15,7 @@ from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec, BoardSpecError
 from controller.dataset.calibrate.errors import CalibrationError
 from controller.dataset.calibrate.solve import CalibrationOptions, CalibrationResult, calibrate_cameras
+from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 
 __all__ = [
@@ -27,8 +27,6 @@ __all__ = [
     "resolve_board",
     "session_cameras",
 ]
-
-Progress = Callable[[float, str], None]
 
 
 def session_cameras(session: Path) -> list[str]:

@@ -5,7 +5,6 @@ and every board pose, and the world frame put on the board in a reference row (u
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,8 +18,7 @@ from controller.dataset.calibrate.geometry import compose, invert, rotation_to_r
 from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
 from controller.dataset.calibrate.views import View, camera_views, select_views
 from controller.dataset.cameras import CameraModel
-
-Progress = Callable[[float, str], None]
+from controller.progress import Progress
 
 
 @dataclass

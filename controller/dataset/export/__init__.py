@@ -4,10 +4,10 @@ CSV, NWB with ndx-pose (pynwb; the `nwb` extra)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from controller.dataset import layout
+from controller.progress import Progress
 
 FORMATS = ("trc", "csv", "nwb")
 SUFFIX = {"trc": ".trc", "csv": ".csv", "nwb": ".nwb"}
@@ -26,7 +26,7 @@ def export_session(
     session: Path,
     fmt: str,
     out: Path | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
     **options,
 ) -> Path:
     if fmt not in FORMATS:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +33,10 @@ from controller.dataset.pose.triangulate import (
     triangulate_robust,
 )
 from controller.pipeline.matching import read_match_csv
+from controller.progress import Progress
 from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 
-Progress = Callable[[float, str], None]
 ROWS_PER_BLOCK = 256
 DEFAULT_MIN_VALID_FRACTION = 0.8
 

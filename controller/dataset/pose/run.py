@@ -29,8 +29,8 @@ from controller.dataset.pose.env import WORKER, ensure_pose_env
 from controller.dataset.pose.keypoints import GROUPS, KEYPOINT_NAMES
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError, read_synced_frames
 from controller.pipeline.matching import read_match_csv
+from controller.progress import Progress
 
-Progress = Callable[[float, str], None]
 K = len(KEYPOINT_NAMES)
 RESULT_BYTES = 8 + K * 3 * 4
 
