@@ -12,12 +12,8 @@ from syncrig_agent.contract.protocol.auth import (
     load_secret,
     write_secret,
 )
-from syncrig_agent.contract.protocol.connection import (
-    Connection,
-    RemoteError,
-    RequestError,
-    RequestTimeout,
-)
+from syncrig_agent.contract.protocol.connection import Connection
+from syncrig_agent.contract.protocol.errors import RemoteError, RequestError, RequestTimeout
 from syncrig_agent.contract.protocol.framing import (
     MAX_MESSAGE_BYTES,
     MAX_NESTING_DEPTH,
