@@ -1,5 +1,6 @@
-"""What the protocol tests share: the test secrets, the length-prefixed framing of a raw body,
-authenticated Connection pairs over loopback TCP, and the fuzz example count."""
+"""What the protocol and agent-fuzz tests share: the test secrets, the length-prefixed framing of a
+raw body, authenticated Connection pairs over loopback TCP, the fuzz example count and a strategy
+for any JSON value."""
 
 from __future__ import annotations
 
@@ -10,11 +11,28 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import strategies as st
+
 from syncrig_agent.contract.protocol import Connection, accept_handshake, connect_handshake, read_message
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 WRONG = b"fedcba9876543210fedcba9876543210"
 FUZZ_EXAMPLES = int(os.environ.get("SYNCRIG_FUZZ_EXAMPLES", "200"))
+
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),  # what JSON can carry
+    st.text(max_size=40),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def frame(body: bytes) -> bytes:
