@@ -41,6 +41,7 @@ def build_camera(settings: AgentSettings) -> CameraParts:
             "synthetic", settings.width, settings.height, clock, **synthetic_options(settings)
         )
         return CameraParts(clock, backend, simulated_clock_reader(sim.clock_sync, clock))
+    # A real camera (picamera2): the system clock, disciplined by ptp4l/chrony, whose state they report.
     clock = SystemClock()
     backend = make_backend(
         settings.backend,
