@@ -20,9 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from syncrig_agent.backends.base import CapturedFrame, FrameMeta
 from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
-from syncrig_agent.encoders.base import EncodedFrame
+from syncrig_agent.frames import CapturedFrame, EncodedFrame, FrameMeta
 from syncrig_agent.outputs.local_file import LocalFileOutput
 from syncrig_agent.sim.scene import SyntheticScene
 from syncrig_agent.timing import GridWaiter, SystemClock

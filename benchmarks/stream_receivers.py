@@ -35,10 +35,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from controller.receivers import ReceiverManager, read_stream_table, stream_files  # noqa: E402
-from syncrig_agent.backends.base import FrameMeta  # noqa: E402
 from syncrig_agent.contract.formats.stream import FRAME_HEADER, decode_frame_header  # noqa: E402
 from syncrig_agent.contract.protocol import accept_handshake, load_secret, read_message, write_secret  # noqa: E402
-from syncrig_agent.encoders.base import EncodedFrame  # noqa: E402
+from syncrig_agent.frames import EncodedFrame, FrameMeta  # noqa: E402
 from syncrig_agent.outputs.stream import StreamOutput  # noqa: E402
 
 from _common import fmt, stats_us  # noqa: E402

@@ -1,8 +1,11 @@
-"""Shared fixtures: simulated rigs as real agent processes on loopback."""
+"""Shared fixtures: simulated rigs as real agent processes on loopback; sockets and authenticated
+connection pairs for the protocol tests."""
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from controller.rig.simulated import SimCamera, SimulatedRig
 
 from loopback_sshd import SshdUnavailable, check_sshd_available, loopback_sshd
+from protocol_support import Pairs
 
 # Small frames keep the suite fast on 2 cores; the timing path is the same at any size.
 TEST_WIDTH = 320
@@ -44,6 +48,31 @@ def sshd(tmp_path_factory):
         pytest.skip(f"SSH tests (deploy, SFTP pull) NOT RUN: {exc}")
     with loopback_sshd(tmp_path_factory.mktemp("sshd")) as info:
         yield info
+
+
+@pytest.fixture
+def sockpair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    a.settimeout(5.0)
+    b.settimeout(5.0)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(5.0)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def pairs() -> Iterator[Pairs]:
+    p = Pairs()
+    yield p
+    p.close()
 
 
 def pytest_report_header(config):

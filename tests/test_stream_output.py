@@ -21,7 +21,6 @@ import pytest
 from controller.cli.main import build_parser
 from controller.media import ffmpeg_exe
 from controller.receivers import CameraReceiver, read_stream_table, stream_files
-from syncrig_agent.backends.base import CapturedFrame, FrameMeta
 from syncrig_agent.contract.formats.stream import (
     FRAME_HEADER,
     StreamFormatError,
@@ -29,8 +28,9 @@ from syncrig_agent.contract.formats.stream import (
     encode_end,
 )
 from syncrig_agent.contract.protocol import accept_handshake, read_message, write_secret
-from syncrig_agent.encoders.base import EncodedFrame, EncoderSettings
+from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.encoders.pyav_h264 import PyAVH264Encoder
+from syncrig_agent.frames import CapturedFrame, EncodedFrame, FrameMeta
 from syncrig_agent.outputs.stream import StreamOutput
 
 SECRET = b"0123456789abcdef0123456789abcdef"

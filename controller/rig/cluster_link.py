@@ -8,7 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from syncrig_agent.contract.protocol import Connection, ConnectionClosed, measure_clock_offset
+from syncrig_agent.contract.protocol import (
+    START,
+    STATUS,
+    STOP,
+    Connection,
+    ConnectionClosed,
+    measure_clock_offset,
+)
 from syncrig_agent.contract.protocol.links import connect_peer
 
 log = logging.getLogger(__name__)
@@ -60,7 +67,7 @@ class ClusterLink:
         return self.conn.request(msg, timeout)
 
     def status(self, timeout: float = 5.0) -> dict:
-        return self.request({"type": "status"}, timeout)["status"]
+        return self.request({"type": STATUS}, timeout)["status"]
 
     def start(
         self,
@@ -74,7 +81,7 @@ class ClusterLink:
     ) -> dict:
         """Start on cam0's next T0; with `frames`, every camera stops by itself after that many slots;
         `streams` maps cameras to the "HOST:PORT" of their live-stream receivers."""
-        msg = {"type": "start", "session_id": session_id, "period_ns": period_ns, "fps": fps, "files": files}
+        msg = {"type": START, "session_id": session_id, "period_ns": period_ns, "fps": fps, "files": files}
         if frames is not None:
             msg["frames"] = frames
         if streams:
@@ -82,7 +89,7 @@ class ClusterLink:
         return self.request(msg, timeout)
 
     def stop(self, at_ns: int | None = None, timeout: float = 60.0) -> dict:
-        msg: dict = {"type": "stop"}
+        msg: dict = {"type": STOP}
         if at_ns is not None:
             msg["at_ns"] = at_ns
         return self.request(msg, timeout)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from syncrig_agent.backends.base import CameraBackend, make_backend
-from syncrig_agent.backends.free_running import FreeRunningCamera, LockPolicy
+from syncrig_agent.backends.factory import CameraParts, build_camera
+from syncrig_agent.backends.free_running import FreeRunningCamera
 from syncrig_agent.capture import CameraSession, CaptureOptions
-from syncrig_agent.clock_state import ClockMonitor, ClockState, make_reader, simulated_state
+from syncrig_agent.clock_state import ClockMonitor
 from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.contract.ids import validate_camera_name
 from syncrig_agent.contract.protocol import RequestError
@@ -21,96 +19,26 @@ from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.outputs.stream import StreamOutput
 from syncrig_agent.preview import PreviewService, disabled_status
 from syncrig_agent.settings import AgentSettings, parse_address
-from syncrig_agent.timing.camera_clock import CameraClock, SimulatedClock, SystemClock
 
 log = logging.getLogger(__name__)
 
 
-def make_clock(settings: AgentSettings) -> CameraClock:
-    sim = settings.simulation
-    if settings.backend == "synthetic":
-        return SimulatedClock(offset_ns=round(sim.clock_offset_us * 1000), drift_ppm=sim.drift_ppm)
-    return SystemClock()
-
-
-def lock_policy(settings: AgentSettings) -> LockPolicy:
-    return LockPolicy(
-        wait_for_lock=settings.wait_for_lock,
-        lock_timeout_s=settings.lock_timeout_s,
-        lock_lead_ms=settings.lock_lead_ms,
-        threshold_us=settings.lock_threshold_us,
-    )
-
-
-def make_clock_reader(settings: AgentSettings, clock: CameraClock) -> Callable[[], ClockState]:
-    """Simulated cameras report their simulated clock; real ones ask what disciplines theirs."""
-    if settings.backend == "synthetic":
-        scripted = settings.simulation.clock_sync
-
-        def read() -> ClockState:
-            real = time.time_ns()  # one instant on both clocks: the exact simulated offset
-            return simulated_state(scripted, clock.from_realtime(real), real)
-
-        return read
-    return make_reader(settings.clock_source)
-
-
-def build_backend(settings: AgentSettings, clock: CameraClock) -> CameraBackend:
-    sim = settings.simulation
-    if settings.backend == "synthetic" and sim.trigger == "freerun":
-        return make_backend(
-            "synthetic",
-            settings.width,
-            settings.height,
-            clock,
-            trigger="freerun",
-            camera_name=settings.name,
-            crystal_ppm=sim.crystal_ppm,
-            jitter_us=sim.jitter_us,
-            delay_frames=sim.sensor_delay_frames,
-            lock=lock_policy(settings),
-        )
-    if settings.backend == "synthetic":
-        return make_backend(
-            "synthetic",
-            settings.width,
-            settings.height,
-            clock,
-            camera_name=settings.name,
-            drop_probability=settings.simulation.drop_probability,
-            spin_us=settings.spin_us,
-            trigger=settings.simulation.trigger,
-            jitter_us=settings.simulation.jitter_us,
-            scene=settings.simulation.scene,
-            scene_config=settings.simulation.charuco,
-        )
-    return make_backend(
-        "picamera2",
-        settings.width,
-        settings.height,
-        clock,
-        options=settings.picamera2,
-        lock=lock_policy(settings),
-    )
-
-
 class CameraAgent:
-    def __init__(self, settings: AgentSettings, backend: CameraBackend | None = None) -> None:
+    def __init__(self, settings: AgentSettings, camera: CameraParts | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self.data_dir = Path(settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = make_clock(settings) if backend is None else backend.clock
-        self.backend = backend or build_backend(settings, self.clock)
+        camera = camera or build_camera(settings)
+        self.clock = camera.clock
+        self.backend = camera.backend
         self.backend.open()
         self.session: CameraSession | None = None
         self.last_summary: dict | None = None
         self.preview: PreviewService | None = None
         self._lock = threading.Lock()
         # Clock state in the background: pmc/chronyc can take seconds, STATUS must not wait.
-        self.clock_monitor = ClockMonitor(
-            make_clock_reader(settings, self.clock), settings.clock_refresh_s
-        ).start()
+        self.clock_monitor = ClockMonitor(camera.read_clock_state, settings.clock_refresh_s).start()
 
     def start_preview(self, secret: bytes) -> int | None:
         """Serve the live preview (settings permitting); returns its port."""

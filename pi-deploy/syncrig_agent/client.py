@@ -10,6 +10,11 @@ import time
 
 from syncrig_agent.camera_agent import CameraAgent
 from syncrig_agent.contract.protocol import (
+    HELLO,
+    LOGS,
+    START,
+    STATUS,
+    STOP,
     AuthenticationFailed,
     Connection,
     ProtocolError,
@@ -121,20 +126,20 @@ class ClientAgent:
         self.last_heard = time.monotonic()
         validate_request(msg, from_server=True)
         kind = msg["type"]
-        if kind == "hello":
+        if kind == HELLO:
             raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
-        if kind == "status":
+        if kind == STATUS:
             return {"status": self.camera.status()}
-        if kind == "logs":
+        if kind == LOGS:
             lines = log_ring.recent_lines(msg.get("lines", log_ring.DEFAULT_LOG_LINES))
             return {"camera": self.name, "lines": lines}
-        if kind == "start":
+        if kind == START:
             files = msg["files"]
             if self.name not in files:
                 raise RequestError("bad_field", f"files: no file name for camera {self.name!r}")
             threading.Thread(target=self._start, args=(conn, msg), daemon=True).start()
             return None
-        if kind == "stop":
+        if kind == STOP:
             threading.Thread(target=self._stop, args=(conn, msg), daemon=True).start()
             return None
         raise RequestError("unknown_command", f"unknown command {kind!r}")

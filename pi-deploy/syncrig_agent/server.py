@@ -12,6 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from syncrig_agent.camera_agent import CameraAgent
 from syncrig_agent.contract.protocol import (
+    CLOCK_CHECK,
+    HELLO,
+    LOGS,
+    START,
+    STATUS,
+    STOP,
     Connection,
     ConnectionClosed,
     RemoteError,
@@ -162,7 +168,7 @@ class ServerAgent:
 
     def _poll_one(self, record: ClientRecord) -> None:
         try:
-            reply = record.conn.request({"type": "status"}, timeout=2.0)
+            reply = record.conn.request({"type": STATUS}, timeout=2.0)
             record.status = reply.get("status")
             record.status_at = time.time()
         except (RequestTimeout, ConnectionClosed, RemoteError) as exc:
@@ -172,18 +178,18 @@ class ServerAgent:
     def _on_request(self, conn: Connection, msg: dict) -> dict | None:
         validate_request(msg)
         kind = msg["type"]
-        if kind == "status":
+        if kind == STATUS:
             return {"status": self.status()}
-        if kind == "hello":
+        if kind == HELLO:
             raise RequestError("unexpected", "hello is only accepted as the first message of a connection")
         if conn not in self.controllers:
             raise RequestError("not_allowed", f"{kind} is only accepted from a controller")
-        if kind in ("start", "stop", "logs", "clock_check"):
+        if kind in (START, STOP, LOGS, CLOCK_CHECK):
             handler = {
-                "start": self._start,
-                "stop": self._stop,
-                "logs": self._logs,
-                "clock_check": self._clock_check,
+                START: self._start,
+                STOP: self._stop,
+                LOGS: self._logs,
+                CLOCK_CHECK: self._clock_check,
             }[kind]
             self._pool.submit(self._reply_later, conn, msg, handler)
             return None
@@ -240,7 +246,7 @@ class ServerAgent:
                 # The grid runs on period_ns; fps only tells the encoder the rate, so they must agree.
                 raise RequestError("bad_field", f"start: fps {fps!r} does not match period_ns {period}")
             start = {
-                "type": "start",
+                "type": START,
                 "session_id": msg["session_id"],
                 "t0_ns": t0,
                 "period_ns": period,
@@ -324,7 +330,7 @@ class ServerAgent:
 
     def _stop_all(self, names: list[str], stop_ns: int) -> dict[str, dict]:
         connected = self.connected_clients()
-        stop = {"type": "stop", "at_ns": stop_ns}
+        stop = {"type": STOP, "at_ns": stop_ns}
         wait_s = max(0.0, (stop_ns - self.camera.clock.now_ns()) / 1e9) + 30.0
         futures = {
             n: self._pool.submit(connected[n].conn.request, stop, wait_s)
@@ -387,7 +393,7 @@ class ServerAgent:
                 f"logs: camera {camera!r} is not connected to {self.name}: {why} (connected: {known})",
             )
         try:
-            reply = record.conn.request({"type": "logs", "lines": lines}, timeout=5.0)
+            reply = record.conn.request({"type": LOGS, "lines": lines}, timeout=5.0)
         except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
             raise RequestError("camera_unreachable", f"logs: {camera} did not answer: {exc}") from None
         return {"camera": camera, "lines": reply.get("lines", [])}

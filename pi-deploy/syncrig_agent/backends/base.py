@@ -17,22 +17,8 @@ from typing import Any
 import numpy as np
 
 from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.frames import CapturedFrame
 from syncrig_agent.timing.camera_clock import CameraClock
-
-
-@dataclass(frozen=True)
-class FrameMeta:
-    grid_index: int
-    wall_ns: int  # capture time on the shared clock (the camera's disciplined wall clock)
-    sensor_ns: int  # the sensor's own timestamp (monotonic domain)
-    target_ns: int  # Tn of grid_index
-    wake_ns: int  # when the agent's software got to this frame (camera clock): scheduling quality
-
-
-@dataclass
-class CapturedFrame:
-    image: np.ndarray  # I420 / yuv420p, shape (H*3//2, W), uint8; owned by the receiver
-    meta: FrameMeta
 
 
 @dataclass
@@ -150,21 +136,3 @@ class CameraBackend(ABC):
 
     def describe(self) -> dict:
         return {"kind": self.kind, "width": self.width, "height": self.height, "clock": self.clock.describe()}
-
-
-def make_backend(kind: str, width: int, height: int, clock: CameraClock, **options: object) -> CameraBackend:
-    """Backends are imported lazily: picamera2 only exists on a Pi."""
-    if kind == "synthetic" and options.get("trigger") == "freerun":
-        from syncrig_agent.backends.synthetic_freerun import SyntheticFreeRunningCamera
-
-        options = {k: v for k, v in options.items() if k not in ("trigger", "drop_probability", "spin_us")}
-        return SyntheticFreeRunningCamera(width, height, clock, **options)  # type: ignore[arg-type]
-    if kind == "synthetic":
-        from syncrig_agent.backends.synthetic import SyntheticCamera
-
-        return SyntheticCamera(width, height, clock, **options)  # type: ignore[arg-type]
-    if kind == "picamera2":
-        from syncrig_agent.backends.pi_camera import Picamera2Camera
-
-        return Picamera2Camera(width, height, clock, **options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown camera backend {kind!r} (expected 'synthetic' or 'picamera2')")

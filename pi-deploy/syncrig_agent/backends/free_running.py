@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from syncrig_agent.backends.base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
 from syncrig_agent.backends.phase_lock import PhaseServo, SensorLimits, ServoConfig
 from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.frames import CapturedFrame, FrameMeta
 from syncrig_agent.timing.camera_clock import CameraClock
 from syncrig_agent.timing.waiter import realtime_minus
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from syncrig_agent.backends.base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats, FrameMeta
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
 from syncrig_agent.contract.grid import FrameGrid
+from syncrig_agent.frames import CapturedFrame, FrameMeta
 from syncrig_agent.sim.scene import SyntheticScene
 from syncrig_agent.timing.camera_clock import CameraClock
 from syncrig_agent.timing.waiter import GridWaiter

@@ -13,8 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from syncrig_agent.backends.base import CapturedFrame, FrameMeta
-from syncrig_agent.contract.formats.frame_table import FrameRow
+from syncrig_agent.frames import CapturedFrame, EncodedFrame, FrameMeta
 from syncrig_agent.outputs.base import Output
 
 log = logging.getLogger(__name__)
@@ -33,28 +32,6 @@ class EncoderSettings:
     preset: str = "ultrafast"
     threads: int = 0  # 0 = let the codec decide
     queue_frames: int = 32
-
-
-@dataclass(frozen=True)
-class EncodedFrame:
-    data: bytes  # Annex-B access unit
-    keyframe: bool
-    meta: FrameMeta
-    position: int  # 0-based position in the stream (= line in .pts, row in frames.csv)
-
-    def row(self) -> FrameRow:
-        """This frame's line of `frames.csv` (and of the live stream's per-frame header)."""
-        meta = self.meta
-        return FrameRow(
-            frame=self.position,
-            grid_index=meta.grid_index,
-            wall_ns=meta.wall_ns,
-            sensor_ns=meta.sensor_ns,
-            target_ns=meta.target_ns,
-            keyframe=int(self.keyframe),
-            size=len(self.data),
-            wake_ns=meta.wake_ns,
-        )
 
 
 class Encoder(ABC):

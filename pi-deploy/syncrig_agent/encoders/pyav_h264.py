@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import av
 
-from syncrig_agent.backends.base import CapturedFrame, FrameMeta
 from syncrig_agent.encoders.base import Encoder, EncoderSettings
+from syncrig_agent.frames import CapturedFrame, FrameMeta
 
 log = logging.getLogger(__name__)
 

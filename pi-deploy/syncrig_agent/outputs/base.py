@@ -8,10 +8,8 @@ recording report an error when they fail.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from syncrig_agent.encoders.base import EncodedFrame
+from syncrig_agent.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,11 @@ import queue
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from syncrig_agent.contract.formats.stream import encode_end, encode_frame_header, stream_hello
 from syncrig_agent.contract.protocol import ProtocolError, connect_handshake, write_message
+from syncrig_agent.frames import EncodedFrame
 from syncrig_agent.outputs.base import Output
-
-if TYPE_CHECKING:
-    from syncrig_agent.encoders.base import EncodedFrame
 
 log = logging.getLogger(__name__)
 

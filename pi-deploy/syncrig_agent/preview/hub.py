@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from syncrig_agent.backends.base import CapturedFrame
+from syncrig_agent.frames import CapturedFrame
 from syncrig_agent.preview.jpeg import DEFAULT_MAX_WIDTH, JpegEncoder
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from syncrig_agent.backends.base import CameraBackend, CaptureControl, CapturedFrame, CaptureStats
+from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
 from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
+from syncrig_agent.frames import CapturedFrame
 from syncrig_agent.preview.hub import LatestFrame
 
 log = logging.getLogger(__name__)

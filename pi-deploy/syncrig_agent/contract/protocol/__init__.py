@@ -12,12 +12,8 @@ from syncrig_agent.contract.protocol.auth import (
     load_secret,
     write_secret,
 )
-from syncrig_agent.contract.protocol.connection import (
-    Connection,
-    RemoteError,
-    RequestError,
-    RequestTimeout,
-)
+from syncrig_agent.contract.protocol.connection import Connection
+from syncrig_agent.contract.protocol.errors import RemoteError, RequestError, RequestTimeout
 from syncrig_agent.contract.protocol.framing import (
     MAX_MESSAGE_BYTES,
     MAX_NESTING_DEPTH,
@@ -42,8 +38,10 @@ from syncrig_agent.contract.protocol.messages import (
     AUTH,
     AUTH_OK,
     CHALLENGE,
+    CLOCK_CHECK,
     ERROR,
     HELLO,
+    LOGS,
     MAX_PERIOD_NS,
     MIN_PERIOD_NS,
     NAME_RE,
@@ -66,9 +64,11 @@ __all__ = [
     "AUTH_OK",
     "AUTH_PROTOCOL_VERSION",
     "CHALLENGE",
+    "CLOCK_CHECK",
     "CLOCK_WINDOW",
     "ERROR",
     "HELLO",
+    "LOGS",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
     "MAX_PERIOD_NS",

@@ -32,6 +32,7 @@ from syncrig_agent.contract.protocol.framing import (
     read_message,
     write_message,
 )
+from syncrig_agent.contract.protocol.messages import AUTH, AUTH_OK, CHALLENGE, ERROR
 
 __all__ = [
     "AUTH_PROTOCOL_VERSION",
@@ -77,7 +78,7 @@ def _send_refusal(sock: socket.socket) -> None:
     """Best-effort auth_failed notice; never blocks, since the peer may not be reading."""
     try:
         sock.settimeout(0.0)
-        sock.send(encode_message({"type": "error", "code": "auth_failed", "error": "authentication failed"}))
+        sock.send(encode_message({"type": ERROR, "code": "auth_failed", "error": "authentication failed"}))
     except OSError:
         pass
 
@@ -99,7 +100,7 @@ def accept_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) -
         try:
             write_message(
                 sock,
-                {"type": "challenge", "proto": AUTH_PROTOCOL_VERSION, "nonce": server_nonce},
+                {"type": CHALLENGE, "proto": AUTH_PROTOCOL_VERSION, "nonce": server_nonce},
                 deadline=deadline,
             )
             reply = read_message(sock, deadline=deadline)
@@ -107,7 +108,7 @@ def accept_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) -
             _send_refusal(sock)
             raise AuthenticationFailed(f"handshake failed: {str(exc) or type(exc).__name__}") from exc
         client_nonce = reply.get("nonce")
-        if reply.get("type") != "auth" or not _valid_nonce(client_nonce):
+        if reply.get("type") != AUTH or not _valid_nonce(client_nonce):
             _send_refusal(sock)
             raise AuthenticationFailed(f"expected an auth message, got {str(reply.get('type'))[:40]!r}")
         if not _mac_matches(_mac(secret, b"connector", server_nonce, client_nonce), reply.get("mac")):
@@ -116,7 +117,7 @@ def accept_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) -
         try:
             write_message(
                 sock,
-                {"type": "auth_ok", "mac": _mac(secret, b"acceptor", server_nonce, client_nonce)},
+                {"type": AUTH_OK, "mac": _mac(secret, b"acceptor", server_nonce, client_nonce)},
                 deadline=deadline,
             )
         except (ProtocolError, OSError) as exc:
@@ -141,7 +142,7 @@ def connect_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) 
             challenge = read_message(sock, deadline=deadline)
             server_nonce = challenge.get("nonce")
             proto = challenge.get("proto")
-            if challenge.get("type") != "challenge" or not _valid_nonce(server_nonce):
+            if challenge.get("type") != CHALLENGE or not _valid_nonce(server_nonce):
                 raise AuthenticationFailed(f"expected a challenge, got {str(challenge.get('type'))[:40]!r}")
             if type(proto) is not int or proto != AUTH_PROTOCOL_VERSION:
                 raise AuthenticationFailed(f"unsupported handshake protocol {str(proto)[:20]!r}")
@@ -149,7 +150,7 @@ def connect_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) 
             write_message(
                 sock,
                 {
-                    "type": "auth",
+                    "type": AUTH,
                     "nonce": client_nonce,
                     "mac": _mac(secret, b"connector", server_nonce, client_nonce),
                 },
@@ -160,9 +161,9 @@ def connect_handshake(sock: socket.socket, secret: bytes, timeout: float = 5.0) 
             raise
         except (ProtocolError, OSError) as exc:
             raise AuthenticationFailed(f"handshake failed: {str(exc) or type(exc).__name__}") from exc
-        if answer.get("type") == "error":
+        if answer.get("type") == ERROR:
             raise AuthenticationFailed("acceptor refused our credentials (wrong shared secret?)")
-        if answer.get("type") != "auth_ok":
+        if answer.get("type") != AUTH_OK:
             raise AuthenticationFailed(f"expected auth_ok, got {str(answer.get('type'))[:40]!r}")
         if not _mac_matches(_mac(secret, b"acceptor", server_nonce, client_nonce), answer.get("mac")):
             raise AuthenticationFailed("acceptor's MAC does not match: it does not know the shared secret")

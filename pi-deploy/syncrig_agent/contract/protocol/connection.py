@@ -9,7 +9,6 @@ threads keep this usable from the camera agents' realtime code without an event 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import socket
 import threading
@@ -17,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from syncrig_agent.contract.protocol.errors import RemoteError, RequestError, RequestTimeout
 from syncrig_agent.contract.protocol.framing import (
     ConnectionClosed,
     MalformedMessage,
@@ -26,13 +26,10 @@ from syncrig_agent.contract.protocol.framing import (
     read_message,
 )
 from syncrig_agent.contract.protocol.link_timing import LinkTiming
+from syncrig_agent.contract.protocol.messages import ERROR, PING, REPLY
+from syncrig_agent.contract.protocol.pending import PendingRequest, PendingRequests
 
-__all__ = [
-    "Connection",
-    "RemoteError",
-    "RequestError",
-    "RequestTimeout",
-]
+__all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
 
@@ -41,48 +38,9 @@ RequestHandler = Callable[["Connection", dict[str, Any]], "dict[str, Any] | None
 CloseHandler = Callable[["Connection"], None]
 
 
-class RequestError(Exception):
-    """Raised by a request handler to send ``{"ok": false, "code": code, "error": message}``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class RemoteError(Exception):
-    """The peer answered a request with ``ok`` false; ``reply`` is the full reply message."""
-
-    def __init__(self, code: str, message: str, reply: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.reply = reply
-
-
-class RequestTimeout(TimeoutError):
-    """No reply arrived in time. The request id is forgotten, so a late reply is dropped."""
-
-
 def _is_int(value: Any) -> bool:
     # bool is an int subclass; True must not pass as request id 1.
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-class _Pending:
-    """One outstanding request. Fields are written under Connection._lock before ``done`` is set."""
-
-    __slots__ = ("done", "reply", "error", "t1", "t4", "is_ping", "heartbeat", "created")
-
-    def __init__(self, is_ping: bool, heartbeat: bool = False) -> None:
-        self.done = threading.Event()
-        self.reply: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        self.t1: int | None = None  # wall clock just before our send (ns)
-        self.t4: int | None = None  # wall clock when the reply was read (ns)
-        self.is_ping = is_ping
-        self.heartbeat = heartbeat  # fire-and-forget: nobody waits, so the heartbeat expires it
-        self.created = time.monotonic()
 
 
 class Connection:
@@ -126,10 +84,9 @@ class Connection:
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
 
-        self._lock = threading.Lock()  # guards ids, pending requests, samples, close state
+        self._lock = threading.Lock()  # guards the close state
         self._send_lock = threading.Lock()  # serializes whole frames on the socket
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        self._requests = PendingRequests()
         self._closed = threading.Event()  # set first thing in close(): refuse new work
         self._close_done = threading.Event()  # set last: pending failed, on_close has run
         self._closing_thread: int | None = None
@@ -189,9 +146,9 @@ class Connection:
             self._close_reason = reason
             self._closing_thread = threading.get_ident()
             self._closed.set()
-            pending = list(self._pending.values())
-            self._pending.clear()
             reader_owns_fd = self._reader is not None and self._reader.is_alive()
+        # After _closed is set: a request opened before this is failed below, any later is refused.
+        pending = self._requests.close()
         log.info("connection to %s closed: %s", self.peer_name, reason or "closed locally")
         # shutdown wakes a reader blocked in recv and a sender blocked in sendall.
         with contextlib.suppress(OSError):
@@ -267,7 +224,7 @@ class Connection:
             self._transmit(msg)
 
     def reply(self, msg: dict[str, Any], **fields: Any) -> None:
-        """Answer request ``msg``: ``{"type": "reply", "re": id, "ok": true, **fields}``."""
+        """Answer request ``msg``: ``{"type": REPLY, "re": id, "ok": true, **fields}``."""
         self._send_reply(msg, fields)
 
     def reply_error(self, msg: dict[str, Any], code: str, error: str) -> None:
@@ -278,52 +235,45 @@ class Connection:
         rid = msg.get("id")
         if not _is_int(rid):
             raise ValueError("cannot reply to a message without an integer id")
-        out: dict[str, Any] = {"type": "reply", "re": rid}
+        out: dict[str, Any] = {"type": REPLY, "re": rid}
         if "ok" not in fields:
             out["ok"] = True
         out.update(fields)
         # type/re are the envelope; a handler result must not be able to misroute the reply.
-        out["type"] = "reply"
+        out["type"] = REPLY
         out["re"] = rid
         self._transmit(out)
 
     # ----------------------------------------------------------------- requests
 
-    def _new_pending(self, is_ping: bool, heartbeat: bool = False) -> tuple[int, _Pending]:
-        with self._lock:
-            if self._closed.is_set():
-                raise ConnectionClosed(f"connection to {self.peer_name} is closed: {self._close_reason}")
-            rid = next(self._ids)
-            pending = _Pending(is_ping, heartbeat)
-            self._pending[rid] = pending
-        return rid, pending
+    def _new_pending(self, is_ping: bool, heartbeat: bool = False) -> tuple[int, PendingRequest]:
+        opened = self._requests.open(is_ping, heartbeat)
+        if opened is None:
+            raise ConnectionClosed(f"connection to {self.peer_name} is closed: {self._close_reason}")
+        return opened
 
-    def _stamp_t1(self, pending: _Pending) -> Callable[[dict[str, Any]], None]:
+    def _stamp_t1(self, pending: PendingRequest) -> Callable[[dict[str, Any]], None]:
         def stamp(_msg: dict[str, Any]) -> None:
             pending.t1 = self._clock()
 
         return stamp
 
-    def _roundtrip(self, msg: dict[str, Any], timeout: float, is_ping: bool) -> _Pending:
+    def _roundtrip(self, msg: dict[str, Any], timeout: float, is_ping: bool) -> PendingRequest:
         out = dict(msg)
         rid, pending = self._new_pending(is_ping)
         out["id"] = rid
         try:
             self._transmit(out, before_send=self._stamp_t1(pending))
         except BaseException:
-            with self._lock:
-                self._pending.pop(rid, None)
+            self._requests.forget(rid)
             raise
-        if not pending.done.wait(timeout):
-            with self._lock:
-                # If the reader completed it between the wait timing out and this pop, the
-                # entry is already gone and the reply is used; otherwise forget the id so the
-                # late reply is dropped rather than matched to anything else.
-                timed_out = self._pending.pop(rid, None) is not None
-            if timed_out:
-                raise RequestTimeout(
-                    f"no reply from {self.peer_name} to {msg.get('type')!r} (id {rid}) within {timeout:g} s"
-                )
+        # If the reader answered it between the wait timing out and the forget, the reply is
+        # used; otherwise the id is forgotten, so the late reply is dropped rather than matched
+        # to anything else.
+        if not pending.done.wait(timeout) and self._requests.forget(rid):
+            raise RequestTimeout(
+                f"no reply from {self.peer_name} to {msg.get('type')!r} (id {rid}) within {timeout:g} s"
+            )
         if pending.error is not None:
             raise pending.error
         assert pending.reply is not None
@@ -344,7 +294,7 @@ class Connection:
 
     def ping(self, timeout: float = 1.0) -> tuple[int, int, int, int]:
         """One synchronous ping; returns the NTP timestamps (t1, t2, t3, t4) and records them."""
-        pending = self._roundtrip({"type": "ping"}, timeout, is_ping=True)
+        pending = self._roundtrip({"type": PING}, timeout, is_ping=True)
         reply = pending.reply
         assert reply is not None and pending.t1 is not None and pending.t4 is not None
         t2, t3 = reply.get("t_recv_ns"), reply.get("t_send_ns")
@@ -354,7 +304,11 @@ class Connection:
 
     # ----------------------------------------------------------------- clock statistics
 
-    def _record_sample(self, pending: _Pending, reply: dict[str, Any]) -> None:
+    def _record_sample(self, pending: PendingRequest) -> None:
+        """Keep an answered ping's timestamps for the link's timing statistics."""
+        reply = pending.reply
+        if not pending.is_ping or reply is None:
+            return
         t2, t3 = reply.get("t_recv_ns"), reply.get("t_send_ns")
         if pending.t1 is None or pending.t4 is None or not (_is_int(t2) and _is_int(t3)):
             return
@@ -389,13 +343,13 @@ class Connection:
                     # The frame was complete, so the stream is still in sync: report and go on.
                     self.last_heard = time.monotonic()
                     log.warning("malformed message from %s: %s", self.peer_name, exc)
-                    self._try_send({"type": "error", "code": exc.code, "error": str(exc)})
+                    self._try_send({"type": ERROR, "code": exc.code, "error": str(exc)})
                     continue
                 except ConnectionClosed:
                     self.close("peer closed the connection")
                     return
                 except MessageTooLarge as exc:
-                    self._try_send({"type": "error", "code": exc.code, "error": str(exc)})
+                    self._try_send({"type": ERROR, "code": exc.code, "error": str(exc)})
                     self.close(f"protocol error: {exc}")
                     return
                 except ProtocolError as exc:  # TruncatedMessage: framing is lost
@@ -422,9 +376,9 @@ class Connection:
 
     def _dispatch(self, msg: dict[str, Any], t_recv: int) -> None:
         mtype = msg["type"]
-        if mtype == "reply":
+        if mtype == REPLY:
             self._handle_reply(msg, t_recv)
-        elif mtype == "error":
+        elif mtype == ERROR:
             # An error notice has no id and needs no answer; answering it could start an
             # endless error ping-pong between two peers.
             log.warning(
@@ -433,16 +387,16 @@ class Connection:
                 str(msg.get("code"))[:60],
                 str(msg.get("error"))[:300],
             )
-        elif mtype == "ping":
+        elif mtype == PING:
             rid = msg.get("id")
             if not _is_int(rid):
-                self._try_send({"type": "error", "code": "missing_id", "error": "ping without an integer id"})
+                self._try_send({"type": ERROR, "code": "missing_id", "error": "ping without an integer id"})
                 return
 
             def stamp(out: dict[str, Any]) -> None:
                 out["t_send_ns"] = self._clock()
 
-            reply = {"type": "reply", "re": rid, "ok": True, "t_recv_ns": t_recv}
+            reply = {"type": REPLY, "re": rid, "ok": True, "t_recv_ns": t_recv}
             with contextlib.suppress(ConnectionClosed):
                 self._transmit(reply, before_send=stamp)
         else:
@@ -450,13 +404,7 @@ class Connection:
 
     def _handle_reply(self, msg: dict[str, Any], t_recv: int) -> None:
         rid = msg.get("re")
-        with self._lock:
-            pending = self._pending.pop(rid, None) if _is_int(rid) else None
-            if pending is not None:
-                pending.reply = msg
-                pending.t4 = t_recv
-                if pending.is_ping:
-                    self._record_sample(pending, msg)
+        pending = self._requests.answer(rid, msg, t_recv, self._record_sample) if _is_int(rid) else None
         if pending is None:
             log.warning(
                 "dropping reply re=%s from %s: no pending request (late after a timeout, or unknown)",
@@ -470,7 +418,7 @@ class Connection:
         mtype = msg["type"]
         if not _is_int(msg.get("id")):
             self._try_send(
-                {"type": "error", "code": "missing_id", "error": f"request {mtype[:40]!r} has no integer id"}
+                {"type": ERROR, "code": "missing_id", "error": f"request {mtype[:40]!r} has no integer id"}
             )
             return
         try:
@@ -504,7 +452,7 @@ class Connection:
             pass
         except (TypeError, ValueError, MessageTooLarge):
             # e.g. a RequestError whose code/message is not JSON-serializable
-            self._try_send({"type": "reply", "re": msg["id"], "ok": False, "code": "internal", "error": "?"})
+            self._try_send({"type": REPLY, "re": msg["id"], "ok": False, "code": "internal", "error": "?"})
 
     # ----------------------------------------------------------------- heartbeat
 
@@ -519,20 +467,8 @@ class Connection:
             if send_started is not None and now - send_started > self._heartbeat_timeout:
                 self.close("send stalled: peer is not reading")
                 return
-            self._expire_heartbeat_pings(now)
+            self._requests.expire_heartbeats(now, self._heartbeat_timeout)
             self._send_heartbeat_ping()
-
-    def _expire_heartbeat_pings(self, now: float) -> None:
-        with self._lock:
-            # Heartbeat pings are never waited on, so nobody else would remove an unanswered
-            # one; a reply arriving after this is logged and dropped like any late reply.
-            stale = [
-                rid
-                for rid, p in self._pending.items()
-                if p.heartbeat and now - p.created > self._heartbeat_timeout
-            ]
-            for rid in stale:
-                del self._pending[rid]
 
     def _send_heartbeat_ping(self) -> None:
         try:
@@ -543,12 +479,11 @@ class Connection:
         # heartbeat thread must stay free to detect a stall.
         try:
             sent = self._transmit(
-                {"type": "ping", "id": rid},
+                {"type": PING, "id": rid},
                 lock_timeout=self._heartbeat_interval,
                 before_send=self._stamp_t1(pending),
             )
         except ConnectionClosed:
             return
         if not sent:
-            with self._lock:
-                self._pending.pop(rid, None)
+            self._requests.forget(rid)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from syncrig_agent.contract.protocol.connection import Connection
+from syncrig_agent.contract.protocol.errors import RequestTimeout
 
 ClockSample = tuple[int, int, int, int]
 
@@ -29,6 +28,14 @@ def offset_of(sample: ClockSample) -> int:
     """Peer clock minus ours."""
     t1, t2, t3, t4 = sample
     return ((t2 - t1) + (t3 - t4)) // 2
+
+
+class Pingable(Protocol):
+    """What the clock check needs of a link (a `Connection` is one): its peer's name and a ping."""
+
+    peer_name: str
+
+    def ping(self, timeout: float = 1.0) -> ClockSample: ...
 
 
 class LinkTiming:
@@ -75,15 +82,13 @@ class LinkTiming:
         return offset_of(min(recent, key=rtt_of))
 
 
-def measure_clock_offset(conn: Connection, samples: int = 8, timeout: float = 1.0) -> dict[str, int]:
+def measure_clock_offset(conn: Pingable, samples: int = 8, timeout: float = 1.0) -> dict[str, int]:
     """Pre-flight clock check: ``samples`` sequential pings over the link.
 
     Returns ``{"offset_ns": peer clock minus ours, "rtt_ns": RTT of the sample used,
     "samples": number of pings answered}`` from the lowest-RTT sample. Pings that time out
     are skipped; RequestTimeout is raised only if none was answered.
     """
-    from syncrig_agent.contract.protocol.connection import RequestTimeout
-
     if samples < 1:
         raise ValueError("samples must be at least 1")
     got: list[ClockSample] = []

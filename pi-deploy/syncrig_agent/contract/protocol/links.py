@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from syncrig_agent.contract.protocol import (
+    HELLO,
+    PROTOCOL_VERSION,
+    REPLY,
     AuthenticationFailed,
     Connection,
     ProtocolError,
@@ -27,7 +30,6 @@ from syncrig_agent.settings import parse_address
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
 HANDSHAKE_TIMEOUT_S = 5.0
 # Connections still in their handshake, per port. Each is bounded in time (HANDSHAKE_TIMEOUT_S);
 # this bounds their number, so a flood of strangers costs at most this many short-lived threads
@@ -65,7 +67,7 @@ def accept_peer(
     sock.settimeout(HANDSHAKE_TIMEOUT_S)
     hello = read_message(sock)
     try:
-        if hello.get("type") != "hello":
+        if hello.get("type") != HELLO:
             raise RequestError("expected_hello", f"first message must be hello, got {hello.get('type')!r}")
         validate_request(hello)
         if hello["role"] not in allowed_roles:
@@ -74,13 +76,13 @@ def accept_peer(
     except RequestError as exc:
         write_message(
             sock,
-            {"type": "reply", "re": hello.get("id"), "ok": False, "code": exc.code, "error": exc.message},
+            {"type": REPLY, "re": hello.get("id"), "ok": False, "code": exc.code, "error": exc.message},
         )
         raise
     sock.settimeout(None)
 
     def send_welcome(extra: dict) -> None:
-        write_message(sock, {"type": "reply", "re": hello.get("id"), "ok": True, **welcome, **extra})
+        write_message(sock, {"type": REPLY, "re": hello.get("id"), "ok": True, **welcome, **extra})
 
     return hello, send_welcome
 
@@ -94,9 +96,9 @@ def connect_peer(
         _tune(sock)
         connect_handshake(sock, secret, timeout=timeout)
         sock.settimeout(timeout)
-        write_message(sock, {"id": 0, "version": PROTOCOL_VERSION, **hello, "type": "hello"})
+        write_message(sock, {"id": 0, "version": PROTOCOL_VERSION, **hello, "type": HELLO})
         reply = read_message(sock)
-        if reply.get("type") != "reply" or reply.get("re") != 0:
+        if reply.get("type") != REPLY or reply.get("re") != 0:
             raise ProtocolError(f"unexpected answer to hello: {reply}", code="bad_reply")
         if not reply.get("ok"):
             raise RemoteError(reply.get("code", "refused"), reply.get("error", "refused"), reply)
@@ -200,7 +202,6 @@ def write_ready_file(path: str, info: dict) -> None:
 
 __all__ = [
     "Connection",
-    "PROTOCOL_VERSION",
     "accept_peer",
     "connect_peer",
     "listen",

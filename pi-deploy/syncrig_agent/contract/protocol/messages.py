@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncrig_agent.contract.ids import CAMERA_PATTERN, SESSION_PATTERN
-from syncrig_agent.contract.protocol.connection import RequestError
+from syncrig_agent.contract.protocol.errors import RequestError
 from syncrig_agent.diagnostics.log_ring import MAX_LOG_LINES
 
 __all__ = [
