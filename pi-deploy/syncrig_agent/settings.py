@@ -9,32 +9,12 @@ from pathlib import Path
 
 from syncrig_agent.clock_state import CLOCK_SOURCES, SIMULATED_STATES
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
-from syncrig_agent.contract.validation import check_frame_size, check_ranges
+from syncrig_agent.contract.validation import SettingsError, check_frame_size, check_ranges, parse_address
 
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
 DEFAULT_PREVIEW_PORT = 5008  # desktop → every camera's MJPEG preview (HTTP, token-authenticated)
 SCENES = ("default", "charuco")  # what a synthetic camera films
-
-
-class SettingsError(ValueError):
-    """A setting with a bad value; the message names the field."""
-
-
-def parse_address(text: str, default_port: int, field_name: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, str(default_port)
-    host = host.strip("[]")
-    if not host:
-        raise SettingsError(f"{field_name}: missing host in {text!r}")
-    try:
-        port_num = int(port)
-    except ValueError:
-        raise SettingsError(f"{field_name}: port must be a number in {text!r}") from None
-    if not 0 <= port_num <= 65535:
-        raise SettingsError(f"{field_name}: port {port_num} out of range")
-    return host, port_num
 
 
 @dataclass

@@ -7,8 +7,10 @@ import json
 import logging
 from collections import deque
 
-DEFAULT_CAPACITY = 2000
-MAX_LOG_LINES = 2000  # the most a `logs` request may ask for (protocol/messages.py checks it)
+from syncrig_agent.contract.protocol.messages import MAX_LOG_LINES
+
+# The ring keeps exactly as many lines as one `logs` request may ask for.
+DEFAULT_CAPACITY = MAX_LOG_LINES
 DEFAULT_LOG_LINES = 200
 MAX_LINE_CHARS = 1000
 # A reply must fit one control message (1 MiB, protocol/framing.py) with room to spare.

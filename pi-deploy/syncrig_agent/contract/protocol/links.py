@@ -26,7 +26,7 @@ from syncrig_agent.contract.protocol import (
     validate_request,
     write_message,
 )
-from syncrig_agent.settings import parse_address
+from syncrig_agent.contract.validation import parse_address
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from syncrig_agent.contract.ids import CAMERA_PATTERN, SESSION_PATTERN
 from syncrig_agent.contract.protocol.errors import RequestError
-from syncrig_agent.diagnostics.log_ring import MAX_LOG_LINES
 
 __all__ = [
     "AUTH",
@@ -43,6 +42,7 @@ __all__ = [
     "validate_request",
 ]
 
+MAX_LOG_LINES = 2000  # the most log lines one `logs` request may ask for (the ring keeps as many)
 PROTOCOL_VERSION = 1
 
 # Requests
