@@ -19,6 +19,7 @@ from controller.dataset.calibrate.geometry import compose, invert, rotation_to_r
 from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
 from controller.dataset.calibrate.views import View, camera_views, select_views
 from controller.dataset.cameras import CameraModel
+from syncrig_agent.sim.charuco_sim import rodrigues
 
 Progress = Callable[[float, str], None]
 
@@ -268,8 +269,6 @@ def calibrate_cameras(
     timings["bundle_adjustment"] = figures["seconds"]
 
     progress(0.9, "world frame")
-    from controller.dataset.calibrate.geometry import rodrigues
-
     board_rot = rodrigues(result.boards[:, :3])
     ref_pose = (board_rot[row_index[ref]], result.boards[row_index[ref], 3:])
     to_world = invert(*ref_pose)  # root frame → world (= the reference board's frame)
