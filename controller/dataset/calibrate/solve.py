@@ -18,7 +18,7 @@ from controller.dataset.calibrate.extrinsics import ViewPose, board_pose, chain_
 from controller.dataset.calibrate.geometry import compose, invert, rotation_to_rvec
 from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
 from controller.dataset.calibrate.views import View, camera_views, select_views
-from controller.dataset.cameras import CameraModel
+from controller.dataset.cameras import CameraModel, CameraSet
 from syncrig_agent.sim.charuco_sim import rodrigues
 
 Progress = Callable[[float, str], None]
@@ -45,7 +45,7 @@ class CalibrationOptions:
 
 @dataclass
 class CalibrationResult:
-    cameras: list[CameraModel]  # world frame: the board in `reference_row`, mm
+    cameras: CameraSet  # world frame: the board in `reference_row`, mm
     spec: BoardSpec
     options: CalibrationOptions
     reference_row: int
@@ -316,7 +316,7 @@ def calibrate_cameras(
     timings["total"] = round(time.perf_counter() - started, 3)
     progress(1.0, "done")
     return CalibrationResult(
-        cameras=cameras,
+        cameras=CameraSet(cameras),
         spec=spec,
         options=opt,
         reference_row=ref,
