@@ -21,9 +21,10 @@ from controller.dataset.calibrate import (
     calibrate_cameras,
     calibrate_session,
 )
-from controller.dataset.calibrate.geometry import project_camera_points, rodrigues
+from controller.dataset.calibrate.geometry import project_camera_points
 from controller.dataset.calibrate.synthetic import compare_to_truth, synthetic_calibration
 from controller.dataset.cameras import load_calibration_toml
+from syncrig_agent.sim.charuco_sim import rodrigues
 
 from calibration_support import write_session
 

@@ -21,6 +21,7 @@ from syncrig_agent.contract.ids import (
     validate_session_id,
     validate_subject_id,
 )
+from syncrig_agent.contract.limits import SETTING_LIMITS
 from syncrig_agent.contract.protocol import load_secret, write_secret
 from syncrig_agent.settings import AgentSettings, SettingsError
 
@@ -89,6 +90,29 @@ def test_rig_config_validation() -> None:
         RigConfig(cameras=[CameraEntry("cam0", "a", "server")], pi_data_dir="~/x; rm -rf ~").validate()
     with pytest.raises(ConfigError, match="fps"):
         RigConfig(cameras=[CameraEntry("cam0", "a", "server")], fps=0).validate()
+
+
+@pytest.mark.parametrize(
+    "name", ["bitrate", "keyframe_interval_s", "heartbeat_interval_s", "heartbeat_timeout_s"]
+)
+def test_agent_and_rig_config_share_each_limit(tmp_path: Path, name: str) -> None:
+    """A field the deploy step copies into agent.json has one range: what the desktop saves, the Pi
+    accepts, and both refuse the value just outside it with the same message."""
+    low, high = SETTING_LIMITS[name].low, SETTING_LIMITS[name].high
+    agent = {"name": "cam0", "role": "server", "data_dir": str(tmp_path), "secret_file": "s"}
+    cams = [CameraEntry("cam0", "a", "server")]
+    timeout = {"heartbeat_timeout_s": 3600.0} if name == "heartbeat_interval_s" else {}
+    interval = {"heartbeat_interval_s": 0.05} if name == "heartbeat_timeout_s" else {}
+    for value in (low, high):
+        AgentSettings.from_dict({**agent, **timeout, **interval, name: value})
+        RigConfig(cameras=cams, **timeout, **interval, **{name: value}).validate()
+    for value in (low * 0.9, high * 1.1):
+        with pytest.raises(SettingsError) as agent_error:
+            AgentSettings.from_dict({**agent, **timeout, **interval, name: value})
+        with pytest.raises(ConfigError) as rig_error:
+            RigConfig(cameras=cams, **timeout, **interval, **{name: value}).validate()
+        assert str(agent_error.value) == str(rig_error.value)
+        assert str(agent_error.value).startswith(f"{name}: must be a number in {low}..{high}")
 
 
 def test_config_save_load_round_trip(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import getpass
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -289,6 +290,28 @@ def test_sftp_pull_interrupted_resumes_and_verifies_with_pi_side_sha(sshd, tmp_p
     with sftp(sshd, pi) as transport:
         delete_pi_copy(session, "cam0", transport, confirm=True)
     assert not (pi / SESSION).exists()
+
+
+def test_sftp_checks_host_keys_as_deploy_does(sshd, tmp_path: Path) -> None:
+    """Pull opens SSH through deploy's opener: an unknown host is refused with its fingerprint, a
+    remembered key that differs is refused as changed, and neither is added to known_hosts."""
+
+    def open_with(known_hosts: Path) -> SftpTransport:
+        return sftp({**sshd, "known_hosts": str(known_hosts)}, tmp_path)
+
+    unknown = tmp_path / "known_hosts.empty"
+    unknown.write_text("")
+    with pytest.raises(TransportError, match=r"not in .*SHA256:"):
+        open_with(unknown)
+    assert unknown.read_text() == ""
+    other = tmp_path / "otherkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    pub = Path(f"{other}.pub").read_text().split()
+    changed = tmp_path / "known_hosts.changed"
+    changed.write_text(f"[127.0.0.1]:{sshd['port']} {pub[0]} {pub[1]}\n")
+    with pytest.raises(TransportError, match="HOST KEY CHANGED"):
+        open_with(changed)
+    assert changed.read_text().count("\n") == 1
 
 
 def test_pull_refuses_path_tricks(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""Calibrated camera models and `calibration.toml` (aniposelib's schema): the one home of the
-camera model that calibration writes and triangulation, pose and exports read.
+"""Calibrated cameras: `CameraModel` (one camera) and `CameraSet` (the rig's calibrated cameras,
+aniposelib's `CameraGroup` in our terms): load/save `calibration.toml` (aniposelib's schema) and
+Pose2Sim's `Calib.toml`, `project` world points, `triangulate` keypoints, names, subsets. The one
+home of the camera model that calibration writes and triangulation, pose and exports read.
 
 Conventions (aniposelib's, and OpenCV's): a world point X maps to camera coordinates
 `R·X + t` (R from the Rodrigues vector `rotation`, t = `translation`, in board units: mm), then to
@@ -11,12 +13,21 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from controller.dataset.pose.triangulate import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_MIN_RAY_ANGLE_DEG,
+    DEFAULT_OUTLIER_PX,
+    Triangulation,
+    triangulate_robust,
+)
 from syncrig_agent.contract.formats.atomic import write_text_atomic
+from syncrig_agent.sim.charuco_sim import rodrigues
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,9 +58,7 @@ class CameraModel:
 
     @property
     def rotation_matrix(self) -> np.ndarray:
-        import cv2
-
-        return cv2.Rodrigues(self.rotation)[0]
+        return rodrigues(self.rotation)
 
     @property
     def centre(self) -> np.ndarray:
@@ -154,29 +163,166 @@ def dumps_toml(tables: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def save_calibration_toml(path: Path, cameras: list[CameraModel], metadata: dict | None = None) -> None:
-    """Write aniposelib's `calibration.toml` ([cam_N] per camera, then [metadata]) atomically."""
-    tables = {f"cam_{i}": cam.as_toml_dict() for i, cam in enumerate(cameras)}
-    tables["metadata"] = dict(metadata or {})
+class CameraSet:
+    """The rig's calibrated cameras in a fixed order (calibration's, or a subset's), with the
+    calibration's metadata. Arrays over cameras use that order: `project` gives (..., C, 2),
+    `triangulate` takes (..., C, 2), so one's output is the other's input."""
+
+    def __init__(self, cameras: Iterable[CameraModel], metadata: dict | None = None) -> None:
+        self.cameras = list(cameras)
+        self.metadata = dict(metadata or {})
+        names = self.names
+        if len(set(names)) != len(names):
+            raise CalibrationFileError(f"camera names repeat: {list(names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(cam.name for cam in self.cameras)
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    def __iter__(self) -> Iterator[CameraModel]:
+        return iter(self.cameras)
+
+    def __getitem__(self, key: int | str) -> CameraModel:
+        """A camera by position or by name."""
+        if isinstance(key, str):
+            cam = self.get(key)
+            if cam is not None:
+                return cam
+            raise KeyError(f"camera {key!r} is not in the calibration (it has {', '.join(self.names)})")
+        return self.cameras[key]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def get(self, name: str) -> CameraModel | None:
+        """The camera of that name, or None where the calibration lacks it."""
+        return next((cam for cam in self.cameras if cam.name == name), None)
+
+    def subset(self, names: Iterable[str]) -> CameraSet:
+        """These cameras, in the order given (aniposelib's subset_cameras_names)."""
+        return CameraSet([self[name] for name in names], self.metadata)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """World points (..., 3) → pixels (..., C, 2) in every camera, distortion included."""
+        return np.stack([cam.project(points) for cam in self.cameras], axis=-2)
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (..., C, 2) → undistorted normalised coordinates (..., C, 2); NaN stays NaN."""
+        px = np.asarray(pixels, dtype=np.float64)
+        out = np.full(px.shape, np.nan)
+        for i, cam in enumerate(self.cameras):
+            have = np.isfinite(px[..., i, :]).all(axis=-1)
+            out[..., i, :][have] = cam.normalise(px[..., i, :][have])
+        return out
+
+    def triangulate(
+        self,
+        pixels: np.ndarray,
+        confidence: np.ndarray | None = None,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        outlier_px: float = DEFAULT_OUTLIER_PX,
+        min_ray_angle_deg: float = DEFAULT_MIN_RAY_ANGLE_DEG,
+    ) -> Triangulation:
+        """Keypoints in pixels (..., C, 2) (NaN: not seen), confidence (..., C) → 3D points (mm)
+        with outlier rejection (pose/triangulate.py's triangulate_robust)."""
+        return triangulate_robust(
+            self.cameras,
+            self.normalise(pixels),
+            confidence,
+            min_confidence=min_confidence,
+            outlier_px=outlier_px,
+            min_ray_angle_deg=min_ray_angle_deg,
+        )
+
+    # -- files ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> CameraSet:
+        """From aniposelib's `calibration.toml` ([cam_N] tables in camera order, [metadata])."""
+        data = _read_toml(path)
+        cameras = [
+            CameraModel.from_toml_dict(table, f"{path} [{key}]")
+            for key, table in data.items()
+            if key != "metadata" and isinstance(table, dict)
+        ]
+        return cls._checked(cameras, dict(data.get("metadata", {})), path)
+
+    def save(self, path: Path, metadata: dict | None = None) -> None:
+        """Write aniposelib's `calibration.toml` atomically; `metadata` replaces the set's own."""
+        tables = {f"cam_{i}": cam.as_toml_dict() for i, cam in enumerate(self.cameras)}
+        tables["metadata"] = dict(self.metadata if metadata is None else metadata)
+        _write_toml(path, tables)
+
+    @classmethod
+    def load_pose2sim(cls, path: Path) -> CameraSet:
+        """From Pose2Sim's `Calib.toml` (one table per camera, translation in metres)."""
+        data = _read_toml(path)
+        cameras = []
+        for key, table in data.items():
+            if key == "metadata" or not isinstance(table, dict):
+                continue
+            metres = table.get("translation", [0.0, 0.0, 0.0])
+            try:
+                table = {**table, "translation": np.asarray(metres, dtype=np.float64) * 1000.0}
+            except (TypeError, ValueError) as exc:
+                raise CalibrationFileError(f"{path} [{key}]: bad camera entry ({exc})") from None
+            cameras.append(CameraModel.from_toml_dict(table, f"{path} [{key}]"))
+        return cls._checked(cameras, dict(data.get("metadata", {})), path)
+
+    def save_pose2sim(self, path: Path, error_px: float) -> None:
+        """Write Pose2Sim's `Calib.toml` atomically (`error_px`: the calibration's mean error)."""
+        _write_toml(path, self.pose2sim_tables(error_px))
+
+    def pose2sim_tables(self, error_px: float) -> dict[str, dict]:
+        """Pose2Sim's Calib.toml: one table per camera named after it; size as floats; 4 distortion
+        terms (k1 k2 p1 p2 pinhole, k1..k4 fisheye; a fitted k3 is kept as a 5th term, which the
+        OpenCV calls Pose2Sim hands the list to read); Rodrigues rotation; translation in metres."""
+        tables = {}
+        for cam in self.cameras:
+            keep = 5 if (not cam.fisheye and len(cam.distortions) > 4 and cam.distortions[4] != 0) else 4
+            tables[cam.name] = {
+                "name": cam.name,
+                "size": [float(cam.size[0]), float(cam.size[1])],
+                "matrix": cam.matrix.tolist(),
+                "distortions": [float(d) for d in cam.distortions[:keep]],
+                "rotation": cam.rotation.tolist(),
+                "translation": (cam.translation / 1000.0).tolist(),
+                "fisheye": bool(cam.fisheye),
+            }
+        tables["metadata"] = {"adjusted": True, "error": float(error_px)}
+        return tables
+
+    @classmethod
+    def _checked(cls, cameras: list[CameraModel], metadata: dict, path: Path) -> CameraSet:
+        if not cameras:
+            raise CalibrationFileError(f"{path}: no cameras")
+        names = [c.name for c in cameras]
+        if len(set(names)) != len(names):
+            raise CalibrationFileError(f"{path}: camera names repeat: {names}")
+        return cls(cameras, metadata)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CalibrationFileError(f"cannot read calibration {path}: {exc}") from None
+
+
+def _write_toml(path: Path, tables: dict[str, dict]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, dumps_toml(tables))
 
 
-def load_calibration_toml(path: Path) -> tuple[list[CameraModel], dict]:
-    """(cameras in file order, metadata) from an aniposelib-schema `calibration.toml`."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CalibrationFileError(f"cannot read calibration {path}: {exc}") from None
-    cameras = [
-        CameraModel.from_toml_dict(table, f"{path} [{key}]")
-        for key, table in data.items()
-        if key != "metadata" and isinstance(table, dict)
-    ]
-    if not cameras:
-        raise CalibrationFileError(f"{path}: no cameras")
-    names = [c.name for c in cameras]
-    if len(set(names)) != len(names):
-        raise CalibrationFileError(f"{path}: camera names repeat: {names}")
-    return cameras, dict(data.get("metadata", {}))
+def save_calibration_toml(path: Path, cameras: Iterable[CameraModel], metadata: dict | None = None) -> None:
+    """`CameraSet(cameras).save(path, metadata)`: for callers holding a plain list of models."""
+    CameraSet(cameras).save(path, metadata)
+
+
+def load_calibration_toml(path: Path) -> tuple[CameraSet, dict]:
+    """`CameraSet.load(path)` and its metadata, for callers that unpack both at once."""
+    cameras = CameraSet.load(path)
+    return cameras, cameras.metadata

@@ -12,13 +12,13 @@ import numpy as np
 
 from controller.dataset import layout
 from controller.dataset.board.spec import BoardSpec
-from controller.dataset.cameras import CameraModel
+from controller.dataset.cameras import CameraModel, CameraSet
 from syncrig_agent.sim.charuco_sim import board_pose
 
 
 @dataclass
 class GroundTruth:
-    cameras: list[CameraModel]  # in the rig's camera order
+    cameras: CameraSet  # in the rig's camera order
     board: BoardSpec
     trajectory: dict  # charuco_sim.board_pose's parameters
     description: dict  # the whole file
@@ -40,12 +40,12 @@ def load_ground_truth(path: Path) -> GroundTruth:
         path = layout.ground_truth_file(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        cameras = [
+        cameras = CameraSet(
             CameraModel(
                 name, cam["size"], cam["matrix"], cam["distortions"], cam["rotation"], cam["translation"]
             )
             for name, cam in data["cameras"].items()
-        ]
+        )
         return GroundTruth(cameras, BoardSpec.from_dict(data["board"]), dict(data["trajectory"]), data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"cannot read ground truth {path}: {exc}") from None

@@ -1,6 +1,7 @@
 """Deploying the agent to the Pis over SSH (install.sh → `syncrig deploy`, and the UI's "Deploy
 settings"): plan.py decides what goes where, render.py fills the templates, wheel.py builds the
-agent, hostkeys.py + session.py make the checked SSH connection, steps.py is one camera's deploy,
+agent, ssh.py opens the checked SSH connection (for pull too) with hostkeys.py's policy, session.py
+runs commands and copies files over it, steps.py is one camera's deploy,
 verify.py asks cam0 whether every agent answers, runner.py runs the cameras in parallel."""
 
 from controller.deploy.errors import DeployError, RemoteCommandError

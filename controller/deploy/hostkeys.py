@@ -78,8 +78,8 @@ def changed_message(name: str, offered_type: str, offered_fp: str, known: dict, 
 def unknown_message(name: str, key_type: str, fp: str, path: Path) -> str:
     return (
         f"host key of {name} is not in {path}: {key_type} {fp}. Compare it with the Pi's own "
-        f"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the Pi), then confirm it at the prompt, in "
-        f"the UI, or with --accept-new-host-keys"
+        f"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the Pi), then confirm it when deploying: at the "
+        f"prompt, in the UI, or with --accept-new-host-keys"
     )
 
 
@@ -137,8 +137,9 @@ def remember_host_key(path: Path, info: HostKeyInfo) -> None:
 
 
 class StrictHostKeyPolicy:
-    """paramiko policy for the deploy connection: a host missing from known_hosts is refused with
-    its fingerprint; a host known under another key type counts as changed."""
+    """paramiko policy for every SSH connection to a Pi (deploy/ssh.py, for deploy and pull): a host
+    missing from known_hosts is refused with its fingerprint; one known under another key type
+    counts as changed."""
 
     def __init__(self, camera: str, path: Path) -> None:
         self.camera = camera

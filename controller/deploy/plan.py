@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.deploy.render import agent_settings_for, render_template, sudoers_commands
+from controller.deploy.ssh import default_known_hosts
 from controller.rig.config import CameraEntry, ConfigError, RigConfig
 from syncrig_agent.clock_state.readers import pmc_sudo_argv
 
@@ -68,9 +69,7 @@ class DeployOptions:
 
     @property
     def known_hosts_path(self) -> Path:
-        return (
-            Path(self.known_hosts).expanduser() if self.known_hosts else Path.home() / ".ssh" / "known_hosts"
-        )
+        return Path(self.known_hosts).expanduser() if self.known_hosts else default_known_hosts()
 
 
 @dataclass(frozen=True)

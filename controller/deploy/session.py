@@ -10,14 +10,8 @@ import posixpath
 import shlex
 from pathlib import Path
 
-from controller.deploy.errors import DeployError, RemoteCommandError
-from controller.deploy.hostkeys import (
-    HostKeyChanged,
-    HostKeyUnknown,
-    StrictHostKeyPolicy,
-    changed_message,
-    fingerprint,
-)
+from controller.deploy.errors import RemoteCommandError
+from controller.deploy.ssh import open_ssh_client
 
 
 class SshSession:
@@ -36,42 +30,8 @@ class SshSession:
         key_filename: str | None = None,
         timeout: float = 15.0,
     ) -> SshSession:
-        import paramiko
-
-        client = paramiko.SSHClient()
-        if known_hosts.exists():
-            client.load_host_keys(str(known_hosts))
-        client.set_missing_host_key_policy(StrictHostKeyPolicy(camera, known_hosts))
-        try:
-            client.connect(
-                host.strip("[]"),
-                port=port,
-                username=user,
-                key_filename=key_filename,
-                timeout=timeout,
-                banner_timeout=timeout,
-                auth_timeout=timeout,
-                allow_agent=key_filename is None,
-                look_for_keys=key_filename is None,
-            )
-        except (HostKeyUnknown, HostKeyChanged):
-            client.close()
-            raise
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise HostKeyChanged(
-                changed_message(
-                    exc.hostname,
-                    exc.key.get_name(),
-                    fingerprint(exc.key),
-                    {exc.expected_key.get_name(): exc.expected_key},
-                    known_hosts,
-                )
-            ) from None
-        except (paramiko.SSHException, OSError) as exc:
-            client.close()
-            raise DeployError(f"cannot log in as {user}@{host}:{port}: {exc}") from None
-        return cls(client)
+        """Log in through the one checked opener (deploy/ssh.py)."""
+        return cls(open_ssh_client(host, port, user, known_hosts, key_filename, timeout, camera))
 
     @property
     def sftp(self):  # noqa: ANN201

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
+from syncrig_agent.contract.limits import ranges
 from syncrig_agent.contract.validation import check_frame_size, check_ranges
 from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, DEFAULT_PREVIEW_PORT
 
@@ -27,6 +28,16 @@ TIME_SYNC_CHOICES = ("ptp", "chrony", "none")
 # "server": cam0 is the PTP grandmaster, every other camera a slave; "bmca": every camera runs
 # the same config and the best master clock algorithm elects one.
 PTP_GRANDMASTER_CHOICES = ("server", "bmca")
+# The fields that become every Pi's agent.json (deploy/render.py) take their limits from the agent's
+# own table, so the desktop refuses exactly what a Pi would; the rest are the desktop's alone.
+RIG_LIMITS: dict[str, tuple[float, float]] = {
+    "fps": (1.0, 240.0),  # sent with START as the grid period, not an agent setting
+    # The desktop connects to a Pi's ports as configured: 0 (an ephemeral port, which the agent's
+    # own listen addresses allow for local simulated rigs) cannot be known in advance.
+    "control_port": (1, 65535),
+    "fanout_port": (1, 65535),
+    **ranges("bitrate", "keyframe_interval_s", "heartbeat_interval_s", "heartbeat_timeout_s"),
+}
 
 
 class ConfigError(ValueError):
@@ -106,19 +117,7 @@ class RigConfig:
             raise ConfigError(
                 f"cameras: exactly one camera must have role 'server', found {servers or 'none'}"
             )
-        check_ranges(
-            self,
-            {
-                "fps": (1.0, 240.0),
-                "bitrate": (100_000, 200_000_000),
-                "keyframe_interval_s": (0.05, 60.0),
-                "control_port": (1, 65535),
-                "fanout_port": (1, 65535),
-                "heartbeat_interval_s": (0.05, 60.0),
-                "heartbeat_timeout_s": (0.1, 3600.0),
-            },
-            ConfigError,
-        )
+        check_ranges(self, RIG_LIMITS, ConfigError)
         check_frame_size(self, ConfigError)
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")

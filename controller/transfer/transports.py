@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from controller.deploy.errors import DeployError
+from controller.deploy.ssh import open_ssh_client
 from syncrig_agent.contract.ids import InvalidName
 
 HASH_CHUNK = 1 << 20
@@ -173,7 +175,9 @@ class _SftpReader:
 
 
 class SftpTransport(Transport):
-    """A Pi over SSH. Host keys must be known (as for deploy): no trust-on-first-use here."""
+    """A Pi over SSH, opened exactly as deploy opens it (deploy/ssh.py): host keys must be in
+    known_hosts (default ~/.ssh/known_hosts); an unknown one is refused with its fingerprint
+    until deploy's confirmation remembered it, a changed one is always refused."""
 
     def __init__(
         self,
@@ -189,25 +193,12 @@ class SftpTransport(Transport):
 
         self.label = f"sftp:{username}@{host}:{port}{root}"
         self.root = root
-        self.client = paramiko.SSHClient()
-        if known_hosts is None:
-            self.client.load_system_host_keys()
-            default = Path.home() / ".ssh" / "known_hosts"
-            if default.exists():
-                self.client.load_host_keys(str(default))
-        else:
-            self.client.load_host_keys(known_hosts)
-        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        known = Path(known_hosts).expanduser() if known_hosts else None
         try:
-            self.client.connect(
-                host.strip("[]"),
-                port=port,
-                username=username,
-                key_filename=key_filename,
-                timeout=timeout,
-                allow_agent=key_filename is None,
-                look_for_keys=key_filename is None,
-            )
+            self.client = open_ssh_client(host, port, username, known, key_filename, timeout)
+        except DeployError as exc:  # host key unknown or changed, unreachable, login refused
+            raise TransportError(f"{self.label}: {exc}") from None
+        try:
             self.sftp = self.client.open_sftp()
             if self.root.startswith("~/"):
                 self.root = posixpath.join(self.sftp.normalize("."), self.root[2:])

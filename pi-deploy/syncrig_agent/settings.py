@@ -9,12 +9,15 @@ from pathlib import Path
 
 from syncrig_agent.clock_state import CLOCK_SOURCES, SIMULATED_STATES
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
+from syncrig_agent.contract.limits import SETTING_LIMITS, ranges
 from syncrig_agent.contract.validation import SettingsError, check_frame_size, check_ranges, parse_address
 
 DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
 DEFAULT_PREVIEW_PORT = 5008  # desktop → every camera's MJPEG preview (HTTP, token-authenticated)
 SCENES = ("default", "charuco")  # what a synthetic camera films
+# Every row of the limits table is a top-level AgentSettings field.
+SETTING_LIMITS_RANGES = ranges(*SETTING_LIMITS)
 
 
 @dataclass
@@ -156,29 +159,7 @@ class AgentSettings:
         if self.backend not in ("synthetic", "picamera2"):
             raise SettingsError(f"backend: must be 'synthetic' or 'picamera2', got {self.backend!r}")
         check_frame_size(self, SettingsError)
-        check_ranges(
-            self,
-            {
-                "bitrate": (100_000, 200_000_000),
-                "keyframe_interval_s": (0.01, 60.0),
-                "heartbeat_interval_s": (0.01, 60.0),
-                "heartbeat_timeout_s": (0.05, 3600.0),
-                "min_lead_ms": (1.0, 10_000.0),
-                "max_lead_ms": (1.0, 10_000.0),
-                "spin_us": (0.0, 5000.0),
-                "queue_frames": (1, 10_000),
-                "stream_queue_frames": (1, 10_000),
-                "fifo_priority": (1, 99),
-                "base_priority": (1, 98),
-                "min_free_mb": (0, 10_000_000),
-                "preview_fps": (0.5, 30.0),
-                "lock_timeout_s": (0.0, 600.0),
-                "lock_lead_ms": (0.0, 10_000.0),
-                "lock_threshold_us": (1.0, 10_000.0),
-                "clock_refresh_s": (0.1, 600.0),
-            },
-            SettingsError,
-        )
+        check_ranges(self, SETTING_LIMITS_RANGES, SettingsError)
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise SettingsError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
         if self.base_priority >= self.fifo_priority:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from controller.dataset.calibrate.geometry import project_camera_points, rodrigues, rotation_to_rvec
+from controller.dataset.calibrate.geometry import project_camera_points, rotation_to_rvec
+from syncrig_agent.sim.charuco_sim import rodrigues
 
 
 @dataclass

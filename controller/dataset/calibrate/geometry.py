@@ -7,37 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def rodrigues(rvecs: np.ndarray) -> np.ndarray:
-    """(N, 3) rotation vectors → (N, 3, 3) rotation matrices."""
-    rvecs = np.asarray(rvecs, dtype=np.float64).reshape(-1, 3)
-    theta = np.linalg.norm(rvecs, axis=1)
-    small = theta < 1e-12
-    safe = np.where(small, 1.0, theta)
-    k = rvecs / safe[:, None]
-    kx, ky, kz = k[:, 0], k[:, 1], k[:, 2]
-    zero = np.zeros_like(kx)
-    skew = np.stack(
-        [np.stack([zero, -kz, ky], 1), np.stack([kz, zero, -kx], 1), np.stack([-ky, kx, zero], 1)], 1
-    )
-    sin, cos = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
-    eye = np.eye(3)[None]
-    out = eye + sin * skew + (1 - cos) * (skew @ skew)
-    # Near zero the first-order form keeps derivatives (finite differences) smooth.
-    if small.any():
-        r = rvecs[small]
-        zero_s = np.zeros(len(r))
-        skew_s = np.stack(
-            [
-                np.stack([zero_s, -r[:, 2], r[:, 1]], 1),
-                np.stack([r[:, 2], zero_s, -r[:, 0]], 1),
-                np.stack([-r[:, 1], r[:, 0], zero_s], 1),
-            ],
-            1,
-        )
-        out[small] = eye + skew_s
-    return out
-
-
 def rotation_to_rvec(matrices: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotation matrices → (N, 3) rotation vectors."""
     import cv2

@@ -10,8 +10,6 @@ import numpy as np
 
 from controller.dataset import layout
 from controller.dataset.calibrate.solve import CalibrationResult
-from controller.dataset.cameras import CameraModel, dumps_toml, save_calibration_toml
-from syncrig_agent.contract.formats.atomic import write_text_atomic
 
 WORLD_FRAME = (
     "the ChArUco board in the reference row: origin at the chessboard's outer corner next to "
@@ -31,26 +29,6 @@ def calibration_metadata(result: CalibrationResult) -> dict:
         "software": "syncrig calibrate",
         "board": result.spec.as_dict(),
     }
-
-
-def pose2sim_tables(cameras: list[CameraModel], error_px: float) -> dict[str, dict]:
-    """Pose2Sim's Calib.toml: one table per camera named after it; size as floats; 4 distortion
-    terms (k1 k2 p1 p2 pinhole, k1..k4 fisheye; a fitted k3 is kept as a 5th term, which the
-    OpenCV calls Pose2Sim hands the list to read); Rodrigues rotation; translation in metres."""
-    tables = {}
-    for cam in cameras:
-        keep = 5 if (not cam.fisheye and len(cam.distortions) > 4 and cam.distortions[4] != 0) else 4
-        tables[cam.name] = {
-            "name": cam.name,
-            "size": [float(cam.size[0]), float(cam.size[1])],
-            "matrix": cam.matrix.tolist(),
-            "distortions": [float(d) for d in cam.distortions[:keep]],
-            "rotation": cam.rotation.tolist(),
-            "translation": (cam.translation / 1000.0).tolist(),
-            "fisheye": bool(cam.fisheye),
-        }
-    tables["metadata"] = {"adjusted": True, "error": float(error_px)}
-    return tables
 
 
 def _clean(value):  # noqa: ANN001, ANN202
@@ -112,8 +90,6 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
 def write_outputs(session: Path, result: CalibrationResult) -> dict:
     """calibration.toml and Calib.toml into the session's calibration folder; returns the report,
     which the caller writes (report.json) once the plots are listed in it."""
-    save_calibration_toml(layout.calibration_toml(session), result.cameras, calibration_metadata(result))
-    write_text_atomic(
-        layout.pose2sim_toml(session), dumps_toml(pose2sim_tables(result.cameras, result.mean_error_px))
-    )
+    result.cameras.save(layout.calibration_toml(session), calibration_metadata(result))
+    result.cameras.save_pose2sim(layout.pose2sim_toml(session), result.mean_error_px)
     return build_report(result, session)

@@ -17,8 +17,9 @@ from controller.dataset.calibrate.extrinsics import ViewPose, board_pose, chain_
 from controller.dataset.calibrate.geometry import compose, invert, rotation_to_rvec
 from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
 from controller.dataset.calibrate.views import View, camera_views, select_views
-from controller.dataset.cameras import CameraModel
+from controller.dataset.cameras import CameraModel, CameraSet
 from controller.progress import Progress
+from syncrig_agent.sim.charuco_sim import rodrigues
 
 
 @dataclass
@@ -42,7 +43,7 @@ class CalibrationOptions:
 
 @dataclass
 class CalibrationResult:
-    cameras: list[CameraModel]  # world frame: the board in `reference_row`, mm
+    cameras: CameraSet  # world frame: the board in `reference_row`, mm
     spec: BoardSpec
     options: CalibrationOptions
     reference_row: int
@@ -266,8 +267,6 @@ def calibrate_cameras(
     timings["bundle_adjustment"] = figures["seconds"]
 
     progress(0.9, "world frame")
-    from controller.dataset.calibrate.geometry import rodrigues
-
     board_rot = rodrigues(result.boards[:, :3])
     ref_pose = (board_rot[row_index[ref]], result.boards[row_index[ref], 3:])
     to_world = invert(*ref_pose)  # root frame → world (= the reference board's frame)
@@ -315,7 +314,7 @@ def calibrate_cameras(
     timings["total"] = round(time.perf_counter() - started, 3)
     progress(1.0, "done")
     return CalibrationResult(
-        cameras=cameras,
+        cameras=CameraSet(cameras),
         spec=spec,
         options=opt,
         reference_row=ref,

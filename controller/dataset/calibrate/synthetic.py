@@ -13,7 +13,7 @@ import numpy as np
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec
 from controller.dataset.calibrate.geometry import rotation_angle_deg, rotation_to_rvec, umeyama
-from controller.dataset.cameras import CameraModel
+from controller.dataset.cameras import CameraModel, CameraSet
 from syncrig_agent.sim.charuco_sim import look_at
 
 
@@ -26,7 +26,7 @@ def ring_cameras(
     focal_px: float = 1000.0,
     fisheye: bool = False,
     rng: np.random.Generator | None = None,
-) -> list[CameraModel]:
+) -> CameraSet:
     """`count` cameras evenly on a circle around the origin, looking at it, each with slightly
     different intrinsics and a realistic lens distortion."""
     rng = rng or np.random.default_rng(0)
@@ -62,19 +62,19 @@ def ring_cameras(
                 fisheye=fisheye,
             )
         )
-    return cams
+    return CameraSet(cams)
 
 
 @dataclass
 class SyntheticCalibration:
-    cameras: list[CameraModel]  # the truth (world frame: mm, z up)
+    cameras: CameraSet  # the truth (world frame: mm, z up)
     spec: BoardSpec
     board_poses: dict[int, tuple[np.ndarray, np.ndarray]]  # row → (R, t): board → world
     detections: dict[str, CameraDetections]
 
 
 def random_board_poses(
-    cameras: list[CameraModel],
+    cameras: CameraSet,
     spec: BoardSpec,
     rows: int,
     rng: np.random.Generator,
@@ -115,7 +115,7 @@ def random_board_poses(
 
 
 def observe(
-    cameras: list[CameraModel],
+    cameras: CameraSet,
     spec: BoardSpec,
     board_poses: dict[int, tuple[np.ndarray, np.ndarray]],
     rng: np.random.Generator,
@@ -181,7 +181,7 @@ def synthetic_calibration(
     return SyntheticCalibration(cams, spec, poses, observe(cams, spec, poses, rng, noise_px=noise_px))
 
 
-def compare_to_truth(est: list[CameraModel], truth: list[CameraModel]) -> dict[str, dict]:
+def compare_to_truth(est: CameraSet, truth: CameraSet) -> dict[str, dict]:
     """Per camera: relative focal-length and principal-point errors, and the centre (mm) and
     orientation (degrees) errors after the similarity (Umeyama) alignment of the estimated
     camera centres onto the true ones (the two world frames differ by a similarity)."""

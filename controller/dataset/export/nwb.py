@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset.cameras import load_calibration_toml
+from controller.dataset.cameras import CameraSet
 from controller.dataset.export import ExportError
 from controller.dataset.pose.keypoints import GROUPS, group_of
 from controller.dataset.pose.pose2d import Pose2D
@@ -67,7 +67,7 @@ def export(
     pose = load_pose3d(session)
     manifest = read_manifest(session)
     calib_path = Path(pose.meta.get("calibration", ""))
-    cameras = {c.name: c for c in load_calibration_toml(calib_path)[0]} if calib_path.is_file() else {}
+    cameras = CameraSet.load(calib_path) if calib_path.is_file() else CameraSet([])
     start = datetime.fromtimestamp(manifest.t0_ns / 1e9, tz=timezone.utc)
     nwb = pynwb.NWBFile(
         session_description=f"SyncRig session {manifest.id}: multi-camera video, 2D + 3D keypoints",

@@ -21,16 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from controller.dataset import layout
-from controller.dataset.cameras import CalibrationFileError, CameraModel, load_calibration_toml
+from controller.dataset.cameras import CalibrationFileError, CameraSet
 from controller.dataset.pose.keypoints import group_of
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError
 from controller.dataset.pose.triangulate import (
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_MIN_RAY_ANGLE_DEG,
     DEFAULT_OUTLIER_PX,
-    camera_arrays,
     smooth_points,
-    triangulate_robust,
 )
 from controller.pipeline.matching import read_match_csv
 from controller.progress import Progress
@@ -108,9 +106,9 @@ def load_pose3d(session: Path) -> Pose3D:
     return Pose3D.load(path)
 
 
-def _load_inputs(
-    session: Path, calibration: Path | None
-) -> tuple[list[CameraModel], list[Pose2D], int, dict]:
+def _load_inputs(session: Path, calibration: Path | None) -> tuple[CameraSet, list[Pose2D], int, dict]:
+    """The calibrated cameras that have 2D keypoints (in that order), their keypoints, the match
+    table's row count and what the report says about the calibration used."""
     session = Path(session)
     match = session / "synced" / "match.csv"
     if not match.is_file():
@@ -123,21 +121,21 @@ def _load_inputs(
             "its calibration.toml with --calibration FILE"
         )
     try:
-        cameras, metadata = load_calibration_toml(calib_path)
+        calibration = CameraSet.load(calib_path)
     except CalibrationFileError as exc:
         raise TriangulationError(str(exc)) from None
-    by_name = {c.name: c for c in cameras}
     files = {cam: layout.pose2d_file(session, cam) for cam in match_cameras}
     present = [cam for cam, f in files.items() if f.is_file()]
     if not present:
         raise TriangulationError(
             f"{session}: no 2D keypoints in {session / layout.POSE2D_DIR}; run `syncrig pose {session}`"
         )
-    unknown = [cam for cam in present if cam not in by_name]
+    unknown = [cam for cam in present if cam not in calibration]
     if unknown:
         raise TriangulationError(
             f"camera(s) {', '.join(unknown)} have 2D keypoints but are not in the calibration {calib_path} "
-            f"(it has {', '.join(by_name)}): calibrate them, or use the calibration made for this rig"
+            f"(it has {', '.join(calibration.names)}): calibrate them, or use the calibration made for "
+            "this rig"
         )
     try:
         poses = [Pose2D.load(files[cam]) for cam in present]
@@ -153,7 +151,7 @@ def _load_inputs(
             raise TriangulationError(
                 f"{p.camera}: keypoint names differ from {poses[0].camera}'s (different pose model?)"
             )
-        cam = by_name[p.camera]
+        cam = calibration[p.camera]
         if tuple(p.image_size) != tuple(cam.size):
             raise TriangulationError(
                 f"{p.camera}: 2D keypoints are for {p.image_size[0]}x{p.image_size[1]} images but the "
@@ -163,8 +161,8 @@ def _load_inputs(
             raise TriangulationError(
                 f"{p.camera}: 2D keypoints refer to match rows beyond {match} (re-run pose)"
             )
-    used = [by_name[p.camera] for p in poses]
-    return used, poses, len(cells), {"calibration": str(calib_path), "calibration_metadata": metadata}
+    used = calibration.subset(p.camera for p in poses)
+    return used, poses, len(cells), {"calibration": str(calib_path), "calibration_metadata": used.metadata}
 
 
 def _row_times(poses: list[Pose2D], rows: int, period_ns: int) -> np.ndarray:
@@ -208,7 +206,6 @@ def triangulate_session(
     fps = float(manifest.fps)
     k = len(poses[0].names)
     c = len(cameras)
-    proj_focal = camera_arrays(cameras)
     out_pts = np.full((rows, k, 3), np.nan, np.float32)
     out_err = np.full((rows, k), np.nan, np.float32)
     out_n = np.zeros((rows, k), np.int8)
@@ -228,16 +225,15 @@ def triangulate_session(
         stop = min(rows, start + ROWS_PER_BLOCK)
         xy = np.full((stop - start, k, c, 2), np.nan)
         conf = np.zeros((stop - start, k, c))
-        for ci, (p, cam) in enumerate(zip(poses, cameras, strict=False)):
+        for ci, p in enumerate(poses):
             idx = lookup[ci][start:stop]
             have = idx >= 0
             if not have.any():
                 continue
             kp = p.keypoints[idx[have]].astype(np.float64)  # (h, K, 3)
-            xy[have, :, ci] = cam.normalise(kp[..., :2])
+            xy[have, :, ci] = kp[..., :2]
             conf[have, :, ci] = np.nan_to_num(kp[..., 2])
-        tri = triangulate_robust(
-            proj_focal,
+        tri = cameras.triangulate(
             xy,
             conf,
             min_confidence=min_confidence,
@@ -284,7 +280,7 @@ def triangulate_session(
         np.arange(rows),
         _row_times(poses, rows, manifest.period_ns),
         poses[0].names,
-        tuple(cam.name for cam in cameras),
+        cameras.names,
         meta,
     )
     result.save(layout.pose3d_file(session))

@@ -5,7 +5,7 @@ cameras into 3D points (vectorised over every frame and keypoint at once).
   two rows scaled by its weight (the keypoint's confidence), solved for all points at once from the
   (N, 4, 4) normal matrices AᵀA in closed form (no per-point LAPACK call). Observations are
   undistorted normalised image coordinates (`CameraModel.normalise`), so the DLT matrix of a
-  camera is its extrinsic [R | t].
+  camera is its extrinsic [R | t]. `CameraSet.triangulate` (cameras.py) takes pixels and does that.
 - `triangulate_robust`: outlier rejection in the manner of RANSAC with an exhaustive hypothesis set:
   every camera pair that sees a point proposes a 3D point, each proposal counts the cameras that
   reproject within `outlier_px` pixels (ties: lowest truncated squared error, MSAC-style), the best
@@ -22,17 +22,26 @@ Reprojection errors are in undistorted pixels: normalised error × the camera's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Protocol
 
 import numpy as np
-
-from controller.dataset.cameras import CameraModel
 
 DEFAULT_MIN_CONFIDENCE = 0.3
 DEFAULT_OUTLIER_PX = 15.0
 DEFAULT_MIN_RAY_ANGLE_DEG = 5.0
 CHUNK_POINTS = 8192  # points per vectorised block: bounds memory to a few tens of MB
+
+
+class CalibratedCamera(Protocol):
+    """What triangulation needs of a camera (cameras.CameraModel has it; the camera set, which
+    imports this module, passes its models)."""
+
+    matrix: np.ndarray  # (3, 3) intrinsics
+
+    def extrinsic_matrix(self) -> np.ndarray: ...  # (3, 4) [R | t], world → camera
 
 
 @dataclass
@@ -51,8 +60,9 @@ class Triangulation:
         return self.observed & ~self.inliers & ~self.ambiguous[..., None]
 
 
-def camera_arrays(cameras: list[CameraModel]) -> tuple[np.ndarray, np.ndarray]:
+def camera_arrays(cameras: Iterable[CalibratedCamera]) -> tuple[np.ndarray, np.ndarray]:
     """(C, 3, 4) extrinsic DLT matrices and (C,) focal lengths in pixels (mean of fx, fy)."""
+    cameras = list(cameras)
     proj = np.stack([c.extrinsic_matrix() for c in cameras])
     focal = np.array([(c.matrix[0, 0] + c.matrix[1, 1]) / 2 for c in cameras])
     return proj, focal
@@ -122,12 +132,12 @@ def _reprojection_px(proj: np.ndarray, focal: np.ndarray, points: np.ndarray, xy
 
 
 def _prepare(
-    cameras: list[CameraModel] | tuple[np.ndarray, np.ndarray],
+    cameras: Iterable[CalibratedCamera],
     xy_norm: np.ndarray,
     confidence: np.ndarray | None,
     min_confidence: float,
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, tuple]:
-    proj, focal = camera_arrays(cameras) if isinstance(cameras, list) else cameras
+    proj, focal = camera_arrays(cameras)
     xy = np.asarray(xy_norm, dtype=np.float64)
     c = proj.shape[0]
     if xy.shape[-2:] != (c, 2):
@@ -144,7 +154,7 @@ def _prepare(
 
 
 def triangulate_dlt(
-    cameras: list[CameraModel] | tuple[np.ndarray, np.ndarray],
+    cameras: Iterable[CalibratedCamera],
     xy_norm: np.ndarray,
     confidence: np.ndarray | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
@@ -185,7 +195,7 @@ def _result(pts, err, inliers, observed, lead, ambiguous=None) -> Triangulation:
 
 
 def triangulate_robust(
-    cameras: list[CameraModel] | tuple[np.ndarray, np.ndarray],
+    cameras: Iterable[CalibratedCamera],
     xy_norm: np.ndarray,
     confidence: np.ndarray | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,

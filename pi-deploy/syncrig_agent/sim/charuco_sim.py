@@ -50,15 +50,36 @@ DEFAULT_NOISE_SIGMA = 2.0  # sensor noise, luma levels (Gaussian sigma)
 BOARD_FIELDS = tuple(DEFAULT_BOARD)
 
 
-def rodrigues(vector: Sequence[float]) -> np.ndarray:
-    """Rotation vector → 3x3 matrix (same result as cv2.Rodrigues)."""
-    v = np.asarray(vector, dtype=np.float64).reshape(3)
-    theta = float(np.linalg.norm(v))
-    if theta < 1e-15:
-        return np.eye(3)
-    k = v / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * (kx @ kx)
+def rodrigues(vectors: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Rotation vectors (..., 3) → rotation matrices (..., 3, 3), as cv2.Rodrigues computes them;
+    one vector (3,) gives one (3, 3) matrix. The one Rodrigues formula of both packages: the
+    simulated agents render with it and the desktop's calibration (bundle adjustment, camera
+    models) evaluates it on arrays of poses at once, so it is vectorised and plain numpy."""
+    v = np.asarray(vectors, dtype=np.float64)
+    lead = v.shape[:-1]
+    v = v.reshape(-1, 3)
+    theta = np.linalg.norm(v, axis=1)
+    small = theta < 1e-12
+    k = v / np.where(small, 1.0, theta)[:, None]
+
+    def skew(a: np.ndarray) -> np.ndarray:
+        zero = np.zeros(len(a))
+        return np.stack(
+            [
+                np.stack([zero, -a[:, 2], a[:, 1]], 1),
+                np.stack([a[:, 2], zero, -a[:, 0]], 1),
+                np.stack([-a[:, 1], a[:, 0], zero], 1),
+            ],
+            1,
+        )
+
+    kx = skew(k)
+    sin, cos = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    out = np.eye(3) + sin * kx + (1 - cos) * (kx @ kx)
+    # Near zero the first-order form I + [v]× keeps finite-difference derivatives smooth (the
+    # bundle adjustment's Jacobian) where the axis k is undefined.
+    out[small] = np.eye(3) + skew(v[small])
+    return out.reshape(*lead, 3, 3)
 
 
 def rotation_vector(matrix: np.ndarray) -> np.ndarray:
