@@ -10,7 +10,7 @@ import threading
 
 from syncrig_agent.contract.protocol import load_secret
 from syncrig_agent.diagnostics import log_ring
-from syncrig_agent.settings import AgentSettings, SettingsError
+from syncrig_agent.settings import BACKEND_KINDS, AgentSettings, SettingsError
 
 log = logging.getLogger("syncrig_agent")
 
@@ -66,7 +66,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--preview-fps", type=float, help="at most this many preview frames per second (default 10)")
     a("--no-preview", action="store_true", help="do not serve the live preview")
     a("--host-label", help="how the desktop reaches this camera (recorded in the manifest)")
-    a("--backend", choices=["synthetic", "picamera2"])
+    a("--backend", choices=BACKEND_KINDS)
     a("--width", type=int)
     a("--height", type=int)
     a("--bitrate", type=int)

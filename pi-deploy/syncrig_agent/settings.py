@@ -16,6 +16,8 @@ DEFAULT_CONTROL_PORT = 5006  # controller → cam0
 DEFAULT_FANOUT_PORT = 5005  # cam0 → clients
 DEFAULT_PREVIEW_PORT = 5008  # desktop → every camera's MJPEG preview (HTTP, token-authenticated)
 SCENES = ("default", "charuco")  # what a synthetic camera films
+# The camera backends an agent can run (backends/factory.py builds each; the CLI offers these).
+BACKEND_KINDS = ("synthetic", "picamera2")
 # Every row of the limits table is a top-level AgentSettings field.
 SETTING_LIMITS_RANGES = ranges(*SETTING_LIMITS)
 
@@ -156,7 +158,7 @@ class AgentSettings:
             raise SettingsError(f"name: {exc}") from None
         if self.role not in ("server", "client"):
             raise SettingsError(f"role: must be 'server' or 'client', got {self.role!r}")
-        if self.backend not in ("synthetic", "picamera2"):
+        if self.backend not in BACKEND_KINDS:
             raise SettingsError(f"backend: must be 'synthetic' or 'picamera2', got {self.backend!r}")
         check_frame_size(self, SettingsError)
         check_ranges(self, SETTING_LIMITS_RANGES, SettingsError)

@@ -2,7 +2,7 @@
 
 MediaPipe Holistic's layout, in this order: body (33 BlazePose landmarks), left hand (21), right
 hand (21), face (478 = 468 mesh + 10 iris points). "left"/"right" are the subject's sides, as in
-MediaPipe. The pose worker (pose_worker.py, which runs in its own virtualenv and imports nothing
+MediaPipe. The pose worker (pose/worker.py, which runs in its own virtualenv and imports nothing
 from here) emits the groups in the same order and sizes; the parent checks the sizes it reports.
 """
 

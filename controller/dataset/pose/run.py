@@ -1,7 +1,7 @@
 """`syncrig pose`: 2D keypoints for every synced frame of every camera → `pose2d/<cam>.npz`.
 
-The model runs in a worker process inside the pose side environment (pose_env.py,
-pose_worker.py). The parent decodes `synced/<cam>.mp4` with PyAV and streams raw RGB frames to the
+The model runs in a worker process inside the pose side environment (pose/env.py,
+pose/worker.py). The parent decodes `synced/<cam>.mp4` with PyAV and streams raw RGB frames to the
 worker over a pipe: the side environment stays lean (no PyAV there), and decoding the next frame
 overlaps with inference on the other core. Frames that the synced output repeats (filled) are
 decoded but not estimated. Every `checkpoint_every` frames the keypoints so far go to

@@ -1,4 +1,4 @@
-"""2D pose worker: runs inside the pose side environment (pose_env.py) as a child process of
+"""2D pose worker: runs inside the pose side environment (pose/env.py) as a child process of
 `syncrig pose`; imports nothing from SyncRig (the side environment has numpy<2, not SyncRig).
 
 Protocol over stdin/stdout (binary, little-endian):
