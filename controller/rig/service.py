@@ -40,6 +40,7 @@ from controller.transfer.pull import TransportFactory
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.ids import InvalidName, validate_subject_id
 from syncrig_agent.contract.protocol import ConnectionClosed, RemoteError, RequestTimeout
+from syncrig_agent.contract.protocol.messages import CLOCK_CHECK, LOGS
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class RigService:
         if ctx:
             ctx.progress(0.3, "measuring each camera's clock against cam0")
         try:
-            clock_check = self.link.request({"type": "clock_check", "samples": 8}, timeout=30.0)["cameras"]
+            clock_check = self.link.request({"type": CLOCK_CHECK, "samples": 8}, timeout=30.0)["cameras"]
         except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
             clock_check = {"error": str(exc)}
         if ctx:
@@ -391,7 +392,7 @@ class RigService:
 
         def run(ctx: JobContext) -> dict:
             try:
-                reply = self.link.request({"type": "logs", "camera": camera, "lines": lines}, timeout=5.0)
+                reply = self.link.request({"type": LOGS, "camera": camera, "lines": lines}, timeout=5.0)
                 entry = {"lines": reply.get("lines", []), "fetched_at": time.time(), "error": None}
             except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
                 entry = {"lines": [], "fetched_at": time.time(), "error": str(exc)}
