@@ -13,32 +13,14 @@ from controller.deploy import DeployOptions, select_cameras
 from controller.deploy.job import HostKeyConfirmations, run_deploy_job
 from controller.events import EventBus
 from controller.jobs import JobContext, JobRunner
+from controller.rig.cameras import camera_infos
 from controller.rig.config import ConfigError, RigConfig, load_config, save_config
 from controller.rig.preflight import PreflightLimits
-from controller.rig.recording import CameraInfo
 from controller.rig.service import RigError, RigService
+from controller.rig.state import RecordingState
 from syncrig_agent.contract.protocol import load_secret
 
 log = logging.getLogger(__name__)
-
-
-def camera_infos(config: RigConfig) -> list[CameraInfo]:
-    """The recorder's view of the configured cameras. A camera with a local data dir (simulated
-    rig, or a Pi whose storage is mounted here) is collected through the local transport."""
-    infos = []
-    for cam in config.cameras:
-        local = cam.local_data_dir
-        infos.append(
-            CameraInfo(
-                cam.name,
-                cam.host,
-                cam.role,
-                config.width,
-                config.height,
-                Path(local).expanduser() if local else None,
-            )
-        )
-    return infos
 
 
 class ControllerRuntime:
@@ -96,7 +78,7 @@ class ControllerRuntime:
         """Validate and atomically save a new configuration; returns the job applying it, if any.
 
         Raises ConfigError naming the bad field; nothing is written then."""
-        if self.rig.recording_state != "idle":
+        if self.rig.recording_state != RecordingState.IDLE:
             raise RigError("settings cannot change while a recording is in progress")
         merged = {**self.config.to_dict(), **data}
         # Fields the page does not edit keep their values; the secret never comes from a form.
@@ -137,7 +119,7 @@ class ControllerRuntime:
         """Start "Deploy settings" (the same code as install.sh) as a job; returns its id."""
         if self.apply_settings is not None:
             raise RigError("the simulated rig runs local agents: there is nothing to deploy", 409)
-        if self.rig.recording_state != "idle":
+        if self.rig.recording_state != RecordingState.IDLE:
             raise RigError("deploy restarts the agents: stop the recording first", 409)
         if self.jobs.active("deploy"):
             raise RigError("a deploy is already running", 409)
@@ -154,4 +136,4 @@ def _capture_settings(config: RigConfig) -> tuple:
     return (config.width, config.height, config.bitrate, config.keyframe_interval_s)
 
 
-__all__ = ["ConfigError", "ControllerRuntime", "camera_infos"]
+__all__ = ["ConfigError", "ControllerRuntime"]

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.rig.recording import CameraInfo
+from controller.rig.cameras import CameraInfo
 from controller.rig.simulated import SimCamera, SimulatedRig
 from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, DEFAULT_PREVIEW_PORT
 

@@ -255,7 +255,8 @@ def test_server_notices_a_silent_client(make_rig) -> None:
 
 
 def test_refused_start_leaves_no_session_directory(make_rig, tmp_path: Path) -> None:
-    from controller.rig.recording import CameraInfo, RecordingError, RecordingRequest, record
+    from controller.rig.cameras import CameraInfo
+    from controller.rig.recording import RecordingError, RecordingRequest, record
 
     rig = make_rig(1, cameras=[SimCamera("cam0")])
     ghost = [*rig.camera_infos(), CameraInfo("cam5", "localhost", "client", 320, 240)]

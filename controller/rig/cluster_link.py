@@ -17,6 +17,7 @@ from syncrig_agent.contract.protocol import (
     measure_clock_offset,
 )
 from syncrig_agent.contract.protocol.links import connect_peer
+from syncrig_agent.contract.protocol.replies import RigStatus, StartReply, StatusReply, StopReply
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ class ClusterLink:
         assert self.conn is not None
         return self.conn.request(msg, timeout)
 
-    def status(self, timeout: float = 5.0) -> dict:
-        return self.request({"type": STATUS}, timeout)["status"]
+    def status(self, timeout: float = 5.0) -> RigStatus:
+        return StatusReply.from_dict(self.request({"type": STATUS}, timeout)).status
 
     def start(
         self,
@@ -78,7 +79,7 @@ class ClusterLink:
         frames: int | None = None,
         timeout: float = 20.0,
         streams: dict[str, str] | None = None,
-    ) -> dict:
+    ) -> StartReply:
         """Start on cam0's next T0; with `frames`, every camera stops by itself after that many slots;
         `streams` maps cameras to the "HOST:PORT" of their live-stream receivers."""
         msg = {"type": START, "session_id": session_id, "period_ns": period_ns, "fps": fps, "files": files}
@@ -86,13 +87,13 @@ class ClusterLink:
             msg["frames"] = frames
         if streams:
             msg["streams"] = streams
-        return self.request(msg, timeout)
+        return StartReply.from_dict(self.request(msg, timeout))
 
-    def stop(self, at_ns: int | None = None, timeout: float = 60.0) -> dict:
+    def stop(self, at_ns: int | None = None, timeout: float = 60.0) -> StopReply:
         msg: dict = {"type": STOP}
         if at_ns is not None:
             msg["at_ns"] = at_ns
-        return self.request(msg, timeout)
+        return StopReply.from_dict(self.request(msg, timeout))
 
     def clock_offset(self, samples: int = 8) -> dict:
         """cam0's clock relative to this machine's, NTP-style over the control link."""

@@ -8,7 +8,11 @@ trip). A failed check refuses the recording with its reason unless the user over
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syncrig_agent.contract.protocol.replies import ClientLink, RigStatus
 
 # A status older than this means the camera is not really answering.
 STATUS_FRESH_S = 3.5
@@ -84,26 +88,8 @@ def expected_bytes(bitrate: int, seconds: float) -> int:
     return int(bitrate / 8 * seconds)
 
 
-def camera_statuses(status: dict) -> dict[str, dict]:
-    """cam0's STATUS flattened to one entry per camera: its own status plus link facts."""
-    server = status.get("server") or {}
-    out = {
-        server.get("name", "cam0"): {
-            "connected": True,
-            "status": server,
-            "status_age_s": 0.0,
-            "clock_offset_ns": 0,  # cam0 is the reference every other camera is measured against
-            "rtt_ns": 0,
-            "reference": True,
-        }
-    }
-    for name, client in (status.get("clients") or {}).items():
-        out[name] = {**client, "reference": False}
-    return out
-
-
 def run_checks(
-    status: dict,
+    status: RigStatus | Mapping[str, Any],
     cameras: list[str],
     bitrate: int,
     planned_seconds: float | None,
@@ -112,29 +98,33 @@ def run_checks(
     desktop_free_bytes: int | None = None,
     clock_check: dict | None = None,
 ) -> PreflightResult:
-    """`clock_check`: cam0's burst measurement per camera (``clock_check`` request); without it the
+    """`status`: cam0's STATUS (typed, or its JSON, which is read through `RigStatus`).
+    `clock_check`: cam0's burst measurement per camera (``clock_check`` request); without it the
     offsets cam0's heartbeats keep are used (fewer samples, so noisier right after a connect)."""
+    if not isinstance(status, RigStatus):
+        status = RigStatus.from_dict(status, "status")
     seconds = planned_seconds if planned_seconds else limits.open_recording_s
     need = expected_bytes(bitrate, seconds)
     result = PreflightResult(
         planned_seconds=planned_seconds, expected_bytes_per_camera=need, desktop_clock=desktop_clock or {}
     )
     add = result.checks.append
-    seen = camera_statuses(status)
+    seen = status.camera_links()
     for name in cameras:
         cam = seen.get(name)
-        if cam is None or not cam.get("connected") or not cam.get("status"):
+        if cam is None or not cam.connected or cam.status is None:
             add(Check(name, "online", False, "not connected to cam0"))
             continue
-        age = cam.get("status_age_s")
+        reference = name == status.reference
+        age = cam.status_age_s
         if age is not None and age > STATUS_FRESH_S:
             add(Check(name, "online", False, f"no status for {age:.1f} s", age, STATUS_FRESH_S))
             continue
         add(Check(name, "online", True, "connected"))
-        st = cam["status"]
-        busy = st.get("state") == "recording"
+        st = cam.status
+        busy = st.state == "recording"
         add(Check(name, "idle", not busy, "already recording" if busy else "idle"))
-        offset = cam.get("clock_offset_ns")
+        offset = cam.clock_offset_ns
         measured = (clock_check or {}).get(name)
         if isinstance(measured, dict):
             offset = measured.get("offset_ns")
@@ -147,11 +137,11 @@ def run_checks(
         else:
             off_us = offset / 1e3
             ok = abs(off_us) <= limits.max_clock_offset_us
-            what = "reference clock" if cam.get("reference") else f"clock offset to cam0 {off_us:+.1f} µs"
+            what = "reference clock" if reference else f"clock offset to cam0 {off_us:+.1f} µs"
             add(Check(name, "clock_offset", ok, what, round(off_us, 1), limits.max_clock_offset_us))
-        for check in clock_sync_checks(name, st.get("clock_sync"), bool(cam.get("reference")), limits):
+        for check in clock_sync_checks(name, st.clock_sync, reference, limits):
             add(check)
-        health = st.get("health") or {}
+        health = st.health or {}
         free = (health.get("disk") or {}).get("free_bytes")
         if free is None:
             add(Check(name, "disk", False, "free disk space unknown"))
@@ -184,7 +174,7 @@ def run_checks(
                 add(
                     Check(name, "throttling_history", False, "since boot: " + ", ".join(past), blocking=False)
                 )
-    for check in grandmaster_checks(seen, cameras):
+    for check in grandmaster_checks(seen, cameras, status.reference):
         add(check)
     if desktop_free_bytes is not None:
         total = need * len(cameras)
@@ -262,18 +252,22 @@ def clock_sync_checks(name: str, sync: dict | None, reference: bool, limits: Pre
     return [Check(name, "clock_sync", ok, message, round(value_us, 3), limit)]
 
 
-def grandmaster_checks(seen: dict[str, dict], cameras: list[str]) -> list[Check]:
+def grandmaster_checks(
+    seen: dict[str, ClientLink], cameras: list[str], reference: str | None = None
+) -> list[Check]:
     """Every PTP camera must follow the same grandmaster: two grandmasters (two PTP domains, a
-    partitioned switch) are two timescales, each camera locked and the rig still out of sync."""
+    partitioned switch) are two timescales, each camera locked and the rig still out of sync.
+    `seen`: `RigStatus.camera_links()`; `reference`: cam0's name, whose grandmaster is the rig's
+    (without it, or when cam0 follows none, the one most cameras follow)."""
     gms: dict[str, str] = {}
     for name in cameras:
-        sync = ((seen.get(name) or {}).get("status") or {}).get("clock_sync") or {}
+        link = seen.get(name)
+        sync = (link.status.clock_sync if link is not None and link.status else None) or {}
         if sync.get("source") == "ptp" and sync.get("state") == "synchronized" and sync.get("grandmaster"):
             gms[name] = str(sync["grandmaster"])
     if len(set(gms.values())) <= 1:
         return []
-    reference = next((n for n, c in seen.items() if c.get("reference")), None)
-    expected = gms.get(reference) or max(set(gms.values()), key=list(gms.values()).count)
+    expected = gms.get(reference or "") or max(set(gms.values()), key=list(gms.values()).count)
     return [
         Check(name, "clock_grandmaster", False, f"follows PTP grandmaster {gm}, the rig follows {expected}")
         for name, gm in gms.items()

@@ -14,28 +14,19 @@ from pathlib import Path
 import av
 import numpy as np
 
+from controller.rig.cameras import CameraInfo
 from controller.rig.cluster_link import ClusterLink
+from controller.rig.recorder import wait_for_planned_end
 from controller.session.create import create_session_dir, remove_unused_session_dir, utc_now_iso
 from controller.transfer.collect import Collection
 from syncrig_agent import __version__
+from syncrig_agent.contract.drops import NOT_REACHED, drops_by_cause
 from syncrig_agent.contract.formats import SessionManifest, write_manifest
 from syncrig_agent.contract.grid import period_ns_for_fps
 from syncrig_agent.contract.protocol import ConnectionClosed, RemoteError, RequestTimeout
+from syncrig_agent.contract.protocol.replies import RigStatus
 
 log = logging.getLogger(__name__)
-
-# How long after the end instant the STOP (which collects the summaries) is sent.
-STOP_MARGIN_S = 0.2
-
-
-@dataclass
-class CameraInfo:
-    name: str
-    host: str
-    role: str
-    width: int
-    height: int
-    data_dir: Path | None = None  # local path of the camera's recordings (simulation / local transport)
 
 
 @dataclass
@@ -134,7 +125,7 @@ def begin_recording(
         if streams is None:
             remove_unused_session_dir(session_dir)
         raise RecordingError(f"cam0 did not start the recording: {exc}") from None
-    t0 = int(started["t0_ns"])
+    t0 = started.t0_ns
     return ActiveRecording(
         session_id=session_id,
         session_dir=session_dir,
@@ -148,9 +139,9 @@ def begin_recording(
         planned_stop_ns=t0 + slots * period if slots else None,
         clock_reports=_clock_reports(status_before, desktop_clock),
         start_info={
-            "lead_ns": started.get("lead_ns"),
-            "late_cameras": started.get("late", []),
-            "armed": started.get("cameras", {}),
+            "lead_ns": started.lead_ns,
+            "late_cameras": started.late,
+            "armed": {name: armed.to_dict() for name, armed in started.cameras.items()},
         },
         notes=list(notes or []),
     )
@@ -180,17 +171,17 @@ def finish_recording(
         raise RecordingError(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
-    final_stop = int(stopped["stop_ns"])
+    final_stop = stopped.stop_ns
     _note_clock_sync_at_stop(link, active)
-    if stopped.get("session") is None and active.planned_stop_ns is not None:
+    if stopped.session is None and active.planned_stop_ns is not None:
         # The cameras had finished by themselves: the recording ended at its planned end.
         final_stop = min(final_stop, active.planned_stop_ns)
     summaries: dict[str, dict] = {}
     for cam in active.cameras:
-        result = stopped["cameras"].get(cam.name, {})
-        if result.get("error"):
-            log.error("%s: %s", cam.name, result["error"])
-        summaries[cam.name] = result.get("summary") or {}
+        result = stopped.cameras.get(cam.name)
+        if result is not None and result.error:
+            log.error("%s: %s", cam.name, result.error)
+        summaries[cam.name] = (result.summary if result is not None else None) or {}
     transfer = (collection or Collection()).finish(active.session_dir, active.cameras)
     for name, result in transfer["cameras"].items():
         if not result.get("ok"):
@@ -200,7 +191,7 @@ def finish_recording(
         if not summaries[cam.name] or summaries[cam.name].get("session_id") != active.session_id:
             summaries[cam.name] = _saved_summary(active.session_dir, cam.name)
         end_index = summaries[cam.name].get("end_index")
-        if stopped.get("session") is None and end_index is not None:
+        if stopped.session is None and end_index is not None:
             final_stop = min(final_stop, active.t0_ns + int(end_index) * active.period_ns)
     manifest = SessionManifest(
         id=active.session_id,
@@ -258,20 +249,30 @@ def record(
     `collection` decides how the footage reaches the desktop (live receivers during the recording,
     verified pull + gap fill after it); by default each camera's data dir is pulled locally."""
     active = begin_recording(link, sessions_root, cameras, request, collection=collection)
-    assert active.planned_stop_ns is not None, "headless recordings have a duration"
+    planned_stop_ns = active.planned_stop_ns
+    assert planned_stop_ns is not None, "headless recordings have a duration"
+
+    def cam0_now_ns() -> int:
+        now = link.status().server.clock_now_ns
+        if now is None:
+            raise RecordingError("cam0's status has no clock reading")
+        return now
+
+    def on_tick(now: int) -> None:
+        if progress is not None:
+            remaining = (planned_stop_ns - now) / 1e9
+            progress(
+                min(1.0, max(0.0, 1 - remaining / max(request.seconds or 0.0, 1e-9))),
+                {"t0_ns": active.t0_ns},
+            )
+
+    def sleep(seconds: float) -> bool:
+        time.sleep(seconds)  # headless: only Ctrl-C (KeyboardInterrupt) stops early
+        return False
+
     stop_now = False
     try:
-        while True:
-            now = link.status()["server"]["clock_now_ns"]
-            remaining = (active.planned_stop_ns - now) / 1e9
-            if progress is not None:
-                progress(
-                    min(1.0, max(0.0, 1 - remaining / max(request.seconds or 0.0, 1e-9))),
-                    {"t0_ns": active.t0_ns},
-                )
-            if remaining <= -STOP_MARGIN_S:
-                break
-            time.sleep(min(0.5, remaining + STOP_MARGIN_S))
+        stop_now = wait_for_planned_end(planned_stop_ns, cam0_now_ns, sleep, on_tick, poll_s=0.5)
     except KeyboardInterrupt:
         active.notes.append("recording interrupted by the user")
         stop_now = True
@@ -295,13 +296,8 @@ def _camera_entry(
         "frames": frames,
         "expected_frames": expected,
         "dropped": expected - frames,
-        "drops": {
-            "sensor": stats.get("sensor_drops", 0),
-            "late_skips": stats.get("late_skips", 0),
-            "queue_overflows": stats.get("queue_overflows", 0),
-            "after_failure": stats.get("after_failure", 0),
-            "before_lock": stats.get("before_lock", 0),  # free-running sensor not yet phase-locked
-        },  # every missing slot has exactly one cause; "not_reached" is filled in below
+        # Every missing slot has exactly one cause (contract.drops); "not_reached" is filled in below.
+        "drops": drops_by_cause(stats),
         "wake_error": stats.get("wake_error", {}),
         # Free-running sensors: lock state, when it locked (locked_at_ns / locked_at_index), phase error.
         "phase_lock": stats.get("phase_lock"),
@@ -311,7 +307,7 @@ def _camera_entry(
         "files": {k: str(Path("raw") / Path(v).name) for k, v in summary.get("files", {}).items()},
     }
     # Slots after a camera stopped early (error, abort, lost server) were never attempted.
-    entry["drops"]["not_reached"] = max(0, entry["dropped"] - sum(entry["drops"].values()))
+    entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
     frames_csv = session_dir / "raw" / f"{cam.name}.frames.csv"
     if frames_csv.exists():
         from syncrig_agent.contract.formats import read_frame_table
@@ -326,22 +322,22 @@ def _camera_entry(
     return entry
 
 
-def _clock_reports(status: dict, desktop_clock: dict) -> dict:
-    server = status.get("server", {})
+def _clock_reports(status: RigStatus, desktop_clock: dict) -> dict:
+    server = status.server
     reports = {
-        server.get("name", "cam0"): {
-            "clock": server.get("clock"),
-            "clock_sync": server.get("clock_sync"),
+        status.reference: {
+            "clock": server.clock,
+            "clock_sync": server.clock_sync,
             "offset_to_desktop": desktop_clock,
         }
     }
-    for name, client in status.get("clients", {}).items():
+    for name, client in status.clients.items():
         reports[name] = {
-            "clock": (client.get("status") or {}).get("clock"),
+            "clock": client.status.clock if client.status else None,
             # What disciplined this camera's clock at START: source, lock, offset, grandmaster.
-            "clock_sync": (client.get("status") or {}).get("clock_sync"),
-            "offset_to_server_ns": client.get("clock_offset_ns"),
-            "rtt_to_server_ns": client.get("rtt_ns"),
+            "clock_sync": client.status.clock_sync if client.status else None,
+            "offset_to_server_ns": client.clock_offset_ns,
+            "rtt_to_server_ns": client.rtt_ns,
         }
     return reports
 
@@ -354,9 +350,9 @@ def _note_clock_sync_at_stop(link: ClusterLink, active: ActiveRecording) -> None
     except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
         active.notes.append(f"clock state at stop not read: {exc}")
         return
-    server = status.get("server") or {}
-    states = {server.get("name", "cam0"): server.get("clock_sync")}
-    for name, client in (status.get("clients") or {}).items():
-        states[name] = (client.get("status") or {}).get("clock_sync")
+    states = {
+        name: entry.status.clock_sync if entry.status else None
+        for name, entry in status.camera_links().items()
+    }
     for cam in active.cameras:
         active.clock_reports.setdefault(cam.name, {})["clock_sync_at_stop"] = states.get(cam.name)

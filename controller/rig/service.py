@@ -1,6 +1,7 @@
-"""The controller's model of the rig: one cluster link to cam0, a poller that keeps a fresh status
-snapshot (request handlers read it and never wait on the network), and the recording lifecycle as
-jobs.
+"""The controller's model of the rig: one cluster link to cam0, a status poller (rig/poller.py) that
+keeps a fresh snapshot (request handlers read it and never wait on the network), the camera cards
+(rig/cards.py), and the recording lifecycle as jobs, its state moving through rig/state.py and its
+wait for the planned end in rig/recorder.py.
 
 The recording in progress is written to `<sessions root>/.syncrig/active-recording.json` before
 anything else happens after START, so a controller that is killed mid-recording re-attaches on its
@@ -18,17 +19,21 @@ from pathlib import Path
 
 from controller.events import EventBus
 from controller.jobs import JobContext, JobRunner
+from controller.rig.cameras import CameraInfo
+from controller.rig.cards import camera_card
 from controller.rig.cluster_link import ClusterLink
 from controller.rig.config import RigConfig
-from controller.rig.preflight import PreflightLimits, camera_statuses, run_checks
+from controller.rig.poller import POLL_INTERVAL_S, StatusPoller
+from controller.rig.preflight import PreflightLimits, run_checks
+from controller.rig.recorder import wait_for_planned_end
 from controller.rig.recording import (
     ActiveRecording,
-    CameraInfo,
     RecordingError,
     RecordingRequest,
     begin_recording,
     finish_recording,
 )
+from controller.rig.state import RecordingState, move
 from controller.transfer.collect import Collection, local_sources, sftp_sources
 from controller.transfer.ledger import footage_safe
 from controller.transfer.pull import TransportFactory
@@ -38,7 +43,6 @@ from syncrig_agent.contract.protocol import CLOCK_CHECK, LOGS, ConnectionClosed,
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 1.0
 MAX_RECORDING_S = 24 * 3600.0
 STATE_DIR = ".syncrig"
 ACTIVE_FILE = "active-recording.json"
@@ -83,37 +87,31 @@ class RigService:
         )
         self.active: ActiveRecording | None = None
         self.collection: Collection | None = None  # live receivers + pull of the current recording
-        self.recording_state = "idle"  # idle | starting | recording | stopping | collecting
+        self.recording_state = RecordingState.IDLE  # changed only by _move_to
         self.record_job_id: str | None = None
         self.last_error: str | None = None
         self.last_preflight: dict | None = None
         self.camera_logs: dict[str, dict] = {}
-        self._status: dict | None = None
-        self._status_at: float | None = None
-        self._streams: dict | None = None  # live receivers' per-camera status, as of the last poll
-        self._link_error: str | None = None
-        self._frames_seen: dict[str, tuple[int, int]] = {}
-        self._fps: dict[str, float] = {}
         self._stop_requested = threading.Event()
-        self._stopping = threading.Event()
         self._lock = threading.RLock()
-        self._poller: threading.Thread | None = None
+        self._poller = StatusPoller(self.link, self._publish, self._stream_status, poll_interval_s)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> RigService:
         self.sessions_root.mkdir(parents=True, exist_ok=True)
         self._reattach()
-        self._poller = threading.Thread(target=self._poll_loop, name="rig-poller", daemon=True)
         self._poller.start()
         return self
 
     def close(self) -> None:
         """Stop polling and drop the link. A recording in progress keeps running on the cameras
         (and is re-attached by the next controller)."""
-        self._stopping.set()
-        if self._poller is not None:
-            self._poller.join(5.0)
+        self._poller.stop()
         self.link.close()
+
+    def _move_to(self, state: RecordingState) -> None:
+        with self._lock:
+            self.recording_state = move(self.recording_state, state)
 
     @property
     def state_file(self) -> Path:
@@ -143,78 +141,31 @@ class RigService:
         log.warning("re-attaching to recording %s started before this controller", active.session_id)
         active.notes.append("controller restarted during the recording and re-attached")
         self.active = active
-        self.recording_state = "recording"
+        self._move_to(RecordingState.RECORDING)
         self._stop_requested.clear()
         job = self.jobs.submit("record", f"Recording {active.session_id} (re-attached)", self._run_attached)
         self.record_job_id = job.id
 
-    # -- status ------------------------------------------------------------------------------
-    def _poll_loop(self) -> None:
-        backoff = self.poll_interval_s
-        while not self._stopping.is_set():
-            try:
-                if not self.link.connected:
-                    self.link.connect(timeout=3.0)
-                status = self.link.status(timeout=3.0)
-                # The receivers' status files are read here, once per poll, not per page request.
-                collection = self.collection
-                receivers = collection.receivers if collection is not None else None
-                streams = receivers.status()["cameras"] if receivers is not None else None
-                with self._lock:
-                    self._status = status
-                    self._status_at = time.time()
-                    self._link_error = None
-                    self._streams = streams
-                    self._update_rates(status)
-                backoff = self.poll_interval_s
-            except Exception as exc:  # noqa: BLE001 - the poller must outlive any failure of the link
-                # (a handshake cut by a restarting cam0 raises protocol errors, not only OSError)
-                if not isinstance(exc, (OSError, ConnectionClosed, RequestTimeout, RemoteError, ValueError)):
-                    log.warning("status poll failed: %s: %s", type(exc).__name__, exc)
-                with self._lock:
-                    self._link_error = f"{type(exc).__name__}: {exc}"
-                    self._status = None
-                self.link.close()  # the next request reconnects
-                backoff = min(5.0, backoff * 2)
-            try:
-                self.bus.publish("status", self.snapshot())
-            except Exception:  # noqa: BLE001
-                log.exception("could not publish the rig status")
-            self._stopping.wait(backoff)
-
-    def _update_rates(self, status: dict) -> None:
-        # Frames per second between two statuses of the same camera, timed by that camera's own
-        # clock reading in each status (a client's status reaches us through cam0's poll, so
-        # our receive times would make the rate jump).
-        for name, cam in camera_statuses(status).items():
-            st = cam.get("status") or {}
-            session = st.get("session") or {}
-            frames, at = int(session.get("frames") or 0), st.get("clock_now_ns")
-            prev = self._frames_seen.get(name)
-            if at is None:
-                continue
-            if prev is not None and at > prev[0] and frames >= prev[1]:
-                if at - prev[0] >= 500_000_000:
-                    self._fps[name] = (frames - prev[1]) / ((at - prev[0]) / 1e9)
-                    self._frames_seen[name] = (at, frames)
-            else:
-                self._frames_seen[name] = (at, frames)
+    # -- status ----------------------------------------------------------------------------
+    def _stream_status(self) -> dict | None:
+        collection = self.collection
+        receivers = collection.receivers if collection is not None else None
+        return receivers.status()["cameras"] if receivers is not None else None
 
     def snapshot(self) -> dict:
         """Everything a page shows about the rig, from the last poll (never blocks on the network)."""
+        polled = self._poller.latest()
+        status = polled.status
         with self._lock:
-            status = self._status
-            status_at = self._status_at
-            link_error = self._link_error
             active = self.active
-        cards = [self._card(cam, status) for cam in self.cameras]
-        streams = self._streams
-        if streams is not None:
-            for card in cards:
-                card["stream"] = streams.get(card["name"])
-        rec: dict = {"state": self.recording_state, "job_id": self.record_job_id, "error": self.last_error}
+        cards = [camera_card(cam, status, self._poller.fps(cam.name), polled.streams) for cam in self.cameras]
+        rec: dict = {
+            "state": self.recording_state.value,
+            "job_id": self.record_job_id,
+            "error": self.last_error,
+        }
         if active is not None:
-            clock_now = ((status or {}).get("server") or {}).get("clock_now_ns")
+            clock_now = status.server.clock_now_ns if status is not None else None
             rec.update(
                 session_id=active.session_id,
                 subject=active.subject,
@@ -227,56 +178,13 @@ class RigService:
             "link": {
                 "connected": status is not None,
                 "address": f"{self.address[0]}:{self.address[1]}",
-                "error": link_error,
-                "status_at": status_at,
+                "error": polled.link_error,
+                "status_at": polled.at,
             },
             "recording": rec,
             "cameras": cards,
             "updated": time.time(),
         }
-
-    def _card(self, cam: CameraInfo, status: dict | None) -> dict:
-        card: dict = {"name": cam.name, "role": cam.role, "host": cam.host, "online": False}
-        if status is None:
-            return card
-        entry = camera_statuses(status).get(cam.name)
-        if not entry or not entry.get("connected") or not entry.get("status"):
-            card["error"] = (entry or {}).get("close_reason") or "not connected to cam0"
-            return card
-        st = entry["status"]
-        session = st.get("session") or {}
-        stats = session.get("stats") or {}
-        health = st.get("health") or {}
-        disk = health.get("disk") or {}
-        card.update(
-            online=True,
-            state=st.get("state"),
-            session_id=session.get("session_id"),
-            frames=session.get("frames"),
-            dropped=sum(
-                int(stats.get(k) or 0)
-                for k in ("sensor_drops", "late_skips", "queue_overflows", "after_failure")
-            )
-            if stats
-            else None,
-            fps=round(self._fps.get(cam.name, 0.0), 2) if st.get("state") == "recording" else None,
-            disk_free_bytes=disk.get("free_bytes"),
-            disk_total_bytes=disk.get("total_bytes"),
-            temperature_c=health.get("temperature_c"),
-            throttled=health.get("throttled"),
-            clock={
-                **(st.get("clock") or {}),
-                "offset_to_cam0_ns": entry.get("clock_offset_ns"),
-                "rtt_ns": entry.get("rtt_ns"),
-                "reference": entry.get("reference", False),
-            },
-            clock_sync=st.get("clock_sync"),  # what disciplines this camera's clock, as it reports
-            phase_lock=st.get("phase_lock"),  # free-running sensors: the servo's lock onto the grid
-            preview=st.get("preview"),
-            error=session.get("error"),
-            status_age_s=entry.get("status_age_s"),
-        )
-        return card
 
     # -- footage -----------------------------------------------------------------------------
     @property
@@ -357,9 +265,9 @@ class RigService:
         if self.jobs.active("settings") is not None:
             raise RigError("new settings are being applied to the rig; try again in a moment")
         with self._lock:
-            if self.active is not None or self.recording_state != "idle":
+            if self.active is not None or self.recording_state != RecordingState.IDLE:
                 raise RigError(f"a recording is already {self.recording_state}")
-            self.recording_state = "starting"
+            self._move_to(RecordingState.STARTING)
             self.last_error = None
             self._stop_requested.clear()
         request = RecordingRequest(self.config.fps, seconds, subject, project)
@@ -371,7 +279,7 @@ class RigService:
 
     def stop_recording(self) -> str:
         with self._lock:
-            if self.recording_state in ("idle",) and self.active is None:
+            if self.recording_state == RecordingState.IDLE and self.active is None:
                 raise RigError("nothing is recording")
             self._stop_requested.set()
         self._publish()
@@ -401,7 +309,7 @@ class RigService:
             )
         except BaseException as exc:
             with self._lock:
-                self.recording_state = "idle"
+                self._move_to(RecordingState.IDLE)
                 self.last_error = str(exc)
             self._publish()
             raise
@@ -409,7 +317,7 @@ class RigService:
             self.active = active
             self.collection = collection
             self._save_active(active)
-            self.recording_state = "recording"
+            self._move_to(RecordingState.RECORDING)
         ctx.log(f"session {active.session_id}: T0 = {active.t0_ns}")
         if collection.receivers is not None:
             ctx.log(f"live streams to {len(collection.receivers.receivers)} receivers")
@@ -420,34 +328,28 @@ class RigService:
         """Wait for the planned end or a Stop, then collect (also after a controller restart)."""
         active = self.active
         assert active is not None
-        stop_now = False
-        while True:
-            now = time.time_ns()
-            with self._lock:
-                status, status_at = self._status, self._status_at
-            if status is not None and status_at is not None:
-                # cam0's clock as of its last status, carried forward by the time since (a slow or
-                # missed poll must not stall the planned end)
-                clock_now = (status.get("server") or {}).get("clock_now_ns")
-                if clock_now:
-                    now = int(clock_now + (time.time() - status_at) * 1e9)
-                if (status.get("session") or {}).get("session_id") not in (None, active.session_id):
-                    raise RecordingError(f"cam0 is recording another session: {status['session']}")
+
+        def cam0_now_ns() -> int:
+            status = self._poller.latest().status
+            session = status.session if status is not None else None
+            if session is not None and session.session_id != active.session_id:
+                raise RecordingError(f"cam0 is recording another session: {session.to_dict()}")
+            # While the link is down this machine's clock stands in: a lost link must not stall
+            # the planned end.
+            return self._poller.cam0_now_ns() or time.time_ns()
+
+        def on_tick(now: int) -> None:
             elapsed = max(0.0, (now - active.t0_ns) / 1e9)
-            if active.planned_stop_ns is not None:
+            if active.seconds is not None:
                 ctx.progress(elapsed / active.seconds, f"recording {elapsed:.1f} / {active.seconds:.1f} s")
-                if now >= active.planned_stop_ns + 200_000_000:
-                    break
             else:
                 ctx.progress(0.0, f"recording {elapsed:.1f} s (until stopped)")
-            if self._stop_requested.wait(0.25):
-                stop_now = True
-                break
-            if ctx.cancelled:
-                stop_now = True
-                break
-        with self._lock:
-            self.recording_state = "stopping" if stop_now else "collecting"
+
+        def stop_requested(wait_s: float) -> bool:
+            return self._stop_requested.wait(wait_s) or ctx.cancelled
+
+        stop_now = wait_for_planned_end(active.planned_stop_ns, cam0_now_ns, stop_requested, on_tick, 0.25)
+        self._move_to(RecordingState.STOPPING if stop_now else RecordingState.COLLECTING)
         self._publish()
         ctx.progress(0.95, "stopping and collecting files")
         try:
@@ -458,7 +360,7 @@ class RigService:
         except RecordingError as exc:
             with self._lock:
                 self.last_error = str(exc)
-                self.recording_state = "recording"  # the cameras may still record: Stop can be retried
+                self._move_to(RecordingState.RECORDING)  # the cameras may still record: Stop can be retried
                 self._stop_requested.clear()
             self._publish()
             raise
@@ -466,7 +368,7 @@ class RigService:
             self.active = None
             self.collection = None
             self._save_active(None)
-            self.recording_state = "idle"
+            self._move_to(RecordingState.IDLE)
         self.bus.publish("sessions", {"changed": active.session_id})
         self._publish()
         manifest = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.rig.cameras import CameraInfo
 from controller.rig.cluster_link import ClusterLink
 from controller.rig.config import CameraEntry, RigConfig, save_config
-from controller.rig.recording import CameraInfo
 from syncrig_agent.contract.protocol import load_secret, write_secret
 from syncrig_agent.settings import DEFAULT_PREVIEW_PORT
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.rig.recording import CameraInfo
+from controller.rig.cameras import CameraInfo
 from controller.transfer.ledger import footage_safe, read_ledger
 from controller.transfer.pull import PullError, TransportFactory, delete_pi_copy
 from controller.transfer.transports import TransportError

@@ -15,8 +15,8 @@ from controller.transfer.pull import TransportFactory, pull_session
 from controller.transfer.transports import LocalTransport, SftpTransport
 
 if TYPE_CHECKING:
+    from controller.rig.cameras import CameraInfo
     from controller.rig.config import RigConfig
-    from controller.rig.recording import CameraInfo
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,12 @@ from syncrig_agent.clock_state import ClockMonitor
 from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.contract.ids import validate_camera_name
 from syncrig_agent.contract.protocol import RequestError
+from syncrig_agent.contract.protocol.replies import (
+    CameraArmed,
+    CameraSessionStatus,
+    CameraStatus,
+    CameraStopResult,
+)
 from syncrig_agent.diagnostics.health import health_report
 from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.outputs.stream import StreamOutput
@@ -60,7 +66,7 @@ class CameraAgent:
         basename: str | None,
         stream_to: str | None = None,
         stream_secret: bytes | None = None,
-    ) -> dict:
+    ) -> CameraArmed:
         """Arm for a session; with `stream_to` ("HOST:PORT") the frames also go live to that
         desktop receiver, authenticated with `stream_secret`."""
         with self._lock:
@@ -129,13 +135,13 @@ class CameraAgent:
                     ) from None
                 self.session = session
             log.info("%s armed for session %s, T0=%d", self.name, session_id, t0_ns)
-            return {"camera": self.name, **info}
+            return CameraArmed(camera=self.name, **info)
 
-    def stop(self, stop_ns: int | None, timeout: float = 30.0) -> dict:
+    def stop(self, stop_ns: int | None, timeout: float = 30.0) -> CameraStopResult:
         """Stop at `stop_ns` (grid-aligned) or now, wait until the files are closed, summarise."""
         session = self.session
         if session is None:
-            return {"camera": self.name, "recording": False, "summary": self.last_summary}
+            return CameraStopResult(camera=self.name, recording=False, summary=self.last_summary)
         if session.running:
             session.stop_at(stop_ns if stop_ns is not None else self.clock.now_ns())
         if not session.wait(timeout):
@@ -143,7 +149,7 @@ class CameraAgent:
             session.wait(5.0)
         summary = session.summary()
         self.last_summary = summary
-        return {"camera": self.name, "recording": False, "summary": summary}
+        return CameraStopResult(camera=self.name, recording=False, summary=summary)
 
     def abort(self, reason: str) -> None:
         session = self.session
@@ -157,32 +163,36 @@ class CameraAgent:
         return self.session is not None and self.session.running
 
     def status(self) -> dict:
+        """This camera's STATUS as it goes on the wire (a client's reply, its hello state)."""
+        return self.camera_status().to_dict()
+
+    def camera_status(self) -> CameraStatus:
         session = self.session
         current = None
         if session is not None:
-            current = {
-                "session_id": session.session_id,
-                "running": session.running,
-                "frames": session.local.frames if session.local else 0,
-                "stats": session.stats.summary(),
-                "error": session.error,
-                "t0_ns": session.grid.t0_ns,
-                "period_ns": session.grid.period_ns,
-            }
-        return {
-            "name": self.name,
-            "role": self.settings.role,
-            "state": "recording" if self.recording else "idle",
-            "session": current,
-            "clock": self.clock.describe(),
-            "clock_now_ns": self.clock.now_ns(),
-            "clock_sync": self.clock_monitor.snapshot(),
-            "backend": self.backend.describe(),
-            "health": health_report(self.data_dir),
-            "preview": self.preview.status() if self.preview else disabled_status(),
+            current = CameraSessionStatus(
+                session_id=session.session_id,
+                running=session.running,
+                frames=session.local.frames if session.local else 0,
+                stats=session.stats.summary(),
+                error=session.error,
+                t0_ns=session.grid.t0_ns,
+                period_ns=session.grid.period_ns,
+            )
+        return CameraStatus(
+            name=self.name,
+            role=self.settings.role,
+            state="recording" if self.recording else "idle",
+            session=current,
+            clock=self.clock.describe(),
+            clock_now_ns=self.clock.now_ns(),
+            clock_sync=self.clock_monitor.snapshot(),
+            backend=self.backend.describe(),
+            health=health_report(self.data_dir),
+            preview=self.preview.status() if self.preview else disabled_status(),
             # Free-running sensors only (None for triggered ones): the servo's lock state, phase error.
-            "phase_lock": self.phase_lock_status(),
-        }
+            phase_lock=self.phase_lock_status(),
+        )
 
     def phase_lock_status(self) -> dict | None:
         backend = self.backend

@@ -23,6 +23,7 @@ from syncrig_agent.contract.protocol import (
     validate_request,
 )
 from syncrig_agent.contract.protocol.links import connect_peer, write_ready_file
+from syncrig_agent.contract.protocol.replies import ArmReply
 from syncrig_agent.diagnostics import log_ring
 from syncrig_agent.settings import DEFAULT_FANOUT_PORT, AgentSettings, parse_address
 
@@ -159,7 +160,7 @@ class ClientAgent:
             if msg.get("stop_ns") is not None and self.camera.session is not None:
                 self.camera.session.stop_at(int(msg["stop_ns"]))
             self.last_heard = time.monotonic()
-            conn.reply(msg, armed=armed)  # only now: an ACK means armed
+            conn.reply(msg, **ArmReply(armed=armed).to_dict())  # only now: an ACK means armed
         except RequestError as exc:
             conn.reply_error(msg, exc.code, exc.message)
         except Exception as exc:
@@ -168,7 +169,7 @@ class ClientAgent:
 
     def _stop(self, conn: Connection, msg: dict) -> None:
         try:
-            conn.reply(msg, **self.camera.stop(msg.get("at_ns")))
+            conn.reply(msg, **self.camera.stop(msg.get("at_ns")).to_dict())
         except Exception as exc:
             log.exception("stop failed")
             conn.reply_error(msg, "internal", f"{type(exc).__name__}: {exc}")

@@ -27,6 +27,18 @@ from syncrig_agent.contract.protocol import (
     validate_request,
 )
 from syncrig_agent.contract.protocol.links import accept_peer, listen, serve_forever, write_ready_file
+from syncrig_agent.contract.protocol.replies import (
+    ArmReply,
+    CameraArmed,
+    CameraStatus,
+    CameraStopResult,
+    ClientLink,
+    InvalidReply,
+    RecordingSession,
+    RigStatus,
+    StartReply,
+    StopReply,
+)
 from syncrig_agent.diagnostics import log_ring
 from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, AgentSettings
 
@@ -41,9 +53,27 @@ class ClientRecord:
         self.name = name
         self.conn = conn
         self.hello = hello
-        self.status: dict | None = hello.get("state")
+        self._status: CameraStatus | None = None
+        self.status = hello.get("state")
         self.status_at: float | None = None
         self.connected_at = time.time()
+
+    @property
+    def status(self) -> CameraStatus | None:
+        """The client's last status: its hello state, then each STATUS poll's."""
+        return self._status
+
+    @status.setter
+    def status(self, wire: dict | None) -> None:
+        # Assigned the JSON as it arrives and read through its type here, once; a status that does
+        # not parse is logged and the last good one kept.
+        if wire is None:
+            self._status = None
+            return
+        try:
+            self._status = CameraStatus.from_dict(wire, f"status of {self.name}")
+        except InvalidReply as exc:
+            log.warning("ignoring a malformed status: %s", exc)
 
 
 class ServerAgent:
@@ -54,7 +84,7 @@ class ServerAgent:
         self.camera = camera or CameraAgent(settings)
         self.clients: dict[str, ClientRecord] = {}
         self.controllers: set[Connection] = set()
-        self.current: dict | None = None  # the session being recorded, as started
+        self.current: RecordingSession | None = None  # the session being recorded, as started
         self.arm_durations_ns: list[int] = []
         self._clients_lock = threading.Lock()
         self._command_lock = threading.Lock()  # one START/STOP at a time
@@ -123,7 +153,7 @@ class ServerAgent:
         conn = self._connection(sock, f"controller:{hello['name']}@{addr[0]}")
         with self._clients_lock:
             self.controllers.add(conn)
-        welcome({"session": self.current})
+        welcome({"session": self.current.to_dict() if self.current else None})
         conn.start()
         log.info("controller %s connected from %s", hello["name"], addr)
 
@@ -146,7 +176,7 @@ class ServerAgent:
             if existing is not None and not existing.conn.closed:
                 raise RequestError("duplicate_name", f"a camera named {name!r} is already connected")
             self.clients[name] = record
-        welcome({"session": self.current})
+        welcome({"session": self.current.to_dict() if self.current else None})
         conn.start()
         log.info("client %s connected from %s", name, addr)
 
@@ -217,15 +247,16 @@ class ServerAgent:
     def lock_lead_ns(self, clients: list[ClientRecord], with_self: bool) -> int:
         """Free-running cameras lock their sensor phase during the lead: the longest lead any of
         them asks for (STATUS `phase_lock.lock_lead_ns`; triggered cameras ask for none)."""
-        wanted = [int(((c.status or {}).get("phase_lock") or {}).get("lock_lead_ns") or 0) for c in clients]
+        locks = [c.status.phase_lock if c.status else None for c in clients]
         if with_self:
-            wanted.append(int((self.camera.phase_lock_status() or {}).get("lock_lead_ns") or 0))
+            locks.append(self.camera.phase_lock_status())
+        wanted = [int((lock or {}).get("lock_lead_ns") or 0) for lock in locks]
         return max(wanted, default=0)
 
     def _start(self, msg: dict) -> dict:
         with self._command_lock:
             if self.current is not None and self._any_recording():
-                raise RequestError("busy", f"already recording session {self.current['session_id']}")
+                raise RequestError("busy", f"already recording session {self.current.session_id}")
             files: dict[str, str] = msg["files"]
             if not files:
                 raise RequestError("bad_field", "start: field 'files' must name at least one camera")
@@ -270,7 +301,7 @@ class ServerAgent:
                 start["stop_ns"] = stop_ns
             ack_timeout = lead / 1e9 + 10.0
             futures = {c.name: self._pool.submit(c.conn.request, start, ack_timeout) for c in targets}
-            results: dict[str, dict] = {}
+            results: dict[str, CameraArmed] = {}
             errors: dict[str, str] = {}
             if self.name in files:
                 try:
@@ -292,43 +323,38 @@ class ServerAgent:
                     errors[self.name] = f"{type(exc).__name__}: {exc}"
             for name, future in futures.items():
                 try:
-                    reply = future.result()
-                    results[name] = reply.get("armed", {})
-                except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
+                    results[name] = ArmReply.from_dict(future.result(), f"start reply of {name}").armed
+                except (RemoteError, RequestTimeout, ConnectionClosed, InvalidReply) as exc:
                     errors[name] = f"{type(exc).__name__}: {exc}"
             for info in results.values():
-                if info.get("arm_duration_ns"):
-                    self.arm_durations_ns.append(int(info["arm_duration_ns"]))
+                if info.arm_duration_ns:
+                    self.arm_durations_ns.append(info.arm_duration_ns)
             if errors:
                 self._stop_all(list(results), self.camera.clock.now_ns())
                 detail = "; ".join(f"{n}: {e}" for n, e in errors.items())
                 raise RequestError("start_failed", f"start failed, recording stopped everywhere: {detail}")
-            self.current = {
-                "session_id": msg["session_id"],
-                "t0_ns": t0,
-                "period_ns": period,
-                "fps": fps,
-                "cameras": list(files),
-                "lead_ns": lead,
-                "stop_ns": stop_ns,
-                "started_at_ns": time.time_ns(),
-            }
-            late = [n for n, info in results.items() if info.get("late")]
-            return {
-                "t0_ns": t0,
-                "period_ns": period,
-                "lead_ns": lead,
-                "stop_ns": stop_ns,
-                "cameras": results,
-                "late": late,
-            }
+            self.current = RecordingSession(
+                session_id=msg["session_id"],
+                t0_ns=t0,
+                period_ns=period,
+                fps=fps,
+                cameras=list(files),
+                lead_ns=lead,
+                stop_ns=stop_ns,
+                started_at_ns=time.time_ns(),
+            )
+            late = [n for n, info in results.items() if info.late]
+            return StartReply(
+                t0_ns=t0, period_ns=period, lead_ns=lead, stop_ns=stop_ns, cameras=results, late=late
+            ).to_dict()
 
     def _any_recording(self) -> bool:
         if self.camera.recording:
             return True
-        return any((c.status or {}).get("state") == "recording" for c in self.connected_clients().values())
+        clients = self.connected_clients().values()
+        return any(c.status is not None and c.status.state == "recording" for c in clients)
 
-    def _stop_all(self, names: list[str], stop_ns: int) -> dict[str, dict]:
+    def _stop_all(self, names: list[str], stop_ns: int) -> dict[str, CameraStopResult]:
         connected = self.connected_clients()
         stop = {"type": STOP, "at_ns": stop_ns}
         wait_s = max(0.0, (stop_ns - self.camera.clock.now_ns()) / 1e9) + 30.0
@@ -337,21 +363,21 @@ class ServerAgent:
             for n in names
             if n in connected and n != self.name
         }
-        results: dict[str, dict] = {}
+        results: dict[str, CameraStopResult] = {}
         if self.name in names or self.camera.recording:
             results[self.name] = self.camera.stop(stop_ns)
         for name, future in futures.items():
             try:
-                results[name] = future.result()
-            except (RemoteError, RequestTimeout, ConnectionClosed) as exc:
-                results[name] = {"camera": name, "error": f"{type(exc).__name__}: {exc}"}
+                results[name] = CameraStopResult.from_dict(future.result(), f"stop reply of {name}")
+            except (RemoteError, RequestTimeout, ConnectionClosed, InvalidReply) as exc:
+                results[name] = CameraStopResult(camera=name, error=f"{type(exc).__name__}: {exc}")
         for name in names:
             if name not in results:
-                results[name] = {
-                    "camera": name,
-                    "error": "not connected: it stops on its own after "
+                results[name] = CameraStopResult(
+                    camera=name,
+                    error="not connected: it stops on its own after "
                     "the heartbeat timeout and keeps its files",
-                }
+                )
         return results
 
     def _stop(self, msg: dict) -> dict:
@@ -362,21 +388,21 @@ class ServerAgent:
             else:
                 rtt = max((c.conn.rtt_ns_max() or 0 for c in self.connected_clients().values()), default=0)
                 stop_ns = now + max(int(self.settings.min_lead_ms * 1e6), 2 * rtt + 20_000_000)
-            planned = (self.current or {}).get("stop_ns")
+            planned = self.current.stop_ns if self.current else None
             if planned is not None:
                 # A STOP never extends a recording whose end was fixed at START.
-                stop_ns = min(stop_ns, int(planned))
-            names = list(self.current["cameras"]) if self.current else []
+                stop_ns = min(stop_ns, planned)
+            names = list(self.current.cameras) if self.current else []
             # Also stop any camera that reports recording (e.g. a session started before a restart).
             names += [
                 n
                 for n, c in self.connected_clients().items()
-                if (c.status or {}).get("state") == "recording" and n not in names
+                if c.status is not None and c.status.state == "recording" and n not in names
             ]
             results = self._stop_all(names, stop_ns)
             session = self.current
             self.current = None
-            return {"stop_ns": stop_ns, "session": session, "cameras": results}
+            return StopReply(stop_ns=stop_ns, session=session, cameras=results).to_dict()
 
     def _logs(self, msg: dict) -> dict:
         """Recent log lines of cam0 or, forwarded over its link, of a connected client."""
@@ -417,16 +443,17 @@ class ServerAgent:
         return {"reference": self.name, "cameras": cameras}
 
     def status(self) -> dict:
+        """cam0's STATUS as it goes on the wire (a `RigStatus`)."""
         clients = {}
         with self._clients_lock:
             records = list(self.clients.values())
         for c in records:
-            clients[c.name] = {
-                "connected": not c.conn.closed,
-                "status": c.status,
-                "status_age_s": None if c.status_at is None else round(time.time() - c.status_at, 3),
-                "rtt_ns": c.conn.rtt_ns_median(),
-                "clock_offset_ns": c.conn.clock_offset_ns(),
-                "close_reason": c.conn.close_reason if c.conn.closed else None,
-            }
-        return {"server": self.camera.status(), "clients": clients, "session": self.current}
+            clients[c.name] = ClientLink(
+                connected=not c.conn.closed,
+                status=c.status,
+                status_age_s=None if c.status_at is None else round(time.time() - c.status_at, 3),
+                rtt_ns=c.conn.rtt_ns_median(),
+                clock_offset_ns=c.conn.clock_offset_ns(),
+                close_reason=c.conn.close_reason if c.conn.closed else None,
+            )
+        return RigStatus(server=self.camera.camera_status(), clients=clients, session=self.current).to_dict()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from syncrig_agent.contract.drops import DROP_CAUSES
 from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.frames import CapturedFrame
 from syncrig_agent.timing.camera_clock import CameraClock
@@ -23,17 +24,19 @@ from syncrig_agent.timing.camera_clock import CameraClock
 
 @dataclass
 class CaptureStats:
-    """Counters of one capture run; every frame that is not written is counted in exactly one."""
+    """Counters of one capture run; every frame that is not written is counted in exactly one.
+
+    One counter per drop cause of `syncrig_agent.contract.drops.DROP_CAUSES` (what each means is
+    written there), named by its `stat`."""
 
     captured: int = 0
-    sensor_drops: int = 0  # the sensor delivered nothing for a slot
-    late_skips: int = 0  # woke more than half a period late: slot left empty, grid kept
-    queue_overflows: int = 0  # encoder could not keep up: frame discarded, counted
-    after_failure: int = 0  # captured after the recording failed (disk full, encoder error): not written
-    # Free-running sensors: slots of the recording that passed before the sensor phase-locked
-    # (not written, by the wait-for-lock policy), and extra frames that fell on an already used
-    # slot while unlocked (not written; frames, not slots).
+    sensor_drops: int = 0
+    late_skips: int = 0
+    queue_overflows: int = 0
+    after_failure: int = 0
     before_lock: int = 0
+    # Free-running sensors: extra frames that fell on an already used slot while unlocked (not
+    # written; frames, not slots, so not a drop cause).
     slot_repeats: int = 0
     phase_lock_report: Callable[[], Any] | None = None  # the servo's report (free-running backends)
     first_index: int | None = None
@@ -56,11 +59,7 @@ class CaptureStats:
             }
         return {
             "captured": self.captured,
-            "sensor_drops": self.sensor_drops,
-            "late_skips": self.late_skips,
-            "queue_overflows": self.queue_overflows,
-            "after_failure": self.after_failure,
-            "before_lock": self.before_lock,
+            **{cause.stat: getattr(self, cause.stat) for cause in DROP_CAUSES},
             "slot_repeats": self.slot_repeats,
             "phase_lock": self.phase_lock_report() if self.phase_lock_report else None,
             "first_index": self.first_index,
