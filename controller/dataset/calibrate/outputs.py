@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.calibrate.solve import CalibrationResult
 from controller.dataset.cameras import CameraModel, dumps_toml, save_calibration_toml
 from syncrig_agent.contract.formats.atomic import write_text_atomic
+from syncrig_agent.contract.layout import SessionLayout
 
 WORLD_FRAME = (
     "the ChArUco board in the reference row: origin at the chessboard's outer corner next to "
@@ -112,8 +112,7 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
 def write_outputs(session: Path, result: CalibrationResult) -> dict:
     """calibration.toml and Calib.toml into the session's calibration folder; returns the report,
     which the caller writes (report.json) once the plots are listed in it."""
-    save_calibration_toml(layout.calibration_toml(session), result.cameras, calibration_metadata(result))
-    write_text_atomic(
-        layout.pose2sim_toml(session), dumps_toml(pose2sim_tables(result.cameras, result.mean_error_px))
-    )
+    layout = SessionLayout(session)
+    save_calibration_toml(layout.calibration_toml, result.cameras, calibration_metadata(result))
+    write_text_atomic(layout.pose2sim_toml, dumps_toml(pose2sim_tables(result.cameras, result.mean_error_px)))
     return build_report(result, session)

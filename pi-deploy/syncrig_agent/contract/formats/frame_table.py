@@ -15,6 +15,8 @@ from typing import TextIO
 
 import numpy as np
 
+FRAME_TABLE_SUFFIX = ".frames.csv"
+
 
 @dataclass(frozen=True)
 class FrameRow:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 PTS_HEADER = "# timestamp format v2"
+PTS_SUFFIX = ".pts"
 
 
 def format_pts_line(ns_since_t0: int) -> str:
