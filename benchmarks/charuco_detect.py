@@ -30,6 +30,7 @@ import cv2  # noqa: E402
 from controller.dataset.board.detect import scan_session  # noqa: E402
 from controller.dataset.board.spec import BoardSpec  # noqa: E402
 from controller.dataset.synthetic_session import write_synced_session  # noqa: E402
+from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
 from syncrig_agent.sim.charuco_scene import CharucoScene  # noqa: E402
 from syncrig_agent.sim.charuco_sim import camera_config, scene_description  # noqa: E402
 
@@ -72,7 +73,7 @@ def main() -> int:
         t = time.perf_counter()
         decoded = []
         for name in names:
-            with av.open(str(session / "synced" / f"{name}.mp4")) as container:
+            with av.open(str(SessionLayout(session).synced.video(name))) as container:
                 container.streams.video[0].thread_type = "AUTO"  # as detect_session decodes
                 decoded += [f.to_ndarray(format="gray") for f in container.decode(video=0)]
         decode_s = time.perf_counter() - t

@@ -34,6 +34,7 @@ from syncrig_agent.backends.phase_lock import PhaseServo, ServoConfig  # noqa: E
 from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, imx708_limits  # noqa: E402
 from syncrig_agent.contract.formats import read_frame_table, read_manifest  # noqa: E402
 from syncrig_agent.contract.grid import period_ns_for_fps  # noqa: E402
+from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
 from syncrig_agent.sim.timecode import read_timecode  # noqa: E402
 
 from _common import fmt, stats_us  # noqa: E402
@@ -129,8 +130,9 @@ def part_real(cameras: int, fps: float, seconds: float, width: int, height: int)
         errors = []
         for cam in manifest.cameras:
             name = cam["name"]
-            table = read_frame_table(session / "raw" / f"{name}.frames.csv")
-            with av.open(str(session / "raw" / f"{name}.h264"), format="h264") as container:
+            raw = SessionLayout(session).raw
+            table = read_frame_table(raw.frames(name))
+            with av.open(str(raw.video(name)), format="h264") as container:
                 codes = [read_timecode(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
             grid = table["grid_index"]
             pix = np.asarray(codes, dtype=np.int64)

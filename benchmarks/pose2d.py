@@ -25,7 +25,8 @@ import numpy as np
 
 from controller.dataset.pose.env import ensure_pose_env
 from controller.dataset.pose.run import pose_camera
-from controller.pipeline.outputs import MAP_COLUMNS
+from controller.pipeline.outputs import write_map_csv
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def make_video(folder: Path, frames: int, width: int, height: int, fps: float = 30.0) -> Path:
@@ -39,10 +40,10 @@ def make_video(folder: Path, frames: int, width: int, height: int, fps: float = 
         Image.fromarray(photo).resize((int(photo.shape[1] * scale), int(photo.shape[0] * scale)))
     )
     ph, pw = photo.shape[:2]
-    synced = folder / "synced"
-    synced.mkdir(parents=True)
+    synced = SessionLayout(folder).synced
+    synced.path.mkdir(parents=True)
     period = round(1e9 / fps)
-    with av.open(str(synced / "cam0.mp4"), "w") as out:
+    with av.open(str(synced.video("cam0")), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
@@ -56,11 +57,10 @@ def make_video(folder: Path, frames: int, width: int, height: int, fps: float = 
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    with open(synced / "cam0.map.csv", "w") as fh:
-        fh.write(",".join(MAP_COLUMNS) + "\n")
-        for k in range(frames):
-            fh.write(f"{k},{k},{k},{k * period},{k * period},0,0\n")
-    return synced / "cam0.mp4"
+    k = np.arange(frames)
+    zeros = np.zeros(frames, np.int64)
+    write_map_csv(synced.map("cam0"), np.column_stack([k, k, k, k * period, k * period, zeros, zeros]))
+    return synced.video("cam0")
 
 
 def cpu(who: int) -> float:

@@ -26,6 +26,7 @@ from controller.receivers import STREAM_TABLE_COLUMNS  # noqa: E402
 from controller.transfer import SftpTransport, pull_session  # noqa: E402
 from syncrig_agent.contract.formats import PTS_HEADER, FrameRow, format_pts_line  # noqa: E402
 from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row  # noqa: E402
+from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
 
 from loopback_sshd import SshdUnavailable, loopback_sshd  # noqa: E402
 
@@ -33,18 +34,18 @@ SESSION = "20260101-000000-0001"
 
 
 def make_pi(root: Path, camera: str, size: int, frame_bytes: int = 55_000) -> None:
-    raw = root / SESSION / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
+    raw = SessionLayout(root / SESSION).raw
+    raw.path.mkdir(parents=True, exist_ok=True)
     frames = size // frame_bytes
-    with open(raw / f"{camera}.h264", "wb") as fh:
+    with open(raw.video(camera), "wb") as fh:
         block = os.urandom(frame_bytes)
         for _ in range(frames):
             fh.write(block)
-    with open(raw / f"{camera}.frames.csv", "w", encoding="ascii") as fh:
+    with open(raw.frames(camera), "w", encoding="ascii") as fh:
         write_frame_header(fh)
         for i in range(frames):
             write_frame_row(fh, FrameRow(i, i, i, i, i, int(i % 56 == 0), frame_bytes, i))
-    with open(raw / f"{camera}.pts", "w", encoding="ascii") as fh:
+    with open(raw.pts(camera), "w", encoding="ascii") as fh:
         fh.write(PTS_HEADER + "\n")
         fh.writelines(format_pts_line(i * 17_857_143) + "\n" for i in range(frames))
 
@@ -52,15 +53,15 @@ def make_pi(root: Path, camera: str, size: int, frame_bytes: int = 55_000) -> No
 def make_stream_copy(pi: Path, session: Path, camera: str, frame_bytes: int = 55_000) -> int:
     """What a live receiver would hold: every frame except 10 in every 100 (a receiver restart
     every 2 s, far worse than normal). Returns the number of frames missing."""
-    src = pi / SESSION / "raw" / f"{camera}.h264"
+    src = SessionLayout(pi / SESSION).raw.video(camera)
     frames = src.stat().st_size // frame_bytes
-    stream = session / "stream"
-    stream.mkdir(parents=True, exist_ok=True)
+    stream = SessionLayout(session).stream
+    stream.path.mkdir(parents=True, exist_ok=True)
     missing = 0
     with (
         open(src, "rb") as fh,
-        open(stream / f"{camera}.h264", "wb") as spool,
-        open(stream / f"{camera}.frames.csv", "w", encoding="ascii") as table,
+        open(stream.files(camera)["h264"], "wb") as spool,
+        open(stream.files(camera)["frames"], "w", encoding="ascii") as table,
     ):
         table.write(",".join(STREAM_TABLE_COLUMNS) + "\n")
         offset = 0
@@ -97,7 +98,7 @@ def main() -> int:
         pi = tmp / "pi"
         for cam in cams:
             make_pi(pi, cam, int(args.mb_per_camera * 1e6))
-        files = sorted((pi / SESSION / "raw").iterdir())
+        files = sorted(SessionLayout(pi / SESSION).raw.path.iterdir())
         total = sum(f.stat().st_size for f in files)
         print(f"{len(files)} files, {total / 1e6:.0f} MB ({args.cameras} cameras)")
         try:
@@ -120,7 +121,9 @@ def main() -> int:
                 got = sum(
                     f.stat().st_size
                     for f in dest.rglob("*")
-                    if f.is_file() and f.suffix != ".json" and "stream" not in f.parts
+                    if f.is_file()
+                    and f.suffix != ".json"
+                    and SessionLayout(dest / SESSION).stream.path not in f.parents
                 )
                 assert got >= total, f"{label}: copied {got} of {total} bytes"
                 results[label] = total / elapsed / 1e6
@@ -170,19 +173,15 @@ def main() -> int:
             print("loopback SSH, same files, same run:")
             timed("scp (one command, all files)", scp)
             timed("sftp -b (batch get)", sftp)
-            timed(
-                "syncrig pull, 1 worker, verified",
-                syncrig(1),
-                lambda d: (d / SESSION / "raw").mkdir(parents=True),
-            )
-            timed(
-                f"syncrig pull, {args.workers} workers, verified",
-                syncrig(args.workers),
-                lambda d: (d / SESSION / "raw").mkdir(parents=True),
-            )
+
+            def raw_dir(dest: Path) -> None:
+                SessionLayout(dest / SESSION).raw.path.mkdir(parents=True)
+
+            timed("syncrig pull, 1 worker, verified", syncrig(1), raw_dir)
+            timed(f"syncrig pull, {args.workers} workers, verified", syncrig(args.workers), raw_dir)
 
             def stream_copies(dest: Path) -> None:
-                (dest / SESSION / "raw").mkdir(parents=True)
+                raw_dir(dest)
                 missing = sum(make_stream_copy(pi, dest / SESSION, c) for c in cams)
                 print(f"    (live stream copies present, {missing} frames missing: gap fill)")
 

@@ -17,6 +17,7 @@ import numpy as np
 from controller.rig.simulated import SimulatedRig, sim_cameras
 from syncrig_agent.contract.formats import read_frame_table
 from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def main() -> int:
@@ -42,9 +43,9 @@ def main() -> int:
                     link.stop()
                     first = min(
                         int(
-                            read_frame_table(rig.data_dir(c.name) / session / "raw" / f"{c.name}.frames.csv")[
-                                "wall_ns"
-                            ][0]
+                            read_frame_table(
+                                SessionLayout(rig.data_dir(c.name) / session).raw.frames(c.name)
+                            )["wall_ns"][0]
                         )
                         for c in cams
                     )

@@ -34,8 +34,9 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from controller.receivers import ReceiverManager, read_stream_table, stream_files  # noqa: E402
+from controller.receivers import ReceiverManager, read_stream_table  # noqa: E402
 from syncrig_agent.contract.formats.stream import FRAME_HEADER, decode_frame_header  # noqa: E402
+from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
 from syncrig_agent.contract.protocol import accept_handshake, load_secret, read_message, write_secret  # noqa: E402
 from syncrig_agent.frames import EncodedFrame, FrameMeta  # noqa: E402
 from syncrig_agent.outputs.stream import StreamOutput  # noqa: E402
@@ -114,7 +115,7 @@ def receiver_pids(manager: ReceiverManager) -> list[int]:
         if pid:
             pids.append(pid)
         try:
-            status = json.loads(stream_files(manager.stream_dir, cam)["status"].read_text())
+            status = json.loads(manager.stream.files(cam)["status"].read_text())
             if status.get("ffmpeg_pid"):
                 pids.append(int(status["ffmpeg_pid"]))
         except (OSError, ValueError):
@@ -267,13 +268,15 @@ def main() -> int:
             import shutil
 
             shutil.copytree(
-                session_dir / "stream", args.keep, ignore=shutil.ignore_patterns("*.mkv", "*.h264")
+                SessionLayout(session_dir).stream.path,
+                args.keep,
+                ignore=shutil.ignore_patterns("*.mkv", "*.h264"),
             )
         received = 0
         latencies = []
         steady = []  # after the first second: all cameras' first IDRs and process warm-up are over
         for cam in cams:
-            rows = read_stream_table(stream_files(session_dir / "stream", cam)["frames"])
+            rows = read_stream_table(SessionLayout(session_dir).stream.files(cam)["frames"])
             received += len(rows)
             latencies += [r.received_ns - r.row.wall_ns for r in rows]
             steady += [r.received_ns - r.row.wall_ns for r in rows if r.row.wall_ns >= t0 + 1_000_000_000]

@@ -29,10 +29,12 @@ import numpy as np
 
 from controller.pipeline import load_session, trim_session, write_synced_outputs
 from controller.pipeline.analyze import analyze_session, current_match
+from controller.pipeline.outputs import read_map_csv
 from controller.pipeline.packets import annexb_nal_units, iter_packets, length_prefixed_nal_units
 from syncrig_agent.contract.formats import SessionManifest, write_manifest, write_pts
 from syncrig_agent.contract.formats.frame_table import FrameRow, write_frame_header, write_frame_row
 from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.contract.layout import OutputFolder, SessionLayout
 from syncrig_agent.sim.scene import SyntheticScene
 
 
@@ -41,7 +43,8 @@ def make_session(root: Path, cameras: int, seconds: float, fps: float, width: in
     slots = int(seconds * fps)
     t0 = time.time_ns()
     session = root / "bench-session"
-    (session / "raw").mkdir(parents=True)
+    raw = SessionLayout(session).raw
+    raw.path.mkdir(parents=True)
     rng = np.random.default_rng(3)
     entries = []
     for c in range(cameras):
@@ -63,8 +66,8 @@ def make_session(root: Path, cameras: int, seconds: float, fps: float, width: in
         keep = rng.random(slots) > 0.002
         times, pending = [], {}
         with (
-            open(session / "raw" / f"{name}.h264", "wb") as video,
-            open(session / "raw" / f"{name}.frames.csv", "w") as table,
+            open(raw.video(name), "wb") as video,
+            open(raw.frames(name), "w") as table,
         ):
             write_frame_header(table)
 
@@ -88,7 +91,7 @@ def make_session(root: Path, cameras: int, seconds: float, fps: float, width: in
                     write_packet(packet)
             for packet in ctx.encode(None):
                 write_packet(packet)
-        write_pts(session / "raw" / f"{name}.pts", times)
+        write_pts(raw.pts(name), times)
         entries.append(
             {"name": name, "host": "bench", "role": "server" if c == 0 else "client", "width": width,
              "height": height, "frames": len(times), "expected_frames": slots, "dropped": slots - len(times)}
@@ -103,19 +106,17 @@ def make_session(root: Path, cameras: int, seconds: float, fps: float, width: in
     return session
 
 
-def reencode_baseline(session: Path, folder: Path, preset: str, out_dir: Path) -> int:
+def reencode_baseline(session: Path, folder: OutputFolder, preset: str, out_dir: Path) -> int:
     """Decode the recording and libx264-encode exactly the frames an output folder holds."""
     source = load_session(session)
     frames = 0
     for track in source.tracks:
-        wanted = np.loadtxt(
-            folder / f"{track.name}.map.csv", delimiter=",", skiprows=1, dtype=np.int64, ndmin=2
-        )[:, 2]
+        wanted = read_map_csv(folder.map(track.name))["source_frame"]
         wanted_set = set(wanted.tolist())
         last = int(wanted.max())
         with (
             av.open(str(track.video), format="h264") as src,
-            av.open(str(out_dir / f"{folder.name}-{track.name}.mp4"), "w") as out,
+            av.open(str(out_dir / f"{folder.path.name}-{track.name}.mp4"), "w") as out,
         ):
             rate = Fraction(int(round(source.manifest.fps)))
             stream = out.add_stream("libx264", rate=rate)
@@ -142,21 +143,19 @@ def track_size(source, name: str) -> tuple[int, int, str]:
     return int(cam["width"]), int(cam["height"]), "yuv420p"
 
 
-def identical_copies(session: Path, folder: Path) -> tuple[int, int]:
+def identical_copies(session: Path, folder: OutputFolder) -> tuple[int, int]:
     source = load_session(session)
     same = total = 0
     for track in source.tracks:
-        mapping = np.loadtxt(
-            folder / f"{track.name}.map.csv", delimiter=",", skiprows=1, dtype=np.int64, ndmin=2
-        )
+        mapping = read_map_csv(folder.map(track.name))
         copied = {
             int(src): k
-            for k, (src, reenc) in enumerate(zip(mapping[:, 2], mapping[:, 6], strict=True))
+            for k, (src, reenc) in enumerate(zip(mapping["source_frame"], mapping["reencoded"], strict=True))
             if not reenc
         }
-        with av.open(str(folder / f"{track.name}.mp4")) as c:
+        with av.open(str(folder.video(track.name))) as c:
             samples = [bytes(p) for p in c.demux(video=0) if p.size]
-        for packet in iter_packets(track, int(mapping[:, 2].max()) + 1):
+        for packet in iter_packets(track, int(mapping["source_frame"].max()) + 1):
             k = copied.get(packet.index)
             if k is None:
                 continue
@@ -181,11 +180,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="syncrig-bench-") as tmp:
         root = args.keep or Path(tmp)
         t = time.perf_counter()
-        existing = sorted(p.parent for p in root.glob("*/session.json")) if args.keep else []
+        existing = (
+            sorted(p for p in root.glob("*/") if SessionLayout(p).manifest.is_file()) if args.keep else []
+        )
         if existing:
             session = existing[0]  # --keep of an earlier run: reuse its recording, redo the outputs
-            for old in ("synced", "trimmed"):
-                shutil.rmtree(session / old, ignore_errors=True)
+            for old in (SessionLayout(session).synced.path, SessionLayout(session).trimmed):
+                shutil.rmtree(old, ignore_errors=True)
             shutil.rmtree(root / "baseline", ignore_errors=True)
         else:
             session = make_session(root, args.cameras, args.seconds, args.fps, args.width, args.height)
@@ -223,10 +224,9 @@ def main() -> int:
         base_dir = root / "baseline"
         base_dir.mkdir()
         t = time.perf_counter()
-        n_base = reencode_baseline(session, session / "synced", args.baseline_preset, base_dir)
-        n_base += reencode_baseline(
-            session, session / "trimmed" / f"{start}-{end}", args.baseline_preset, base_dir
-        )
+        layout = SessionLayout(session)
+        n_base = reencode_baseline(session, layout.synced, args.baseline_preset, base_dir)
+        n_base += reencode_baseline(session, layout.trim(start, end), args.baseline_preset, base_dir)
         t_base = time.perf_counter() - t
         print(
             f"  baseline libx264 {args.baseline_preset} crf 18 re-encode: {t_base:7.2f} s for {n_base} frames"
@@ -234,8 +234,8 @@ def main() -> int:
         print(f"  ratio baseline / SyncRig: {t_base / ours:,.0f}×   (goal ≥ 50×)")
 
         for label, folder in (
-            ("synced", session / "synced"),
-            ("trim", session / "trimmed" / f"{start}-{end}"),
+            ("synced", layout.synced),
+            ("trim", layout.trim(start, end)),
         ):
             same, total = identical_copies(session, folder)
             print(f"  {label}: {same} of {total} copied packets bit-identical to the recording")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from controller.rig.recording import RecordingRequest, record  # noqa: E402
 from controller.rig.simulated import SimulatedRig, sim_cameras  # noqa: E402
 from syncrig_agent.contract.formats import read_frame_table, read_manifest  # noqa: E402
+from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
 
 from _common import CpuLoad, fmt, stats_us  # noqa: E402
 
@@ -64,7 +65,8 @@ def run_scenario(
     finally:
         rig.stop()
     manifest = read_manifest(session)
-    tables = {c: read_frame_table(session / "raw" / f"{c}.frames.csv") for c in manifest.camera_names}
+    raw = SessionLayout(session).raw
+    tables = {c: read_frame_table(raw.frames(c)) for c in manifest.camera_names}
     result = {"cameras": {}, "fifo": {}}
     for cam in manifest.cameras:
         t = tables[cam["name"]]

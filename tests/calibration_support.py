@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from controller.dataset import layout
 from controller.dataset.calibrate.synthetic import SyntheticCalibration, synthetic_calibration
 from controller.rig.config import CameraEntry, RigConfig, save_config
 from controller.runtime import ControllerRuntime
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.contract.protocol.auth import write_secret
 
 
@@ -18,9 +18,9 @@ def write_session(path: Path, syn: SyntheticCalibration, manifest: bool = False)
     (path / "synced").mkdir(parents=True, exist_ok=True)
     names = [c.name for c in syn.cameras]
     (path / "synced" / "match.csv").write_text(",".join(names) + "\n" + ",".join("0" for _ in names) + "\n")
-    syn.spec.save(layout.board_file(path))
+    syn.spec.save(SessionLayout(path).board_file)
     for name, det in syn.detections.items():
-        det.save(layout.detections_file(path, name))
+        det.save(SessionLayout(path).detections_file(name))
     if manifest:
         (path / "session.json").write_text(
             json.dumps({"id": path.name, "fps": 30, "cameras": [{"name": n} for n in names]})

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from controller.cli.main import main as syncrig
-from controller.dataset import layout
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec
 from controller.dataset.calibrate import (
@@ -24,6 +23,7 @@ from controller.dataset.calibrate import (
 from controller.dataset.calibrate.geometry import project_camera_points
 from controller.dataset.calibrate.synthetic import compare_to_truth, synthetic_calibration
 from controller.dataset.cameras import load_calibration_toml
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.sim.charuco_sim import rodrigues
 
 from calibration_support import write_session
@@ -41,7 +41,7 @@ def calibrated(tmp_path_factory):  # noqa: ANN201
     syn = synthetic_calibration(cameras=3, rows=160, noise_px=0.4, seed=11)
     session = write_session(tmp_path_factory.mktemp("cal") / "s1", syn)
     report = calibrate_session(session)
-    cams, meta = load_calibration_toml(layout.calibration_toml(session))
+    cams, meta = load_calibration_toml(SessionLayout(session).calibration_toml)
     return syn, session, report, cams, meta
 
 
@@ -106,7 +106,7 @@ def test_outputs_calib_toml_report_and_plots(calibrated) -> None:
     syn, session, report, cams, meta = calibrated
     assert [c.name for c in cams] == [c.name for c in syn.cameras]
     assert meta["adjusted"] is True and abs(meta["error"] - report["reprojection_px"]["mean"]) < 1e-5
-    p2s = tomllib.loads(layout.pose2sim_toml(session).read_text())
+    p2s = tomllib.loads(SessionLayout(session).pose2sim_toml.read_text())
     assert set(p2s) == {c.name for c in cams} | {"metadata"}
     for cam in cams:
         t = p2s[cam.name]
@@ -114,9 +114,9 @@ def test_outputs_calib_toml_report_and_plots(calibrated) -> None:
         assert np.allclose(t["translation"], cam.translation / 1000.0)  # Pose2Sim: metres
         assert np.allclose(t["rotation"], cam.rotation) and np.allclose(t["matrix"], cam.matrix)
         assert t["size"] == [float(cam.size[0]), float(cam.size[1])]
-    on_disk = json.loads(layout.calibration_report(session).read_text())
+    on_disk = json.loads(SessionLayout(session).calibration_report.read_text())
     assert on_disk["cameras"].keys() == report["cameras"].keys()
-    plots = layout.calibration_plots(session)
+    plots = SessionLayout(session).calibration_plots
     for stem in ["reprojection", "layout"] + [f"coverage_{c.name}" for c in cams]:
         for ext in ("png", "svg"):
             f = plots / f"{stem}.{ext}"
@@ -130,7 +130,7 @@ def test_aniposelib_reads_calibration_toml_and_projects_identically(calibrated) 
     except Exception as exc:  # noqa: BLE001 - any import failure means "not available here"
         pytest.skip(f"aniposelib NOT TESTED: cannot import it here ({exc!r}); tools/bootstrap.sh installs it")
     _, session, _, cams, _ = calibrated
-    group = CameraGroup.load(str(layout.calibration_toml(session)))
+    group = CameraGroup.load(str(SessionLayout(session).calibration_toml))
     by_name = {c.get_name(): c for c in group.cameras}
     assert set(by_name) == {c.name for c in cams}
     pts = np.random.default_rng(4).uniform(-400, 400, (300, 3))
@@ -202,7 +202,7 @@ def test_cli(tmp_path, capsys) -> None:
     assert "run `syncrig sync" in capsys.readouterr().err
     syn = synthetic_calibration(cameras=2, rows=40, seed=6)
     session = write_session(tmp_path / "s", syn)
-    layout.board_file(session).unlink()
+    SessionLayout(session).board_file.unlink()
     assert syncrig(["calibrate", str(session), "--quiet"]) == 2
     assert "no board spec" in capsys.readouterr().err
     assert syncrig(["calibrate", str(session), "--quiet", "--squares-x", "2"]) == 2
@@ -210,7 +210,7 @@ def test_cli(tmp_path, capsys) -> None:
     # A spec that differs from the one the detections were made with means detecting again.
     spec_file = tmp_path / "board.json"
     syn.spec.save(spec_file)
-    syn.spec.save(layout.board_file(session))
+    syn.spec.save(SessionLayout(session).board_file)
     args = ["calibrate", str(session), "--board", str(spec_file), "--k3", "--quiet"]
     code = syncrig([*args, "--reference-row", "0"])
     out = capsys.readouterr()
@@ -220,9 +220,9 @@ def test_cli(tmp_path, capsys) -> None:
         out = capsys.readouterr()
     assert code == 0, out.err
     assert "2 cameras" in out.out and "reprojection mean" in out.out
-    cams, _ = load_calibration_toml(layout.calibration_toml(session))
+    cams, _ = load_calibration_toml(SessionLayout(session).calibration_toml)
     assert all(c.distortions[4] != 0 for c in cams)  # --k3 fits the 5th term
-    p2s = tomllib.loads(layout.pose2sim_toml(session).read_text())
+    p2s = tomllib.loads(SessionLayout(session).pose2sim_toml.read_text())
     assert all(len(p2s[c.name]["distortions"]) == 5 for c in cams)
 
 

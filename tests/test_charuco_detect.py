@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from controller.dataset import layout
 from controller.dataset.board.detect import BoardMismatchError, DetectionError, detect_session
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec
@@ -20,6 +19,7 @@ from controller.dataset.cameras import CameraModel
 from controller.dataset.ground_truth import load_ground_truth
 from controller.dataset.synthetic_session import write_synced_session
 from syncrig_agent.contract.formats import read_manifest
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.settings import AgentSettings, SettingsError
 from syncrig_agent.sim.charuco_scene import CharucoScene
 from syncrig_agent.sim.charuco_sim import board_pose, camera_config, scene_description
@@ -159,13 +159,13 @@ def test_recorded_charuco_session_detects_in_every_camera(charuco_session: Path)
     result = detect_session(charuco_session, spec, progress=lambda done, total: calls.append((done, total)))
     rows = len((charuco_session / "synced" / "match.csv").read_text().splitlines()) - 1
     assert calls[-1] == (3 * rows, 3 * rows)
-    assert BoardSpec.load(layout.board_file(charuco_session)) == spec
+    assert BoardSpec.load(SessionLayout(charuco_session).board_file) == spec
     t0 = read_manifest(charuco_session).t0_ns
     for model in truth.cameras:
         det = result[model.name]
         assert det.image_size == (WIDTH, HEIGHT)
         assert len(det.rows()) >= 0.8 * rows, f"{model.name}: board in {len(det.rows())}/{rows} rows"
-        saved = CameraDetections.load(layout.detections_file(charuco_session, model.name))
+        saved = CameraDetections.load(SessionLayout(charuco_session).detections_file(model.name))
         assert np.array_equal(saved.row, det.row) and np.allclose(saved.xy, det.xy)
         # After H.264 and the sync pipeline the corners still sit on the ground truth.
         mapping = np.loadtxt(
@@ -219,7 +219,7 @@ def test_legacy_pattern_mismatch_and_unsynced_session(tmp_path: Path) -> None:
     write_synced_session(session, {"cam0": pictures})  # another printed board: no rig records it
     with pytest.raises(BoardMismatchError, match=r"set legacy_pattern = true"):
         detect_session(session, BoardSpec(**{**legacy, "legacy_pattern": False}))
-    assert not layout.detections_file(session, "cam0").exists()  # a refused spec writes nothing
+    assert not SessionLayout(session).detections_file("cam0").exists()  # a refused spec writes nothing
     result = detect_session(session, BoardSpec(**legacy))
     assert len(result["cam0"].rows()) >= 9
 
@@ -265,11 +265,11 @@ def test_recorded_charuco_session_calibrates_to_the_ground_truth(charuco_session
     truth = load_ground_truth(charuco_session)
     report = calibrate_session(charuco_session, truth.board)
     assert report["reprojection_px"]["mean"] <= 0.5
-    estimated, metadata = load_calibration_toml(layout.calibration_toml(charuco_session))
+    estimated, metadata = load_calibration_toml(SessionLayout(charuco_session).calibration_toml)
     assert metadata["board"] == truth.board.as_dict()
     by_name = {c.name: c for c in truth.cameras}
     errors = compare_to_truth(estimated, [by_name[c.name] for c in estimated])
     for name, err in errors.items():
         assert err["focal_rel"] < 0.01 and err["principal_rel"] < 0.01, (name, err)
         assert err["centre_mm"] < 2.0 and err["orientation_deg"] < 0.2, (name, err)
-    assert layout.pose2sim_toml(charuco_session).exists()
+    assert SessionLayout(charuco_session).pose2sim_toml.exists()

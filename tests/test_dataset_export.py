@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from controller.cli.main import main
-from controller.dataset import layout
 from controller.dataset.cameras import load_calibration_toml, save_calibration_toml
 from controller.dataset.export import export_session
 from controller.dataset.export.trc import read_trc_header
 from controller.dataset.pose.keypoints import KEYPOINT_NAMES
 from controller.dataset.pose.pose3d import load_pose3d
 from controller.dataset.pose.synthetic import ring_cameras, skeleton_motion, write_synthetic_session
+from syncrig_agent.contract.layout import SessionLayout
 
 FPS = 30.0
 FRAMES = 45
@@ -45,7 +45,7 @@ def test_triangulate_export_and_read_back(session, capsys):
     err = np.linalg.norm(pose.points - truth, axis=-1)
     assert np.nanmedian(err) < 5.0  # mm, 1 px noise at ~3 m
     assert np.isfinite(err).mean() > 0.9
-    report = json.loads(layout.pose3d_report(path).read_text())
+    report = json.loads(SessionLayout(path).pose3d_report.read_text())
     samples = report["samples"]
     assert samples["rows"] == FRAMES
     assert samples["recording_hours"] == pytest.approx(FRAMES / FPS / 3600, rel=1e-3)
@@ -58,7 +58,7 @@ def test_triangulate_export_and_read_back(session, capsys):
 
     # TRC
     assert main(["export", str(path), "--format", "trc", "--quiet"]) == 0
-    trc = layout.exports_dir(path) / f"{path.name}.trc"
+    trc = SessionLayout(path).exports_dir / f"{path.name}.trc"
     h = read_trc_header(trc)
     assert (h["DataRate"], h["CameraRate"], h["OrigDataRate"]) == ("30", "30", "30")
     assert int(h["NumFrames"]) == FRAMES and int(h["NumMarkers"]) == len(KEYPOINT_NAMES)
@@ -74,7 +74,7 @@ def test_triangulate_export_and_read_back(session, capsys):
 
     # anipose CSV
     assert main(["export", str(path), "--format", "csv", "--quiet"]) == 0
-    with open(layout.exports_dir(path) / f"{path.name}.csv", newline="") as fh:
+    with open(SessionLayout(path).exports_dir / f"{path.name}.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == FRAMES
     cols = rows[0].keys()
@@ -93,7 +93,7 @@ def test_nwb_export_reads_back_with_pynwb(session):
     pynwb = pytest.importorskip("pynwb", reason="NWB export needs the nwb extra (pynwb, ndx-pose)")
     pytest.importorskip("ndx_pose")
     path, _ = session
-    if not layout.pose3d_file(path).is_file():
+    if not SessionLayout(path).pose3d_file.is_file():
         assert main(["triangulate", str(path), "--quiet"]) == 0
     pose = load_pose3d(path)
     # Body and hands (75 keypoints, 3D + each camera's 2D); the face's 478 series per camera would
@@ -117,7 +117,7 @@ def test_nwb_export_reads_back_with_pynwb(session):
         assert np.allclose(np.asarray(nose.data[:]) * 1000, pose.points[:, 0], equal_nan=True, atol=1e-3)
         per_cam = multi.pose_estimations["body_cam1"]
         assert per_cam.device.name == "cam1"
-        cal = {c.name: c for c in load_calibration_toml(layout.calibration_toml(path))[0]}
+        cal = {c.name: c for c in load_calibration_toml(SessionLayout(path).calibration_toml)[0]}
         assert np.allclose(per_cam.device.intrinsic_matrix[:], cal["cam1"].matrix)
         video = per_cam.source_video
         assert video.external_file[0] == "../synced/cam1.mp4"
@@ -140,7 +140,7 @@ def test_clear_errors(session, tmp_path, capsys):
     assert main(["triangulate", str(path), "--calibration", str(tmp_path / "none.toml"), "--quiet"]) == 1
     assert "no calibration" in capsys.readouterr().err
     # A calibration without the session's cameras.
-    cams, _ = load_calibration_toml(layout.calibration_toml(path))
+    cams, _ = load_calibration_toml(SessionLayout(path).calibration_toml)
     for i, c in enumerate(cams):
         c.name = f"other{i}"
     other = tmp_path / "other.toml"

@@ -12,12 +12,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from controller.dataset import layout
 from controller.dataset.pose.env import PoseEnvError, ensure_pose_env
 from controller.dataset.pose.keypoints import KEYPOINT_NAMES, group_slices
 from controller.dataset.pose.pose2d import Pose2D
-from controller.dataset.pose.run import _partial_path, estimate_images, pose_camera, pose_session
+from controller.dataset.pose.run import estimate_images, pose_camera, pose_session
 from controller.dataset.pose.synthetic import ring_cameras, skeleton_motion, write_synthetic_session
+from syncrig_agent.contract.layout import SessionLayout
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +87,17 @@ def test_pose_session_resumes_after_interruption(pose_python, tmp_path):
     cams = ring_cameras(2, size=(640, 360))
     write_synthetic_session(session, cams, skeleton_motion(12, 30.0), video_scale=0.5, drop_prob=0.0)
     for cam in cams:
-        layout.pose2d_file(session, cam.name).unlink()  # the synthetic 2D keypoints: estimate instead
+        SessionLayout(session).pose2d_file(cam.name).unlink()  # the synthetic 2D keypoints: estimate instead
     first = pose_camera(session, "cam0", pose_python, checkpoint_every=2, stop_after=5)
     assert first["status"] == "interrupted" and first["frames"] == 5
-    partial = Pose2D.load(_partial_path(session, "cam0"))
+    partial = Pose2D.load(SessionLayout(session).pose2d_partial("cam0"))
     assert len(partial.rows) == 5
     results = pose_session(session)
     by_cam = {r["camera"]: r for r in results}
     assert by_cam["cam0"]["status"] == "done" and by_cam["cam0"]["estimated_now"] == 7  # resumed
     assert by_cam["cam1"]["estimated_now"] == 12
-    assert not _partial_path(session, "cam0").exists()
-    p = Pose2D.load(layout.pose2d_file(session, "cam0"))
+    assert not SessionLayout(session).pose2d_partial("cam0").exists()
+    p = Pose2D.load(SessionLayout(session).pose2d_file("cam0"))
     assert p.keypoints.shape == (12, len(KEYPOINT_NAMES), 3) and p.image_size == (320, 180)
     assert list(p.rows) == list(range(12)) and p.meta["model_version"] == "mediapipe 0.10.21"
     # Current files are not estimated again.

@@ -52,9 +52,12 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
-                # A module's own enclosing packages are imported before it by Python itself.
-                if target and target != name and not name.startswith(target + "."):
-                    edges.add(target)
+                # Importing a.b.c runs a/__init__ and a/b/__init__ first: those count too, except the
+                # importer's own enclosing packages (Python imports them before the importer itself).
+                while target:
+                    if target != name and not name.startswith(target + "."):
+                        edges.add(target)
+                    target = target.rpartition(".")[0]
         graph[name] = edges
     return graph
 
@@ -169,3 +172,112 @@ def test_nothing_points_outside_the_repository() -> None:
     ]
     assert not hits, f"files that cite paths outside the repository: {hits}"
     assert (ROOT / "docs" / "ARCHITECTURE.md").is_file()
+
+
+# --- session-directory paths: built by syncrig_agent/contract/layout.py alone --------------------
+LAYOUT_MODULE = PACKAGES["syncrig_agent"] / "contract" / "layout.py"
+FORMATS_DIR = PACKAGES["syncrig_agent"] / "contract" / "formats"
+SCANNED_DIRS = ("controller", "pi-deploy", "tools", "benchmarks")
+SESSION_DIRS = {"synced", "raw", "stream", "trimmed"}
+SESSION_FILE = re.compile(r"match\.csv|\.map\.csv|\.frames\.csv|session\.json")
+SESSION_DIR_IN_PATH = re.compile(r"(^|/)(synced|raw|stream|trimmed)/")
+PATH_CALLS = {"Path", "PurePath", "PurePosixPath", "joinpath", "session_subdir", "glob", "rglob"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _builds_a_path(node: ast.AST, parent: ast.AST | None) -> bool:
+    """A bare directory name used as a path: `x / "raw"`, `Path("raw")`, `folder.name == "raw"`."""
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div):
+        return True
+    if isinstance(parent, ast.Call) and node in parent.args:
+        func = parent.func
+        return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) in PATH_CALLS
+    if isinstance(parent, ast.Compare):
+        sides = [parent.left, *parent.comparators]
+        return any(isinstance(s, ast.Attribute) and s.attr in ("name", "stem") for s in sides)
+    return False
+
+
+def session_path_literals(source: str, allow_suffix_constants: bool = False) -> list[int]:
+    """Lines where code spells a session-directory path itself: a string (or f-string) without
+    whitespace (prose, i.e. a message, has some) naming match.csv, a .map.csv, a .frames.csv,
+    session.json or synced/, raw/, stream/, trimmed/; or a bare directory name used as a path.
+    Docstrings are prose and not scanned; `X_SUFFIX = "..."` constants are the formats' own."""
+    tree = ast.parse(source)
+    docstrings = _docstrings(tree)
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines = set()
+    for node in ast.walk(tree):
+        parent = parents.get(id(node))
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(
+                v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+            )
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and not isinstance(parent, ast.JoinedStr)
+        ):
+            text = node.value
+        else:
+            continue
+        if id(node) in docstrings or any(c.isspace() for c in text):
+            continue
+        if (
+            allow_suffix_constants
+            and isinstance(parent, ast.Assign)
+            and all(isinstance(t, ast.Name) and t.id.endswith("_SUFFIX") for t in parent.targets)
+        ):
+            continue
+        names_a_path = SESSION_FILE.search(text) or SESSION_DIR_IN_PATH.search(text)
+        if names_a_path or (text in SESSION_DIRS and _builds_a_path(node, parent)):
+            lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_session_paths_are_built_by_the_layout_alone() -> None:
+    hits = []
+    for path in tracked_files():
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in SCANNED_DIRS or path.suffix != ".py" or path == LAYOUT_MODULE:
+            continue
+        in_formats = FORMATS_DIR in path.parents
+        hits += [
+            f"{rel}:{n}" for n in session_path_literals(path.read_text(), allow_suffix_constants=in_formats)
+        ]
+    assert not hits, (
+        "session-directory paths spelled outside contract/layout.py (use SessionLayout): " + ", ".join(hits)
+    )
+
+
+def test_the_path_scanner_finds_planted_literals() -> None:
+    planted = '''
+"""Docstrings may say synced/match.csv."""
+a = session / "synced" / "match.csv"
+b = f"{session_id}/raw/{name}"
+c = folder / f"{cam}.map.csv"
+d = Path("trimmed")
+e = folder.name == "stream"
+f = sorted(p for p in stream_dir.glob("*.frames.csv"))
+g = root / "session.json"
+'''
+    assert session_path_literals(planted) == [3, 4, 5, 6, 7, 8, 9]
+    prose = """
+raise ValueError(f"{session} is not synced (no synced/match.csv): run `syncrig sync`")
+message = {"type": "stream", "raw": 1}
+kind = "stream" if live else "pi"
+if k != "raw":
+    pass
+PTS_SUFFIX = ".frames.csv"
+"""
+    assert session_path_literals(prose, allow_suffix_constants=True) == []
+    assert session_path_literals(prose) == [7]

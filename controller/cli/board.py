@@ -84,9 +84,9 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from controller.dataset import layout
     from controller.dataset.board.detect import DetectionError, detect_session
     from controller.dataset.board.spec import BoardSpecError
+    from syncrig_agent.contract.layout import SessionLayout
 
     try:
         spec = spec_from_args(args)
@@ -101,6 +101,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return 1
     bar.close()
     for camera, det in result.items():
-        path = layout.detections_file(args.session, camera)
+        path = SessionLayout(args.session).detections_file(camera)
         print(f"  {camera}: {len(det.rows())} views, {len(det.row)} corners -> {path}")
     return 0

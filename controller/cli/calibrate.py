@@ -74,8 +74,8 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from controller.dataset import layout
     from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+    from syncrig_agent.contract.layout import SessionLayout
 
     try:
         spec = board_from_args(args)
@@ -129,8 +129,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"{cam['rows']} rows, {cam['views_intrinsics']} views for intrinsics, "
             f"f = {cam['focal_px'][0]:.1f} px"
         )
-    print(
-        f"wrote {layout.calibration_toml(args.session)}, {layout.pose2sim_toml(args.session).name}, "
-        "report.json, plots/"
-    )
+    layout = SessionLayout(args.session)
+    print(f"wrote {layout.calibration_toml}, {layout.pose2sim_toml.name}, report.json, plots/")
     return 0

@@ -125,10 +125,13 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def _session_cameras(session_dir: Path) -> list[str]:
-    manifest = session_dir / "session.json"
-    if manifest.exists():
-        return [c["name"] for c in json.loads(manifest.read_text()).get("cameras", [])]
-    return sorted(p.name[: -len(".frames.csv")] for p in (session_dir / "stream").glob("*.frames.csv"))
+    from syncrig_agent.contract.formats import read_manifest_data
+    from syncrig_agent.contract.layout import SessionLayout
+
+    layout = SessionLayout(session_dir)
+    if layout.manifest.exists():
+        return [c["name"] for c in read_manifest_data(session_dir).get("cameras", [])]
+    return layout.stream.cameras()
 
 
 def _sources(args: argparse.Namespace, cameras: list[str]) -> dict:

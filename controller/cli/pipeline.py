@@ -153,6 +153,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def print_report(session: Path, report: dict) -> None:
+    from syncrig_agent.contract.layout import SessionLayout
+
     m = report["matching"]
     print(
         f"session {report['session']}: {m['rows']} instants ({m['complete_rows']} with every camera), "
@@ -180,7 +182,7 @@ def print_report(session: Path, report: dict) -> None:
         for flag in outputs["flags"]:
             print(f"  note: {flag}")
     print(
-        f"  report: {session / 'synced' / 'report.json'}; plots: "
+        f"  report: {SessionLayout(session).synced.report}; plots: "
         + ", ".join(str(session / p["png"]) for p in report.get("plots", {}).values())
     )
 

@@ -156,9 +156,9 @@ def cmd_record(args: argparse.Namespace) -> int:
             if rig.ground_truth_file.exists():
                 import shutil
 
-                from controller.dataset.layout import ground_truth_file
+                from syncrig_agent.contract.layout import SessionLayout
 
-                shutil.copyfile(rig.ground_truth_file, ground_truth_file(session_dir))
+                shutil.copyfile(rig.ground_truth_file, SessionLayout(session_dir).ground_truth_file)
         except (RecordingError, OSError, InvalidName) as exc:
             print(f"syncrig record: {exc}", file=sys.stderr)
             return 1
@@ -172,6 +172,7 @@ def _print_session(session_dir: Path) -> bool:
     """Print the session summary; False if any camera reported an error or its raw files are not
     verified on the desktop."""
     from syncrig_agent.contract.formats import read_manifest
+    from syncrig_agent.contract.layout import SessionLayout
 
     m = read_manifest(session_dir)
     print(f"session {m.id} -> {session_dir}")
@@ -192,7 +193,7 @@ def _print_session(session_dir: Path) -> bool:
             f"  {cam['name']}: {cam['frames']}/{cam['expected_frames']} frames, {cam['dropped']} dropped"
             f"{extra}{err}"
         )
-    transfer = session_dir / "transfer.json"
+    transfer = SessionLayout(session_dir).transfer_ledger
     all_verified = True
     if transfer.exists():
         import json

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.board.spec import BoardSpec
 from controller.dataset.cameras import CameraModel, CameraSet
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.sim.charuco_sim import board_pose
 
 
@@ -37,7 +37,7 @@ def load_ground_truth(path: Path) -> GroundTruth:
     """From a session directory (its ground_truth.json) or the file itself."""
     path = Path(path)
     if path.is_dir():
-        path = layout.ground_truth_file(path)
+        path = SessionLayout(path).ground_truth_file
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         cameras = CameraSet(

@@ -12,18 +12,20 @@ from pathlib import Path
 import av
 import numpy as np
 
-from controller.pipeline.outputs import MAP_COLUMNS
+from controller.pipeline.matching import MatchTable, write_match_csv
+from controller.pipeline.outputs import write_map_csv
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]], fps: int = 15) -> int:
     """Encode each camera's I420 pictures ((H*3/2, W) uint8) to synced/<cam>.mp4 (libx264, crf 12)
     with its .map.csv, and the match table; returns the row count."""
-    synced = Path(session) / "synced"
-    synced.mkdir(parents=True, exist_ok=True)
+    synced = SessionLayout(session).synced
+    synced.path.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, pictures in frames.items():
         count = 0
-        with av.open(str(synced / f"{name}.mp4"), "w") as container:
+        with av.open(str(synced.video(name)), "w") as container:
             stream = None
             for picture in pictures:
                 if stream is None:
@@ -43,11 +45,18 @@ def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]],
         table = np.column_stack(
             [np.arange(count), np.arange(count), np.arange(count), times, times, zeros, zeros]
         )
-        with open(synced / f"{name}.map.csv", "w", encoding="ascii") as fh:
-            fh.write(",".join(MAP_COLUMNS) + "\n")
-            np.savetxt(fh, table, fmt="%d", delimiter=",")
+        write_map_csv(synced.map(name), table)
         counts[name] = count
     rows = min(counts.values())
-    lines = [",".join(frames)] + [",".join([str(k)] * len(frames)) for k in range(rows)]
-    (synced / "match.csv").write_text("\n".join(lines) + "\n", encoding="ascii")
+    period_ns = 1_000_000_000 // fps
+    match = MatchTable(
+        cameras=list(frames),
+        cells=np.repeat(np.arange(rows, dtype=np.int64)[:, None], len(frames), axis=1),
+        instants_ns=np.arange(rows, dtype=np.int64) * period_ns,
+        mode="grid",
+        period_ns=period_ns,
+        tolerance_ns=0,
+        grid_indices=np.arange(rows, dtype=np.int64),
+    )
+    write_match_csv(synced.match_csv, match)
     return rows

@@ -19,6 +19,7 @@ from controller.pipeline.report import build_report, read_report
 from controller.pipeline.sources import SessionError, SessionSource, load_session, session_subdir
 from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import SessionLayout
 
 MATCH_MODES = ("auto", "grid", "time")
 
@@ -65,8 +66,9 @@ def analyze_session(
     source = load_session(session_dir)
     step(0.2, "matching")
     table = match_session(source, tolerance_ns=tolerance_ns, mode=mode, reference=reference)
-    out = session_subdir(source.session_dir, "synced")
-    write_match_csv(out / "match.csv", table)
+    synced = SessionLayout(source.session_dir).synced
+    session_subdir(synced.path)
+    write_match_csv(synced.match_csv, table)
     step(0.4, "report")
     report = build_report(
         table,
@@ -79,8 +81,8 @@ def analyze_session(
     report["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report["matching"]["requested_mode"] = mode
     step(0.6, "plots")
-    report["plots"] = write_plots(table, source.times(), out / "plots", source.manifest.id)
-    write_json_atomic(out / "report.json", report)
+    report["plots"] = write_plots(table, source.times(), synced.plots, source.manifest.id)
+    write_json_atomic(synced.report, report)
     step(1.0, "done")
     return report
 
@@ -88,9 +90,9 @@ def analyze_session(
 def current_match(source: SessionSource) -> tuple[MatchTable, dict]:
     """The session's match table as analyze wrote it (re-derived with the report's parameters and
     checked against synced/match.csv), and the report. Analyzes first if never analyzed."""
-    report_path = source.session_dir / "synced" / "report.json"
-    match_path = source.session_dir / "synced" / "match.csv"
-    if not report_path.is_file() or not match_path.is_file():
+    synced = SessionLayout(source.session_dir).synced
+    match_path = synced.match_csv
+    if not synced.report.is_file() or not match_path.is_file():
         analyze_session(source.session_dir)
     report = read_report(source.session_dir)
     params = report["matching"]

@@ -18,6 +18,7 @@ Everything is vectorised (sorted search over monotonic times, no per-frame Pytho
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,13 +311,24 @@ def write_match_csv(path: Path | str, table: MatchTable) -> Path:
     return path
 
 
+def read_match_header(path: Path | str) -> list[str]:
+    """The camera names (the header) alone, without reading the rows."""
+    with open(path, newline="", encoding="ascii") as fh:
+        return _read_header(path, csv.reader(fh))
+
+
+def _read_header(path: Path | str, reader: Iterator[list[str]]) -> list[str]:
+    header = next(reader, None)
+    if not header:
+        raise ValueError(f"{path}: empty match table")
+    return header
+
+
 def read_match_csv(path: Path | str) -> tuple[list[str], np.ndarray]:
     """(camera names, cells with EMPTY for blank cells)."""
     with open(path, newline="", encoding="ascii") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path}: empty match table")
+        header = _read_header(path, reader)
         rows = [r for r in reader if r]
     cells = np.full((len(rows), len(header)), EMPTY, dtype=np.int64)
     for i, row in enumerate(rows):

@@ -28,6 +28,7 @@ from controller.pipeline.packets import SourcePacket, iter_packets
 from controller.pipeline.sources import CameraTrack, SessionError
 from controller.progress import Progress
 from syncrig_agent.contract.formats.pts import PTS_HEADER, format_pts_line
+from syncrig_agent.contract.layout import OutputFolder
 
 FILL_MODES = ("gaps", "repeat")
 TIME_BASE = Fraction(1, 1_000_000)  # µs: exact enough for capture times, fine for MP4
@@ -43,6 +44,27 @@ REENCODE_OPTIONS = {
     "crf": "16",
     "x264-params": "scenecut=0:repeat-headers=1",
 }
+
+
+def write_map_csv(path: Path, table: np.ndarray) -> None:
+    """`<cam>.map.csv`: one row per output frame, the MAP_COLUMNS in their order (integers)."""
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write(",".join(MAP_COLUMNS) + "\n")
+        np.savetxt(
+            fh, np.asarray(table, dtype=np.int64).reshape(-1, len(MAP_COLUMNS)), fmt="%d", delimiter=","
+        )
+
+
+def read_map_csv(path: Path) -> dict[str, np.ndarray]:
+    """A `<cam>.map.csv` by column (int64 arrays, empty for an output without frames). Raises
+    OSError, or ValueError when a MAP_COLUMNS column is missing or a value is not an integer."""
+    lines = path.read_text(encoding="ascii").splitlines()
+    header = lines[0].split(",") if lines else []
+    missing = [c for c in MAP_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing")
+    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    return {name: data[:, i] if data.size else np.zeros(0, np.int64) for i, name in enumerate(header)}
 
 
 @dataclass
@@ -182,11 +204,7 @@ def write_output(
 ) -> OutputResult:
     """Write `<cam>.mp4`, `<cam>.pts` and `<cam>.map.csv` into out_dir (atomically: temp names,
     renamed when complete, so a failed run never leaves a half file under the final name)."""
-    final = {
-        "mp4": out_dir / f"{track.name}.mp4",
-        "pts": out_dir / f"{track.name}.pts",
-        "map": out_dir / f"{track.name}.map.csv",
-    }
+    final = OutputFolder(out_dir).files(track.name)
     tmp = {k: p.with_name(f".{p.name}.{os.getpid()}.tmp") for k, p in final.items()}
     try:
         result = _write_mp4(track, plan, tmp["mp4"], progress)
@@ -196,9 +214,9 @@ def write_output(
         with open(tmp["pts"], "w", encoding="ascii") as fh:
             fh.write(PTS_HEADER + "\n")
             fh.writelines(format_pts_line(int(v)) + "\n" for v in plan.pts_ns)
-        with open(tmp["map"], "w", encoding="ascii") as fh:
-            fh.write(",".join(MAP_COLUMNS) + "\n")
-            table = np.column_stack(
+        write_map_csv(
+            tmp["map"],
+            np.column_stack(
                 [
                     np.arange(len(plan)),
                     plan.rows,
@@ -208,8 +226,8 @@ def write_output(
                     plan.filled.astype(np.int64),
                     reenc_flags.astype(np.int64),
                 ]
-            )
-            np.savetxt(fh, table, fmt="%d", delimiter=",")
+            ),
+        )
         for key in ("pts", "map", "mp4"):
             os.replace(tmp[key], final[key])
     finally:

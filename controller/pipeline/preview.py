@@ -15,6 +15,7 @@ from controller.pipeline.analyze import analyze_session, current_match
 from controller.pipeline.matching import EMPTY, MatchTable
 from controller.pipeline.packets import packet_index
 from controller.pipeline.sources import SessionError, SessionSource, load_session
+from syncrig_agent.contract.layout import SessionLayout
 
 
 @dataclass
@@ -32,7 +33,7 @@ def _indexed(session_dir: str, _match_mtime_ns: int) -> _Indexed:
 
 
 def _load(session_dir: Path | str) -> _Indexed:
-    match = Path(session_dir) / "synced" / "match.csv"
+    match = SessionLayout(session_dir).synced.match_csv
     if not match.is_file():
         analyze_session(session_dir)
     # Keyed by match.csv's mtime: a re-analysis invalidates the cached table and packet index.

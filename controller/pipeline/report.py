@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.pipeline.matching import EMPTY, MatchTable
+from syncrig_agent.contract.layout import SessionLayout
 
 REPORT_VERSION = 1
 MAX_LISTED = 1000  # positions listed per camera (counts are always complete)
@@ -167,4 +168,4 @@ def _verdict(worst: dict, absolute: bool, rows: int) -> tuple[str, list[str]]:
 
 
 def read_report(session_dir: Path) -> dict:
-    return json.loads((Path(session_dir) / "synced" / "report.json").read_text(encoding="utf-8"))
+    return json.loads(SessionLayout(session_dir).synced.report.read_text(encoding="utf-8"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from syncrig_agent.contract.formats import SessionManifest, read_frame_table, read_manifest, read_pts
-from syncrig_agent.contract.formats.manifest import MANIFEST_NAME
 from syncrig_agent.contract.ids import validate_camera_name
+from syncrig_agent.contract.layout import RawFolder, SessionLayout
 
 
 class SessionError(ValueError):
@@ -66,9 +66,8 @@ class SessionSource:
         return None
 
 
-def session_subdir(session_dir: Path, name: str) -> Path:
+def session_subdir(path: Path) -> Path:
     """A pipeline output folder inside the session (created if needed; never a symlink out)."""
-    path = Path(session_dir) / name
     if path.is_symlink():
         raise SessionError(f"{path} is a symbolic link; refusing to write through it")
     path.mkdir(exist_ok=True)
@@ -79,32 +78,32 @@ def load_session(session_dir: Path | str) -> SessionSource:
     session_dir = Path(session_dir)
     if not session_dir.is_dir():
         raise SessionError(f"{session_dir} is not a directory")
-    if not (session_dir / MANIFEST_NAME).is_file():
-        raise SessionError(f"{session_dir} has no {MANIFEST_NAME}: not a SyncRig session directory")
+    layout = SessionLayout(session_dir)
+    if not layout.manifest.is_file():
+        raise SessionError(f"{session_dir} has no {layout.manifest.name}: not a SyncRig session directory")
     try:
         manifest = read_manifest(session_dir)
     except (ValueError, TypeError) as exc:
-        raise SessionError(f"{session_dir / MANIFEST_NAME}: unreadable manifest: {exc}") from None
+        raise SessionError(f"unreadable manifest: {exc}") from None
     if not manifest.cameras:
         raise SessionError(f"{session_dir}: the manifest lists no cameras")
     if not isinstance(manifest.period_ns, int) or manifest.period_ns <= 0:
         raise SessionError(f"{session_dir}: manifest period_ns must be a positive integer")
-    raw = session_dir / "raw"
     tracks = []
     for entry in manifest.cameras:
         try:
             name = validate_camera_name(entry.get("name"))
         except ValueError as exc:
             raise SessionError(f"{session_dir}: {exc}") from None
-        tracks.append(_load_track(raw, name, bool(manifest.absolute_time)))
+        tracks.append(_load_track(layout.raw, name, bool(manifest.absolute_time)))
     return SessionSource(session_dir, manifest, tracks)
 
 
-def _load_track(raw: Path, name: str, absolute_session: bool) -> CameraTrack:
-    pts_path = raw / f"{name}.pts"
+def _load_track(raw: RawFolder, name: str, absolute_session: bool) -> CameraTrack:
+    pts_path = raw.pts(name)
     if not pts_path.is_file():
         raise SessionError(f"camera {name}: {pts_path} is missing")
-    video = raw / f"{name}.h264"
+    video = raw.video(name)
     if not video.is_file():
         raise SessionError(f"camera {name}: {video} is missing")
     try:
@@ -112,7 +111,7 @@ def _load_track(raw: Path, name: str, absolute_session: bool) -> CameraTrack:
     except (ValueError, UnicodeDecodeError) as exc:
         raise SessionError(f"camera {name}: {exc}") from None
     track = CameraTrack(name, pts.times_ns, pts.absolute and absolute_session, video)
-    table_path = raw / f"{name}.frames.csv"
+    table_path = raw.frames(name)
     if table_path.is_file():
         try:
             table = read_frame_table(table_path)

@@ -21,6 +21,7 @@ from controller.progress import Progress
 from controller.session.create import create_session_dir, utc_now_iso
 from syncrig_agent.contract.formats import SessionManifest, read_pts, write_manifest, write_pts
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_subject_id
+from syncrig_agent.contract.layout import SessionLayout
 
 VIDEO_SUFFIXES = (".h264", ".mp4")
 
@@ -43,7 +44,7 @@ def find_recordings(folder: Path | str) -> dict[str, dict[str, dict[str, Path]]]
 
 
 def is_squeakshot_folder(folder: Path | str) -> bool:
-    return not (Path(folder) / "session.json").exists() and bool(find_recordings(folder))
+    return not SessionLayout(folder).manifest.exists() and bool(find_recordings(folder))
 
 
 def _count_and_size(video: Path) -> tuple[int, int, int]:
@@ -96,7 +97,7 @@ def import_squeakshot(
         for i, (cam, files) in enumerate(sorted(cams.items())):
             if progress is not None:
                 progress(i / len(cams), f"importing {cam}")
-            raw_video = session_dir / "raw" / f"{cam}.h264"
+            raw_video = SessionLayout(session_dir).raw.video(cam)
             if files["video"].suffix == ".h264":
                 shutil.copyfile(files["video"], raw_video)
             else:
@@ -130,7 +131,7 @@ def import_squeakshot(
                     f"{cam}: {files['video'].name} has {count} frames but {files['pts'].name} has "
                     f"{times[cam].size} timestamps"
                 )
-            write_pts(session_dir / "raw" / f"{cam}.pts", times[cam])
+            write_pts(SessionLayout(session_dir).raw.pts(cam), times[cam])
             entries.append(
                 {
                     "name": cam,

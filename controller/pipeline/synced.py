@@ -12,6 +12,7 @@ from controller.pipeline.outputs import FILL_MODES, OutputPlan, plan_output, wri
 from controller.pipeline.sources import CameraTrack, load_session, session_subdir
 from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def timestamp_offset_ns(plans: list[OutputPlan]) -> int:
@@ -56,7 +57,8 @@ def write_synced_outputs(
         raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
     source = load_session(session_dir)
     table, report = current_match(source)
-    out = session_subdir(source.session_dir, "synced")
+    synced = SessionLayout(source.session_dir).synced
+    out = session_subdir(synced.path)
     # A camera without a single matched frame (it failed at the start) gets no output, and a flag.
     tracks = [t for t in source.tracks if np.any(table.column(t.name) != EMPTY)]
     plans = [plan_output(table, track, 0, table.rows, fill) for track in tracks]
@@ -68,7 +70,7 @@ def write_synced_outputs(
     report["outputs"] = section
     report["flags"] = [f for f in report.get("flags", []) if not f.startswith("synced outputs")]
     report["flags"] += [f"synced outputs: {flag}" for flag in section["flags"]]
-    write_json_atomic(out / "report.json", report)
+    write_json_atomic(synced.report, report)
     return section
 
 

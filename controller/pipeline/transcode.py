@@ -26,6 +26,7 @@ from controller.media import ffmpeg_exe
 from controller.progress import Progress
 from syncrig_agent.contract.formats import read_pts
 from syncrig_agent.contract.ids import validate_camera_name
+from syncrig_agent.contract.layout import SessionLayout
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +150,20 @@ def transcode_camera(
     on_frames: Callable[[int], None] | None = None,
 ) -> dict:
     ffmpeg = ffmpeg or ffmpeg_exe()
-    raw = session_dir / "raw"
-    archive = session_dir / "archive"
-    archive.mkdir(exist_ok=True)
-    final = archive / f"{camera}.h265.mp4"
-    final_pts = archive / f"{camera}.pts"
+    layout = SessionLayout(session_dir)
+    raw, archive = layout.raw, layout.archive
+    archive.path.mkdir(exist_ok=True)
+    final = archive.video(camera)
+    final_pts = archive.pts(camera)
     if final.exists():
         raise TranscodeError(f"{final} exists; an archive is never overwritten")
-    timed = archive / f".{camera}.timed.mp4"
-    part = archive / f".{camera}.h265.mp4.part"
+    # Hidden work files beside the archive (never mistaken for one), removed whatever happens.
+    timed = final.with_name(f".{camera}.timed.mp4")
+    part = final.with_name(f".{final.name}.part")
     for leftover in (timed, part):
         leftover.unlink(missing_ok=True)  # ours, from an interrupted run
     try:
-        times, shift = remux_with_times(raw / f"{camera}.h264", raw / f"{camera}.pts", timed)
+        times, shift = remux_with_times(raw.video(camera), raw.pts(camera), timed)
         pre, post = _encoder_args(encoder, quality, preset)
         cmd = [
             ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *pre, "-i", str(timed),
@@ -194,14 +196,14 @@ def transcode_camera(
                 f"first difference at frame {bad})"
             )
         os.link(part, final)
-        shutil.copyfile(raw / f"{camera}.pts", final_pts)
+        shutil.copyfile(raw.pts(camera), final_pts)
         return {
             "output": str(final.relative_to(session_dir)),
             "pts": str(final_pts.relative_to(session_dir)),
             "encoder": encoder,
             "frames": len(times),
             "bytes": final.stat().st_size,
-            "raw_bytes": (raw / f"{camera}.h264").stat().st_size,
+            "raw_bytes": raw.video(camera).stat().st_size,
             "timestamps_verified": True,
             # MP4 time = .pts time (µs) − shift: the archive's clock starts at its first frame
             "pts_shift_us": shift,
@@ -222,16 +224,17 @@ def transcode_session(
 ) -> dict:
     """Archive every (or the named) camera of a session as H.265; JSON-serialisable result."""
     session_dir = Path(session_dir)
-    if not (session_dir / "raw").is_dir():
+    layout = SessionLayout(session_dir)
+    if not layout.raw.path.is_dir():
         raise TranscodeError(f"{session_dir} has no raw/ directory")
-    available = sorted(p.name[: -len(".h264")] for p in (session_dir / "raw").glob("*.h264"))
+    available = layout.raw.cameras()
     names = [validate_camera_name(c) for c in (cameras or available)]
     missing = [c for c in names if c not in available]
     if missing:
         raise TranscodeError(f"no raw/<cam>.h264 for {', '.join(missing)} (have {', '.join(available)})")
     ffmpeg = ffmpeg or ffmpeg_exe()
     chosen = choose_encoder(ffmpeg, encoder)
-    total = sum(len(read_pts(session_dir / "raw" / f"{c}.pts")) for c in names)
+    total = sum(len(read_pts(layout.raw.pts(c))) for c in names)
     done = 0
 
     def on_frames(n: int, camera: str) -> None:
@@ -246,5 +249,5 @@ def transcode_session(
             session_dir, c, chosen, quality, preset, ffmpeg, lambda n, c=c: on_frames(n, c)
         )
     summary = {"encoder": chosen, "cameras": results}
-    (session_dir / "archive" / "transcode.json").write_text(json.dumps(summary, indent=2) + "\n")
+    layout.archive.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

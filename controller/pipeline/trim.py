@@ -21,14 +21,11 @@ from controller.pipeline.sources import SessionError, load_session, session_subd
 from controller.pipeline.synced import _outputs_section, write_camera_outputs
 from controller.progress import Progress
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import SessionLayout, TrimFolder
 
 
 class TrimError(SessionError):
     pass
-
-
-def trim_dir_name(start_frame: int, end_frame: int) -> str:
-    return f"{int(start_frame)}-{int(end_frame)}"
 
 
 def nearest_complete_rows(complete: np.ndarray, row: int) -> tuple[int | None, int | None]:
@@ -76,8 +73,9 @@ def trim_session(
                 f"would not {label} on the same instant; nearest rows with every camera: "
                 f"{before} (before), {after} (after)"
             )
-    trims = session_subdir(source.session_dir, "trimmed")
-    out = trims / trim_dir_name(start, end)
+    layout = SessionLayout(source.session_dir)
+    trims = session_subdir(layout.trimmed)
+    out = layout.trim(start, end).path
     if out.exists():
         if not overwrite:
             raise TrimError(f"{out} already exists; pass overwrite=True (--force) to replace that trim")
@@ -103,7 +101,7 @@ def trim_session(
             "relative_time_only": report.get("relative_time_only", False),
             **section,
         }
-        write_json_atomic(tmp_out / "trim.json", description)
+        write_json_atomic(TrimFolder(tmp_out).trim_json, description)
         tmp_out.rename(out)
     except BaseException:
         shutil.rmtree(tmp_out, ignore_errors=True)

@@ -17,10 +17,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from controller.pipeline.outputs import read_map_csv
 from controller.pipeline.sources import SessionError, load_session
 from controller.progress import Progress
 from syncrig_agent.contract.formats import read_pts
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import OutputFolder, SessionLayout, SyncedFolder, TrimFolder
 from syncrig_agent.sim.timecode import read_timecode
 
 MAX_LISTED = 200
@@ -32,12 +34,6 @@ def decode_timecodes(video: Path) -> list[int | None]:
         for frame in container.decode(video=0):
             values.append(read_timecode(frame.to_ndarray(format="gray")))
     return values
-
-
-def _read_map(path: Path) -> dict[str, np.ndarray]:
-    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-    header = path.read_text(encoding="ascii").splitlines()[0].split(",")
-    return {name: data[:, i] for i, name in enumerate(header)}
 
 
 def _percentiles_us(values_ns: np.ndarray) -> dict:
@@ -54,7 +50,8 @@ def _percentiles_us(values_ns: np.ndarray) -> dict:
 
 def output_time_origin(folder: Path, t0_ns: int) -> int:
     """Absolute time of output timestamp 0 in an output folder (T0 − the recorded offset)."""
-    description = folder / "trim.json" if (folder / "trim.json").is_file() else folder / "report.json"
+    trim = TrimFolder(folder).trim_json
+    description = trim if trim.is_file() else SyncedFolder(folder).report
     try:
         data = json.loads(description.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -74,7 +71,7 @@ def verify_outputs(
     per_camera: dict[str, dict] = {}
     row_times: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for i, cam in enumerate(cameras):
-        video, pts_path, map_path = folder / f"{cam}.mp4", folder / f"{cam}.pts", folder / f"{cam}.map.csv"
+        video, pts_path, map_path = OutputFolder(folder).files(cam).values()
         if not (video.is_file() and pts_path.is_file() and map_path.is_file()):
             per_camera[cam] = {"error": f"missing {cam}.mp4 / .pts / .map.csv in {folder}"}
             continue
@@ -82,7 +79,7 @@ def verify_outputs(
             progress(i / len(cameras), f"decoding {cam}")
         codes = decode_timecodes(video)
         pts = read_pts(pts_path).times_ns
-        mapping = _read_map(map_path)
+        mapping = read_map_csv(map_path)
         entry: dict = {"frames": len(codes), "pts_lines": int(pts.size), "map_rows": int(mapping["row"].size)}
         if not (len(codes) == pts.size == mapping["row"].size):
             entry["error"] = "frame count of the video, its .pts and its .map.csv differ"
@@ -166,26 +163,24 @@ def verify_session(
     source = load_session(session_dir)
     if not source.absolute:
         raise SessionError("verify needs absolute timestamps (a SyncRig session), not an imported one")
-    folders = []
-    if (source.session_dir / "synced" / f"{source.cameras[0]}.mp4").is_file():
-        folders.append(source.session_dir / "synced")
-    trimmed = source.session_dir / "trimmed"
-    if trimmed.is_dir():
-        folders += sorted(p for p in trimmed.iterdir() if p.is_dir() and not p.name.startswith("."))
+    layout = SessionLayout(source.session_dir)
+    folders: list[OutputFolder] = []
+    if layout.synced.video(source.cameras[0]).is_file():
+        folders.append(layout.synced)
+    folders += layout.trims()
     if not folders:
         raise SessionError(f"{source.session_dir} has no synced or trimmed outputs to verify; run sync first")
     results = {}
     for i, folder in enumerate(folders):
 
-        def sub(fraction: float, label: str, i: int = i, name: str = folder.name) -> None:
+        def sub(fraction: float, label: str, i: int = i, name: str = folder.path.name) -> None:
             if progress is not None:
                 progress((i + fraction) / len(folders), f"{name}: {label}")
 
-        result = verify_outputs(folder, source.cameras, source.manifest.t0_ns, pts_tolerance_ns, sub)
+        result = verify_outputs(folder.path, source.cameras, source.manifest.t0_ns, pts_tolerance_ns, sub)
         result["pts_tolerance_ns"] = pts_tolerance_ns
-        write_json_atomic(folder / "verify.json", result)
-        key = "synced" if folder.name == "synced" else f"trimmed/{folder.name}"
-        results[key] = result
+        write_json_atomic(folder.verify_report, result)
+        results[layout.output_label(folder)] = result
     if progress is not None:
         progress(1.0, "done")
     return {"session": source.manifest.id, "outputs": results, "ok": all(r["ok"] for r in results.values())}

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from controller.media import ffmpeg_exe
-from controller.receivers.sidecar import stream_files
 from syncrig_agent.contract.ids import validate_camera_name
+from syncrig_agent.contract.layout import SessionLayout
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class ReceiverManager:
         ffmpeg: str | None = None,
     ) -> None:
         self.session_dir = Path(session_dir)
-        self.stream_dir = self.session_dir / "stream"
+        self.stream = SessionLayout(self.session_dir).stream
+        self.stream_dir = self.stream.path
         self.cameras = [validate_camera_name(c) for c in cameras]
         self.secret_file = Path(secret_file)
         self.bind_host = bind_host
@@ -72,7 +73,7 @@ class ReceiverManager:
     def start(self, timeout: float = 20.0) -> dict[str, str]:
         """Start every receiver; returns the stream destinations for START."""
         self.stream_dir.mkdir(parents=True, exist_ok=True)
-        (self.stream_dir / "run").mkdir(exist_ok=True)
+        self.stream.run_dir.mkdir(exist_ok=True)
         try:
             for rec in self.receivers.values():
                 self._spawn(rec)
@@ -90,7 +91,7 @@ class ReceiverManager:
         return {c: f"{self.advertise_host}:{r.port}" for c, r in self.receivers.items()}
 
     def _ready_file(self, camera: str) -> Path:
-        return self.stream_dir / "run" / f"{camera}.ready.json"
+        return self.stream.ready_file(camera)
 
     def _command(self, rec: _Receiver) -> list[str]:
         return [
@@ -116,7 +117,7 @@ class ReceiverManager:
 
     def _spawn(self, rec: _Receiver) -> None:
         self._ready_file(rec.camera).unlink(missing_ok=True)
-        logfh = open(self.stream_dir / "run" / f"{rec.camera}.receiver.log", "ab")
+        logfh = open(self.stream.receiver_log(rec.camera), "ab")
         try:
             rec.proc = subprocess.Popen(
                 self._command(rec), stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT
@@ -142,7 +143,7 @@ class ReceiverManager:
         raise ReceiverError(f"receiver {rec.camera} not ready after {timeout:g} s")
 
     def _log_tail(self, rec: _Receiver) -> str:
-        path = self.stream_dir / "run" / f"{rec.camera}.receiver.log"
+        path = self.stream.receiver_log(rec.camera)
         try:
             return "\n".join(path.read_text(errors="replace").splitlines()[-10:])
         except OSError:
@@ -171,7 +172,7 @@ class ReceiverManager:
                         log.error("receiver %s could not be restarted: %s", rec.camera, exc)
 
     def camera_complete(self, camera: str) -> bool:
-        return stream_files(self.stream_dir, camera)["end"].exists()
+        return self.stream.files(camera)["end"].exists()
 
     def wait_complete(self, timeout: float) -> bool:
         """True once every camera's receiver has seen END (files closed, segments final)."""
@@ -191,7 +192,7 @@ class ReceiverManager:
         """JSON-serialisable: per camera frames received, segments, restarts, completion."""
         cameras = {}
         for c, rec in self.receivers.items():
-            files = stream_files(self.stream_dir, c)
+            files = self.stream.files(c)
             try:
                 reported = json.loads(files["status"].read_text())
             except (OSError, ValueError):

@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+from syncrig_agent.contract.layout import StreamFolder
+
 log = logging.getLogger(__name__)
 
 
-def segment_paths(stream_dir: Path, camera: str) -> list[Path]:
-    pattern = re.compile(rf"{re.escape(camera)}_(\d+)\.mkv")
-    return sorted(
-        (p for p in stream_dir.glob(f"{camera}_*.mkv") if pattern.fullmatch(p.name)),
-        key=lambda p: int(pattern.fullmatch(p.name).group(1)),  # type: ignore[union-attr]
-    )
-
-
 def next_segment_number(stream_dir: Path, camera: str) -> int:
-    pattern = re.compile(rf"{re.escape(camera)}_(\d+)\.mkv")
-    numbers = [
-        int(m.group(1)) for p in stream_dir.glob(f"{camera}_*.mkv") if (m := pattern.fullmatch(p.name))
-    ]
-    return max(numbers, default=-1) + 1
+    return max(StreamFolder(stream_dir).segments(camera), default=-1) + 1
 
 
 class SegmentWriter:
@@ -47,7 +36,7 @@ class SegmentWriter:
         self.runs = 0  # FFmpeg processes started (restarts = runs - 1)
         self.need_keyframe = True
         self.frames_fed = 0
-        self.log_path = stream_dir / f"{camera}.ffmpeg.log"
+        self.log_path = StreamFolder(stream_dir).ffmpeg_log(camera)
 
     @property
     def restarts(self) -> int:
@@ -92,7 +81,7 @@ class SegmentWriter:
             str(start_number),
             "-reset_timestamps",
             "1",
-            str(self.stream_dir / f"{self.camera}_%03d.mkv"),
+            str(StreamFolder(self.stream_dir).segment_template(self.camera)),
         ]
 
     def _spawn(self) -> None:

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.receivers.segmenter import SegmentWriter, segment_paths
+from controller.receivers.segmenter import SegmentWriter
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.formats.frame_table import FRAME_TABLE_COLUMNS, FrameRow
 from syncrig_agent.contract.formats.stream import (
@@ -42,6 +42,7 @@ from syncrig_agent.contract.formats.stream import (
     decode_frame_header,
 )
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_session_id
+from syncrig_agent.contract.layout import SessionLayout, StreamFolder
 from syncrig_agent.contract.protocol import (
     AuthenticationFailed,
     ProtocolError,
@@ -58,12 +59,8 @@ STATUS_INTERVAL_S = 0.5
 
 
 def stream_files(stream_dir: Path, camera: str) -> dict[str, Path]:
-    return {
-        "h264": stream_dir / f"{camera}.h264",
-        "frames": stream_dir / f"{camera}.frames.csv",
-        "status": stream_dir / f"{camera}.receiver.json",
-        "end": stream_dir / f"{camera}.end.json",
-    }
+    """A camera's receiver files in a stream folder, by kind (StreamFolder.files)."""
+    return StreamFolder(stream_dir).files(camera)
 
 
 @dataclass
@@ -110,7 +107,7 @@ class StreamSession:
         self.session_dir = session_dir
         self.session_id = session_id
         self.camera = camera
-        self.stream_dir = session_dir / "stream"
+        self.stream_dir = SessionLayout(session_dir).stream.path
         self.stream_dir.mkdir(parents=True, exist_ok=True)
         self.files = stream_files(self.stream_dir, camera)
         self.t0_ns = int(hello["t0_ns"])
@@ -159,7 +156,7 @@ class StreamSession:
             "bytes": self.bytes,
             "last_frame": self.last_frame,
             "duplicates": self.duplicates,
-            "segments": len(segment_paths(self.stream_dir, self.camera)),
+            "segments": len(StreamFolder(self.stream_dir).segments(self.camera)),
             "ffmpeg_runs": self.segments.runs,
             "ffmpeg_restarts": self.segments.restarts,
             "ffmpeg_pid": self.segments.pid,

@@ -23,6 +23,7 @@ from syncrig_agent import __version__
 from syncrig_agent.contract.drops import NOT_REACHED, drops_by_cause
 from syncrig_agent.contract.formats import SessionManifest, write_manifest
 from syncrig_agent.contract.grid import period_ns_for_fps
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.contract.protocol import ConnectionClosed, RemoteError, RequestTimeout
 from syncrig_agent.contract.protocol.replies import RigStatus
 
@@ -229,7 +230,7 @@ def finish_recording(
 
 def _saved_summary(session_dir: Path, camera: str) -> dict:
     """The camera's own `<cam>.capture.json`, written when its capture ended."""
-    path = session_dir / "raw" / f"{camera}.capture.json"
+    path = SessionLayout(session_dir).raw.capture_report(camera)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -285,6 +286,7 @@ def _camera_entry(
     cam: CameraInfo, summary: dict, t0: int, period: int, stop_ns: int, session_dir: Path
 ) -> dict:
     stats = summary.get("stats", {})
+    raw = SessionLayout(session_dir).raw
     expected = max(0, -((t0 - stop_ns) // period))
     frames = int(summary.get("frames", 0))
     entry = {
@@ -304,11 +306,14 @@ def _camera_entry(
         "error": summary.get("error"),
         "backend": summary.get("backend", {}),
         "realtime": summary.get("realtime"),
-        "files": {k: str(Path("raw") / Path(v).name) for k, v in summary.get("files", {}).items()},
+        "files": {
+            k: str((raw.path / Path(v).name).relative_to(session_dir))
+            for k, v in summary.get("files", {}).items()
+        },
     }
     # Slots after a camera stopped early (error, abort, lost server) were never attempted.
     entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
-    frames_csv = session_dir / "raw" / f"{cam.name}.frames.csv"
+    frames_csv = raw.frames(cam.name)
     if frames_csv.exists():
         from syncrig_agent.contract.formats import read_frame_table
 

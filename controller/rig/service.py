@@ -37,6 +37,7 @@ from controller.rig.state import RecordingState, move
 from controller.transfer.collect import Collection, local_sources, sftp_sources
 from controller.transfer.ledger import footage_safe
 from controller.transfer.pull import TransportFactory
+from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.ids import InvalidName, validate_subject_id
 from syncrig_agent.contract.protocol import CLOCK_CHECK, LOGS, ConnectionClosed, RemoteError, RequestTimeout
@@ -371,7 +372,7 @@ class RigService:
             self._move_to(RecordingState.IDLE)
         self.bus.publish("sessions", {"changed": active.session_id})
         self._publish()
-        manifest = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
+        manifest = read_manifest(session_dir)
         safe = footage_safe(session_dir, rehash=False)
         for cam, verdict in safe["cameras"].items():
             if not verdict["safe"]:
@@ -379,7 +380,7 @@ class RigService:
         return {
             "session_id": active.session_id,
             "cameras": {
-                c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest["cameras"]
+                c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest.cameras
             },
             "footage_verified": safe["safe"],
         }

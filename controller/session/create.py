@@ -11,8 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from syncrig_agent.contract.ids import validate_session_id, validate_subject_id
-
-SESSION_SUBDIRS = ("raw",)
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def utc_now_iso() -> str:
@@ -103,8 +102,7 @@ def create_session_dir(
                 if exc.errno == errno.ENOSPC:
                     raise OSError(exc.errno, f"no space left to create a session in {root}") from None
                 raise
-            for sub in SESSION_SUBDIRS:
-                (path / sub).mkdir()
+            SessionLayout(path).raw.path.mkdir()  # what a recording or an import writes first
             return session_id, path
     raise FileExistsError(f"could not find a free session name in {root}")
 
@@ -112,6 +110,5 @@ def create_session_dir(
 def remove_unused_session_dir(path: Path) -> None:
     """Undo `create_session_dir` when nothing was recorded; rmdir fails on anything non-empty,
     so a directory holding even one file is never removed."""
-    for sub in SESSION_SUBDIRS:
-        (path / sub).rmdir()
+    SessionLayout(path).raw.path.rmdir()
     path.rmdir()

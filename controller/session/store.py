@@ -6,7 +6,6 @@ path outside it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,9 @@ from controller.rig.cameras import CameraInfo
 from controller.transfer.ledger import footage_safe, read_ledger
 from controller.transfer.pull import PullError, TransportFactory, delete_pi_copy
 from controller.transfer.transports import TransportError
-from syncrig_agent.contract.formats import MANIFEST_NAME, read_frame_table, read_pts
+from syncrig_agent.contract.formats import read_frame_table, read_manifest_data, read_pts
 from syncrig_agent.contract.ids import InvalidName, validate_session_id
+from syncrig_agent.contract.layout import SessionLayout
 
 
 class SessionNotFound(LookupError):
@@ -33,13 +33,9 @@ def session_path(root: Path, session_id: str) -> Path:
         raise SessionNotFound(str(exc)) from None
     root = root.resolve()
     path = (root / session_id).resolve()
-    if path.parent != root or not (path / MANIFEST_NAME).is_file():
+    if path.parent != root or not SessionLayout(path).manifest.is_file():
         raise SessionNotFound(f"no session {session_id!r}")
     return path
-
-
-def _read_manifest(path: Path) -> dict:
-    return json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
 def _dir_size(path: Path) -> int:
@@ -55,10 +51,11 @@ def list_sessions(root: Path, limit: int | None = None) -> list[dict]:
     for path in sorted(root.iterdir(), key=lambda p: p.name, reverse=True):
         if not path.is_dir() or path.name.startswith("."):
             continue
-        if not (path / MANIFEST_NAME).is_file():
+        if not SessionLayout(path).manifest.is_file():
             continue  # being recorded, or not a session
         try:
-            m = _read_manifest(path)
+            # Fields unchecked: a partial manifest still lists what it has.
+            m = read_manifest_data(path)
         except (OSError, ValueError) as exc:
             entries.append({"id": path.name, "error": f"unreadable manifest: {exc}"})
             continue
@@ -77,7 +74,7 @@ def list_sessions(root: Path, limit: int | None = None) -> list[dict]:
                 "cameras": [c.get("name") for c in cams],
                 "frames": {c.get("name"): c.get("frames") for c in cams},
                 "dropped": sum(int(c.get("dropped") or 0) for c in cams),
-                "synced": (path / "synced" / "report.json").is_file(),
+                "synced": SessionLayout(path).synced.report.is_file(),
                 "notes": m.get("notes") or [],
             }
         )
@@ -98,23 +95,23 @@ class CameraCopyCheck:
 
 def check_desktop_copy(path: Path) -> list[CameraCopyCheck]:
     """Each camera's raw files are here and agree with each other and with the manifest."""
-    manifest = _read_manifest(path)
+    manifest = read_manifest_data(path)
+    raw = SessionLayout(path).raw
     out = []
     for cam in manifest.get("cameras") or []:
         name = cam["name"]
-        raw = path / "raw"
         expected = int(cam.get("frames") or 0)
         problems = []
         pts_n = table_n = None
-        h264 = raw / f"{name}.h264"
+        h264 = raw.video(name)
         if not h264.is_file() or (expected and h264.stat().st_size == 0):
             problems.append("no .h264")
         try:
-            pts_n = len(read_pts(raw / f"{name}.pts"))
+            pts_n = len(read_pts(raw.pts(name)))
         except (OSError, ValueError) as exc:
             problems.append(f".pts unreadable ({exc})")
         try:
-            table_n = int(read_frame_table(raw / f"{name}.frames.csv")["frame"].size)
+            table_n = int(read_frame_table(raw.frames(name))["frame"].size)
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f".frames.csv unreadable ({exc})")
         if pts_n is not None and pts_n != expected:
@@ -131,7 +128,7 @@ def check_desktop_copy(path: Path) -> list[CameraCopyCheck]:
 
 def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> dict:
     path = session_path(root, session_id)
-    manifest = _read_manifest(path)
+    manifest = read_manifest_data(path)
     files = [
         {"path": str(f.relative_to(path)), "bytes": f.stat().st_size}
         for f in sorted(path.rglob("*"))
@@ -186,7 +183,7 @@ def delete_camera_copies(
     is deleted through its transport only if the Pi still holds exactly the verified files."""
     path = ensure_safe_to_delete(root, session_id, confirm)
     results: dict[str, str] = {}
-    for cam in _read_manifest(path).get("cameras") or []:
+    for cam in read_manifest_data(path).get("cameras") or []:
         name = cam["name"]
         if name not in sources:
             results[name] = "no way to reach this camera; not deleted"

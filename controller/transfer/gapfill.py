@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.receivers.sidecar import read_stream_table, stream_files
+from controller.receivers.sidecar import read_stream_table
 from controller.transfer.transports import Transport
 from syncrig_agent.contract.formats import read_frame_table
+from syncrig_agent.contract.layout import SessionLayout
 
 COPY_CHUNK = 1 << 20
 
@@ -74,7 +75,7 @@ def assemble_from_stream(
     on_bytes: Callable[[int], None] | None = None,
 ) -> GapFillResult | None:
     """Write `out_path` (must not exist) from stream + Pi ranges; None if there is no stream copy."""
-    files = stream_files(session_dir / "stream", camera)
+    files = SessionLayout(session_dir).stream.files(camera)
     if not files["h264"].exists() or not files["frames"].exists():
         return None
     rows = read_stream_table(files["frames"])

@@ -13,21 +13,21 @@ import time
 from pathlib import Path
 
 from controller.transfer.transports import sha256_file
+from syncrig_agent.contract.formats import read_manifest_data
 from syncrig_agent.contract.formats.atomic import write_json_atomic
-
-LEDGER_NAME = "transfer.json"
-RAW_SUFFIXES = (".h264", ".pts", ".frames.csv")
+from syncrig_agent.contract.layout import RawFolder, SessionLayout
 
 _lock = threading.Lock()
 
 
 def raw_names(camera: str) -> list[str]:
     # The small tables first: gap fill needs the Pi's frame table before it assembles the video.
-    return [f"{camera}.frames.csv", f"{camera}.pts", f"{camera}.h264"]
+    names = RawFolder.file_names(camera)
+    return [names["frames"], names["pts"], names["h264"]]
 
 
 def read_ledger(session_dir: Path) -> dict:
-    path = Path(session_dir) / LEDGER_NAME
+    path = SessionLayout(session_dir).transfer_ledger
     if not path.exists():
         return {"cameras": {}}
     return json.loads(path.read_text(encoding="utf-8"))
@@ -45,14 +45,14 @@ def update_ledger(session_dir: Path, camera: str, changes: dict) -> dict:
             else:
                 entry[key] = value
         ledger["updated"] = time.time()
-        write_json_atomic(session_dir / LEDGER_NAME, ledger)
+        write_json_atomic(SessionLayout(session_dir).transfer_ledger, ledger)
         return ledger
 
 
 def _session_cameras(session_dir: Path, ledger: dict) -> list[str]:
-    manifest = session_dir / "session.json"
-    if manifest.exists():
-        return [c["name"] for c in json.loads(manifest.read_text(encoding="utf-8")).get("cameras", [])]
+    if SessionLayout(session_dir).manifest.exists():
+        # Only the camera names: a partial manifest (an interrupted recording) still names them.
+        return [c["name"] for c in read_manifest_data(session_dir).get("cameras", [])]
     return sorted(ledger["cameras"])
 
 
@@ -63,9 +63,10 @@ def camera_safe(session_dir: Path, camera: str, rehash: bool = True, ledger: dic
     if entry is None:
         return ["never pulled and verified"]
     problems = []
+    raw = SessionLayout(session_dir).raw
     for name in raw_names(camera):
         record = entry["files"].get(name)
-        path = Path(session_dir) / "raw" / name
+        path = raw.path / name
         if record is None or not record.get("verified"):
             problems.append(f"{name}: not verified against the Pi")
             continue

@@ -26,6 +26,7 @@ from controller.transfer.gapfill import assemble_from_stream
 from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
 from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
 from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
+from syncrig_agent.contract.layout import RawFolder, SessionLayout
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,10 @@ def pull_camera(
     use_stream: bool = True,
 ) -> dict:
     """Pull and verify one camera's raw files; returns its ledger entry."""
-    raw = session_dir / "raw"
-    raw.mkdir(exist_ok=True)
-    remote = {name: f"{session_id}/raw/{name}" for name in raw_names(camera)}
+    raw = SessionLayout(session_dir).raw
+    raw.path.mkdir(exist_ok=True)
+    pi = SessionLayout(session_id)  # the Pi's copy, relative to its data directory
+    remote = {name: (pi.raw.path / name).as_posix() for name in raw_names(camera)}
     sizes: dict[str, int] = {}
     for name, rel in remote.items():
         size = transport.size(rel)
@@ -157,7 +159,7 @@ def pull_camera(
     # The Pi hashes every file while we download (concurrent commands), not before.
     pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
     for name, rel in remote.items():
-        final = raw / name
+        final = raw.path / name
         if final.exists():
             remote_sha = pending[name]()
             if final.stat().st_size == sizes[name] and sha256_file(final) == remote_sha:
@@ -171,7 +173,7 @@ def pull_camera(
                 continue
             raise PullError(f"{final} exists and differs from the Pi's copy; refusing to overwrite it")
         info = None
-        if use_stream and name.endswith(".h264"):
+        if use_stream and name == RawFolder.file_names(camera)["h264"]:
             info = _try_stream(
                 session_dir, camera, transport, rel, final, sizes[name], pending[name], on_bytes
             )
@@ -179,10 +181,10 @@ def pull_camera(
             info = download_file(transport, rel, final, sizes[name], pending[name], on_bytes)
         record = {"size": sizes[name], "sha256": info.pop("sha256")}
         entry["files"][name] = {**record, **info, "verified": True, "verified_at": time.time()}
-    capture_report = f"{session_id}/{camera}.capture.json"
-    if transport.size(capture_report) is not None and not (raw / f"{camera}.capture.json").exists():
+    capture_report = pi.agent_capture_report(camera).as_posix()
+    if transport.size(capture_report) is not None and not raw.capture_report(camera).exists():
         # Informative (the manifest already has the summary): copied, not part of the verified set.
-        with transport.open(capture_report) as src, open(raw / f"{camera}.capture.json", "xb") as dst:
+        with transport.open(capture_report) as src, open(raw.capture_report(camera), "xb") as dst:
             dst.write(src.read())
     entry["pi"] = transport.label
     update_ledger(session_dir, camera, entry)
@@ -211,7 +213,7 @@ def _try_stream(
 
     try:
         result = assemble_from_stream(
-            session_dir, camera, transport, rel, final.parent / f"{camera}.frames.csv", part, counted
+            session_dir, camera, transport, rel, SessionLayout(session_dir).raw.frames(camera), part, counted
         )
     except (OSError, ValueError, TransportError) as exc:
         log.warning("%s: gap fill from the stream failed (%s); downloading the Pi's copy", camera, exc)
@@ -289,23 +291,24 @@ def delete_pi_copy(session_dir: Path | str, camera: str, transport: Transport, c
     if problems:
         raise PullError(f"{camera}: desktop copy not verified, nothing deleted: {'; '.join(problems)}")
     files = read_ledger(session_dir)["cameras"][camera]["files"]
+    pi = SessionLayout(session_id)  # the Pi's copy, relative to its data directory
     for name in raw_names(camera):
-        rel = f"{session_id}/raw/{name}"
+        rel = (pi.raw.path / name).as_posix()
         if transport.size(rel) is None:
             continue
         if transport.sha256(rel) != files[name]["sha256"]:
             raise PullError(f"{camera}: the Pi's {name} is not the verified file; nothing deleted")
     deleted = []
     for name in raw_names(camera):
-        rel = f"{session_id}/raw/{name}"
+        rel = (pi.raw.path / name).as_posix()
         if transport.size(rel) is not None:
             transport.remove(rel)
             deleted.append(rel)
-    report = f"{session_id}/{camera}.capture.json"
+    report = pi.agent_capture_report(camera).as_posix()
     if transport.size(report) is not None:
         transport.remove(report)
         deleted.append(report)
-    transport.rmdir(f"{session_id}/raw")
-    transport.rmdir(session_id)
+    transport.rmdir(pi.raw.path.as_posix())
+    transport.rmdir(pi.root.as_posix())
     update_ledger(session_dir, camera, {"deleted_from_pi": {"at": time.time(), "files": deleted}})
     return {"camera": camera, "deleted": deleted}

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import json
 import re
+from operator import attrgetter
 
 from flask import Blueprint, jsonify, send_file
 
-from controller.dataset import layout
 from controller.dataset.board.spec import BoardSpec, BoardSpecError
 from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
 from controller.jobs import JobContext
 from controller.rig.service import RigError
 from controller.session.store import session_path
 from controller.web.helpers import FormError, json_body, runtime
+from syncrig_agent.contract.layout import SessionLayout
 
 bp = Blueprint("calibration", __name__, url_prefix="/api/sessions/<session_id>/calibration")
 
 # Plot names are fixed or a validated camera name; nothing else reaches the file system.
 PLOT_NAME = re.compile(r"^(reprojection|layout|coverage_[A-Za-z0-9][A-Za-z0-9_-]{0,63})\.(png|svg)$")
-DOWNLOADS = {"calibration.toml": layout.calibration_toml, "Calib.toml": layout.pose2sim_toml}
+DOWNLOADS = {"calibration.toml": attrgetter("calibration_toml"), "Calib.toml": attrgetter("pose2sim_toml")}
 
 
 def _board(data: dict) -> BoardSpec | None:
@@ -67,7 +68,7 @@ def calibrate(session_id: str):  # noqa: ANN201
 
 @bp.get("/report")
 def report(session_id: str):  # noqa: ANN201
-    path = layout.calibration_report(session_path(runtime().sessions_root, session_id))
+    path = SessionLayout(session_path(runtime().sessions_root, session_id)).calibration_report
     if not path.is_file():
         raise RigError("not calibrated yet: run Calibrate first", 404)
     return jsonify(json.loads(path.read_text(encoding="utf-8")))
@@ -76,7 +77,7 @@ def report(session_id: str):  # noqa: ANN201
 @bp.get("/board")
 def board(session_id: str):  # noqa: ANN201
     """The board spec stored with the session (else the defaults), to fill the form."""
-    path = layout.board_file(session_path(runtime().sessions_root, session_id))
+    path = SessionLayout(session_path(runtime().sessions_root, session_id)).board_file
     try:
         spec = BoardSpec.load(path) if path.is_file() else BoardSpec()
         stored = path.is_file()
@@ -89,7 +90,7 @@ def board(session_id: str):  # noqa: ANN201
 def plot(session_id: str, name: str):  # noqa: ANN201
     if not PLOT_NAME.match(name):
         raise RigError(f"no plot named {name!r}", 404)
-    path = layout.calibration_plots(session_path(runtime().sessions_root, session_id)) / name
+    path = SessionLayout(session_path(runtime().sessions_root, session_id)).calibration_plots / name
     if not path.is_file():
         raise RigError("no such plot: run Calibrate first", 404)
     return send_file(path, max_age=0)
@@ -99,7 +100,7 @@ def plot(session_id: str, name: str):  # noqa: ANN201
 def download(session_id: str, name: str):  # noqa: ANN201
     if name not in DOWNLOADS:
         raise RigError(f"no file named {name!r}", 404)
-    path = DOWNLOADS[name](session_path(runtime().sessions_root, session_id))
+    path = DOWNLOADS[name](SessionLayout(session_path(runtime().sessions_root, session_id)))
     if not path.is_file():
         raise RigError("not calibrated yet: run Calibrate first", 404)
     return send_file(path, mimetype="application/toml", as_attachment=True, download_name=name, max_age=0)

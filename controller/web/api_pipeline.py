@@ -22,6 +22,7 @@ from controller.progress import Progress
 from controller.rig.service import RigError
 from controller.session.store import session_path
 from controller.web.helpers import FormError, json_body, optional_number, runtime
+from syncrig_agent.contract.layout import SessionLayout
 
 bp = Blueprint("pipeline", __name__, url_prefix="/api/sessions/<session_id>")
 
@@ -89,16 +90,13 @@ def sync(session_id: str):  # noqa: ANN201
 
 @bp.get("/sync/report")
 def report(session_id: str):  # noqa: ANN201
-    path = session_path(runtime().sessions_root, session_id) / "synced" / "report.json"
+    layout = SessionLayout(session_path(runtime().sessions_root, session_id))
+    path = layout.synced.report
     if not path.is_file():
         raise RigError("not analysed yet: run Sync first", 404)
     data = json.loads(path.read_text(encoding="utf-8"))
     # `syncrig verify` leaves a verify.json in synced/ and in each trim's folder.
-    session_dir = path.parent.parent
-    found = {"synced": path.parent / "verify.json"}
-    found.update(
-        {f"trimmed/{d.name}": d / "verify.json" for d in sorted((session_dir / "trimmed").glob("*/"))}
-    )
+    found = {layout.output_label(f): f.verify_report for f in [layout.synced, *layout.trims()]}
     outputs = {k: json.loads(v.read_text(encoding="utf-8")) for k, v in found.items() if v.is_file()}
     if outputs:
         data["verify"] = {"outputs": outputs}
@@ -109,7 +107,7 @@ def report(session_id: str):  # noqa: ANN201
 def plot(session_id: str, name: str):  # noqa: ANN201
     if name not in PLOT_FILES:
         raise RigError(f"no plot named {name!r}", 404)
-    path = session_path(runtime().sessions_root, session_id) / "synced" / "plots" / name
+    path = SessionLayout(session_path(runtime().sessions_root, session_id)).synced.plots / name
     if not path.is_file():
         raise RigError("no plot yet: run Sync first", 404)
     return send_file(path, max_age=0)
@@ -168,17 +166,14 @@ def trim(session_id: str):  # noqa: ANN201
 
 @bp.get("/trims")
 def trims(session_id: str):  # noqa: ANN201
-    folder = session_path(runtime().sessions_root, session_id) / "trimmed"
     out = []
-    if folder.is_dir():
-        for trim_dir in sorted(folder.iterdir()):
-            info = trim_dir / "trim.json"
-            if info.is_file():
-                data = json.loads(info.read_text(encoding="utf-8"))
-                out.append(
-                    {
-                        "name": trim_dir.name,
-                        **{k: data.get(k) for k in ("start_frame", "end_frame", "fill", "flags")},
-                    }
-                )
+    for trim in SessionLayout(session_path(runtime().sessions_root, session_id)).trims():
+        if trim.trim_json.is_file():
+            data = json.loads(trim.trim_json.read_text(encoding="utf-8"))
+            out.append(
+                {
+                    "name": trim.path.name,
+                    **{k: data.get(k) for k in ("start_frame", "end_frame", "fill", "flags")},
+                }
+            )
     return jsonify({"trims": out})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
 from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.encoders.base import Encoder, EncoderSettings
 from syncrig_agent.encoders.pyav_h264 import PyAVH264Encoder
 from syncrig_agent.outputs.base import Output
@@ -54,7 +55,8 @@ class CameraSession:
         self.camera = validate_camera_name(camera)
         self.session_id = validate_session_id(session_id)
         self.session_dir = Path(data_dir) / self.session_id
-        self.raw_dir = self.session_dir / "raw"
+        self.layout = SessionLayout(self.session_dir)
+        self.raw_dir = self.layout.raw.path
         self.grid = grid
         self.backend = backend
         self.encoder_settings = encoder_settings
@@ -204,7 +206,7 @@ class CameraSession:
         }
 
     def _write_report(self) -> None:
-        path = self.session_dir / f"{self.camera}.capture.json"
+        path = self.layout.agent_capture_report(self.camera)
         try:
             with open(path, "x", encoding="utf-8") as fh:
                 json.dump(self.summary(), fh, indent=2)

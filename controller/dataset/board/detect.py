@@ -26,7 +26,6 @@ import av
 import cv2
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.board.check import (
     BOARD_MARKERS,
     MIN_CORNERS,
@@ -38,9 +37,10 @@ from controller.dataset.board.check import (
 )
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec
-from controller.pipeline.matching import read_match_csv
+from controller.pipeline.outputs import read_map_csv
 from controller.progress import CountProgress
-from syncrig_agent.contract.ids import InvalidName, validate_camera_name
+from controller.session.synced import NotSynced, synced_cameras
+from syncrig_agent.contract.layout import SessionLayout
 
 __all__ = ["BoardMismatchError", "DetectionError", "MIN_CORNERS", "detect_session"]
 
@@ -53,13 +53,12 @@ class _CameraScan(BoardEvidence):
 
 
 def _read_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(match row, filled) of every output frame of a synced output's .map.csv."""
+    """(match row, filled) of every output frame of a synced output's map."""
     try:
-        header = path.read_text(encoding="ascii").splitlines()[0].split(",")
-        data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-        return data[:, header.index("row")], data[:, header.index("filled")].astype(bool)
-    except (OSError, IndexError, ValueError) as exc:
+        mapping = read_map_csv(path)
+    except (OSError, ValueError) as exc:
         raise DetectionError(f"cannot read {path}: {exc}") from None
+    return mapping["row"], mapping["filled"].astype(bool)
 
 
 def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
@@ -69,8 +68,8 @@ def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
 def _scan_camera(
     session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None], stop: threading.Event
 ) -> _CameraScan:
-    synced = session / "synced"
-    video, map_path = synced / f"{camera}.mp4", synced / f"{camera}.map.csv"
+    synced = SessionLayout(session).synced
+    video, map_path = synced.video(camera), synced.map(camera)
     rows, filled = _read_map(map_path)
     detector = _detector(spec)
     even = set(np.linspace(0, max(0, len(rows) - 1), SAMPLE_FRAMES).round().astype(int).tolist())
@@ -162,23 +161,14 @@ def _scan_frames(
 
 
 def _session_cameras(session: Path) -> list[str]:
-    match = session / "synced" / "match.csv"
-    if not match.is_file():
-        raise DetectionError(
-            f"{session} is not synced (no synced/match.csv): run `syncrig sync {session}` first"
-        )
     try:
-        cameras, _cells = read_match_csv(match)
-    except (OSError, ValueError) as exc:
-        raise DetectionError(f"cannot read {match}: {exc}") from None
-    for cam in cameras:
-        try:
-            validate_camera_name(cam)
-        except InvalidName as exc:
-            raise DetectionError(f"{match}: bad camera name: {exc}") from None
+        cameras = synced_cameras(session)
+    except NotSynced as exc:
+        raise DetectionError(str(exc)) from None
+    synced = SessionLayout(session).synced
     # A camera with no matched frame gets no synced output (sync flags it): nothing to detect.
-    present = [c for c in cameras if (session / "synced" / f"{c}.mp4").is_file()]
-    missing = [c for c in present if not (session / "synced" / f"{c}.map.csv").is_file()]
+    present = [c for c in cameras if synced.video(c).is_file()]
+    missing = [c for c in present if not synced.map(c).is_file()]
     if missing:
         raise DetectionError(
             f"synced outputs without their .map.csv: {', '.join(missing)}; run `syncrig sync` again"
@@ -209,7 +199,7 @@ def scan_session(
     cameras = _session_cameras(session)
     total = 0
     for cam in cameras:
-        rows, _filled = _read_map(session / "synced" / f"{cam}.map.csv")
+        rows, _filled = _read_map(SessionLayout(session).synced.map(cam))
         total += len(rows)
     done = 0
     lock = threading.Lock()
@@ -242,7 +232,8 @@ def scan_session(
     check_board(spec, scans)
     if stop.is_set():  # unreachable: a clear mismatch always raises above; never save a partial scan
         raise DetectionError("detection stopped early without a verdict")
-    spec.save(layout.board_file(session))
+    layout = SessionLayout(session)
+    spec.save(layout.board_file)
     for scan in scans:
-        scan.detections.save(layout.detections_file(session, scan.camera))
+        scan.detections.save(layout.detections_file(scan.camera))
     return {scan.camera: scan.detections for scan in scans}

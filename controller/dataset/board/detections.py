@@ -1,6 +1,6 @@
 """Board detections of one camera: the hand-off from detection to calibration (one home).
 
-Stored long-format in `calibration/detections/<cam>.npz` (layout.detections_file): one entry per
+Stored long-format in `calibration/detections/<cam>.npz` (SessionLayout.detections_file): one entry per
 detected ChArUco corner — the match row (synced instant) it was seen in, its corner id (BoardSpec
 id order) and its pixel position in the camera's full-resolution image — plus the image size.
 """

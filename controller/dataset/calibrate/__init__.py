@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.dataset import layout
 from controller.dataset.board.detections import CameraDetections
 from controller.dataset.board.spec import BoardSpec, BoardSpecError
 from controller.dataset.calibrate.errors import CalibrationError
 from controller.dataset.calibrate.solve import CalibrationOptions, CalibrationResult, calibrate_cameras
 from controller.progress import Progress
+from controller.session.synced import NotSynced, synced_cameras
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import SessionLayout
 
 __all__ = [
     "CalibrationError",
@@ -25,29 +26,14 @@ __all__ = [
     "calibrate_cameras",
     "calibrate_session",
     "resolve_board",
-    "session_cameras",
 ]
-
-
-def session_cameras(session: Path) -> list[str]:
-    """Camera names of the session's synced outputs (the header of synced/match.csv)."""
-    match = Path(session) / "synced" / "match.csv"
-    if not match.is_file():
-        raise CalibrationError(
-            f"{session}: no synced outputs (synced/match.csv): run `syncrig sync {session}` first"
-        )
-    header = match.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-    names = [n.strip() for n in header.split(",") if n.strip()]
-    if not names:
-        raise CalibrationError(f"{match}: empty header, no cameras")
-    return names
 
 
 def resolve_board(session: Path, spec: BoardSpec | None) -> BoardSpec:
     """The spec given, else the one stored with the session's detections (board.json)."""
     if spec is not None:
         return spec.validate()
-    stored = layout.board_file(session)
+    stored = SessionLayout(session).board_file
     if stored.is_file():
         try:
             return BoardSpec.load(stored)
@@ -63,13 +49,14 @@ def _stored_detections(
     session: Path, cameras: list[str], spec: BoardSpec
 ) -> dict[str, CameraDetections] | None:
     """The detections already in the session, if they were made with this very board spec."""
-    stored = layout.board_file(session)
+    stored = SessionLayout(session).board_file
     try:
         if not stored.is_file() or BoardSpec.load(stored) != spec:
             return None
     except BoardSpecError:
         return None
-    files = {name: layout.detections_file(session, name) for name in cameras}
+    layout = SessionLayout(session)
+    files = {name: layout.detections_file(name) for name in cameras}
     if not all(f.is_file() for f in files.values()):
         return None
     return {name: CameraDetections.load(f) for name, f in files.items()}
@@ -91,7 +78,10 @@ def calibrate_session(
     progress = progress or (lambda fraction, label: None)
     if not session.is_dir():
         raise CalibrationError(f"{session} is not a session directory")
-    cameras = session_cameras(session)
+    try:
+        cameras = synced_cameras(session)
+    except NotSynced as exc:
+        raise CalibrationError(str(exc)) from None
     spec = resolve_board(session, spec)
     detections = None if redetect else _stored_detections(session, cameras, spec)
     if detections is None:
@@ -120,7 +110,8 @@ def calibrate_session(
     progress(0.9, "writing outputs")
     report = write_outputs(session, result)
     progress(0.95, "plots")
-    report["plots"] = write_plots(result, layout.calibration_plots(session))
-    write_json_atomic(layout.calibration_report(session), report)
+    layout = SessionLayout(session)
+    report["plots"] = write_plots(result, layout.calibration_plots)
+    write_json_atomic(layout.calibration_report, report)
     progress(1.0, "calibration written")
     return report

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.calibrate.solve import CalibrationResult
+from syncrig_agent.contract.layout import SessionLayout
 
 WORLD_FRAME = (
     "the ChArUco board in the reference row: origin at the chessboard's outer corner next to "
@@ -90,6 +90,7 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
 def write_outputs(session: Path, result: CalibrationResult) -> dict:
     """calibration.toml and Calib.toml into the session's calibration folder; returns the report,
     which the caller writes (report.json) once the plots are listed in it."""
-    result.cameras.save(layout.calibration_toml(session), calibration_metadata(result))
-    result.cameras.save_pose2sim(layout.pose2sim_toml(session), result.mean_error_px)
+    layout = SessionLayout(session)
+    result.cameras.save(layout.calibration_toml, calibration_metadata(result))
+    result.cameras.save_pose2sim(layout.pose2sim_toml, result.mean_error_px)
     return build_report(result, session)

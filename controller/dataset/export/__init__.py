@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.dataset import layout
 from controller.progress import Progress
+from syncrig_agent.contract.layout import SessionLayout
 
 FORMATS = ("trc", "csv", "nwb")
 SUFFIX = {"trc": ".trc", "csv": ".csv", "nwb": ".nwb"}
@@ -18,8 +18,7 @@ class ExportError(ValueError):
 
 
 def default_path(session: Path, fmt: str) -> Path:
-    session = Path(session)
-    return layout.exports_dir(session) / f"{session.resolve().name}{SUFFIX[fmt]}"
+    return SessionLayout(session).export_file(SUFFIX[fmt])
 
 
 def export_session(

@@ -29,6 +29,7 @@ from controller.dataset.pose.keypoints import GROUPS, group_of
 from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
 from syncrig_agent.contract.formats import read_manifest, read_pts
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def _imports():
@@ -45,11 +46,11 @@ def _imports():
 def _video_times_s(session: Path, camera: str, t0_ns: int) -> np.ndarray | None:
     from controller.pipeline.verify import output_time_origin
 
-    folder = session / "synced"
-    pts = folder / f"{camera}.pts"
+    folder = SessionLayout(session).synced
+    pts = folder.pts(camera)
     if not pts.is_file():
         return None
-    origin = output_time_origin(folder, t0_ns)
+    origin = output_time_origin(folder.path, t0_ns)
     return (read_pts(pts).times_ns + (origin - t0_ns)) / 1e9
 
 
@@ -102,7 +103,7 @@ def export(
             devices[cam] = pynwb.device.Device(name=cam, description=desc)
         nwb.add_device(devices[cam])
         times = _video_times_s(session, cam, manifest.t0_ns)
-        video = session / "synced" / f"{cam}.mp4"
+        video = SessionLayout(session).synced.video(cam)
         if times is not None and video.is_file():
             videos[cam] = ImageSeries(
                 name=f"video_{cam}",

@@ -1,6 +1,6 @@
 """2D keypoints of one camera: the hand-off from pose estimation to triangulation (one home).
 
-`pose2d/<cam>.npz` (layout.pose2d_file), one entry per synced frame the camera really recorded
+`pose2d/<cam>.npz` (SessionLayout.pose2d_file), one entry per synced frame the camera really recorded
 (filled/repeated frames of the synced output are skipped):
 - `keypoints` (F, K, 3) float32: x, y in full-resolution pixels of the camera's image (origin at
   the top-left pixel's corner, x right, y down), confidence in [0, 1]; x = y = NaN and confidence 0
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.pipeline.outputs import MAP_COLUMNS
+from controller.pipeline.outputs import read_map_csv
+from syncrig_agent.contract.layout import SessionLayout
 
 
 class Pose2DError(ValueError):
@@ -98,19 +99,17 @@ class SyncedFrames:
 
 
 def read_synced_frames(session: Path, camera: str) -> SyncedFrames:
-    folder = Path(session) / "synced"
-    video, map_path = folder / f"{camera}.mp4", folder / f"{camera}.map.csv"
+    folder = SessionLayout(session).synced
+    video, map_path = folder.video(camera), folder.map(camera)
     if not (video.is_file() and map_path.is_file()):
         raise Pose2DError(
-            f"camera {camera}: no synced output ({video.name} + {map_path.name} in {folder}); "
+            f"camera {camera}: no synced output ({video.name} + {map_path.name} in {folder.path}); "
             f"run `syncrig sync {session}` first"
         )
-    header = map_path.read_text(encoding="ascii").splitlines()[0].split(",")
-    missing = [c for c in MAP_COLUMNS if c not in header]
-    if missing:
-        raise Pose2DError(f"{map_path}: columns {missing} missing")
-    data = np.loadtxt(map_path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-    col = {name: data[:, i] if data.size else np.zeros(0, np.int64) for i, name in enumerate(header)}
+    try:
+        col = read_map_csv(map_path)
+    except ValueError as exc:
+        raise Pose2DError(str(exc)) from None
     return SyncedFrames(
         camera,
         video,

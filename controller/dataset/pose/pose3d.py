@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.cameras import CalibrationFileError, CameraSet
 from controller.dataset.pose.keypoints import group_of
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError
@@ -32,8 +31,10 @@ from controller.dataset.pose.triangulate import (
 )
 from controller.pipeline.matching import read_match_csv
 from controller.progress import Progress
+from controller.session.synced import NotSynced, synced_cameras
 from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.contract.formats.atomic import write_json_atomic
+from syncrig_agent.contract.layout import SessionLayout
 
 ROWS_PER_BLOCK = 256
 DEFAULT_MIN_VALID_FRACTION = 0.8
@@ -100,7 +101,7 @@ class Pose3D:
 
 
 def load_pose3d(session: Path) -> Pose3D:
-    path = layout.pose3d_file(session)
+    path = SessionLayout(session).pose3d_file
     if not path.is_file():
         raise TriangulationError(f"{session}: no 3D keypoints ({path}); run `syncrig triangulate {session}`")
     return Pose3D.load(path)
@@ -110,11 +111,14 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[CameraSet, li
     """The calibrated cameras that have 2D keypoints (in that order), their keypoints, the match
     table's row count and what the report says about the calibration used."""
     session = Path(session)
-    match = session / "synced" / "match.csv"
-    if not match.is_file():
-        raise TriangulationError(f"{session}: not synced (no {match}); run `syncrig sync {session}` first")
-    match_cameras, cells = read_match_csv(match)
-    calib_path = Path(calibration) if calibration else layout.calibration_toml(session)
+    layout = SessionLayout(session)
+    try:
+        match_cameras = synced_cameras(session)
+    except NotSynced as exc:
+        raise TriangulationError(str(exc)) from None
+    match = layout.synced.match_csv
+    _names, cells = read_match_csv(match)
+    calib_path = Path(calibration) if calibration else layout.calibration_toml
     if not calib_path.is_file():
         raise TriangulationError(
             f"no calibration at {calib_path}: run `syncrig calibrate` on a calibration session and pass "
@@ -124,11 +128,11 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[CameraSet, li
         calibration = CameraSet.load(calib_path)
     except CalibrationFileError as exc:
         raise TriangulationError(str(exc)) from None
-    files = {cam: layout.pose2d_file(session, cam) for cam in match_cameras}
+    files = {cam: layout.pose2d_file(cam) for cam in match_cameras}
     present = [cam for cam, f in files.items() if f.is_file()]
     if not present:
         raise TriangulationError(
-            f"{session}: no 2D keypoints in {session / layout.POSE2D_DIR}; run `syncrig pose {session}`"
+            f"{session}: no 2D keypoints in {layout.pose2d_dir}; run `syncrig pose {session}`"
         )
     unknown = [cam for cam in present if cam not in calibration]
     if unknown:
@@ -283,11 +287,12 @@ def triangulate_session(
         cameras.names,
         meta,
     )
-    result.save(layout.pose3d_file(session))
+    layout = SessionLayout(session)
+    result.save(layout.pose3d_file)
     report = build_report(
         result, observed_total, rejected_total, ambiguous, manifest.period_ns, min_valid_fraction
     )
-    write_json_atomic(layout.pose3d_report(session), report)
+    write_json_atomic(layout.pose3d_report, report)
     return report
 
 

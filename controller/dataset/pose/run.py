@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.pose.env import WORKER, ensure_pose_env
 from controller.dataset.pose.keypoints import GROUPS, KEYPOINT_NAMES
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError, read_synced_frames
-from controller.pipeline.matching import read_match_csv
 from controller.progress import Progress
+from controller.session.synced import NotSynced, synced_cameras
+from syncrig_agent.contract.layout import SessionLayout
 
 K = len(KEYPOINT_NAMES)
 RESULT_BYTES = 8 + K * 3 * 4
@@ -171,11 +171,6 @@ def _signature(video: Path, frames: int) -> dict:
     return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns, "frames": frames}
 
 
-def _partial_path(session: Path, camera: str) -> Path:
-    final = layout.pose2d_file(session, camera)
-    return final.with_name(f".{final.stem}.partial.npz")
-
-
 def pose_camera(
     session: Path,
     camera: str,
@@ -190,7 +185,8 @@ def pose_camera(
     import av
 
     sf = read_synced_frames(session, camera)
-    final, partial_path = layout.pose2d_file(session, camera), _partial_path(session, camera)
+    layout = SessionLayout(session)
+    final, partial_path = layout.pose2d_file(camera), layout.pose2d_partial(camera)
     sig = _signature(sf.video, len(sf.row))
     if final.is_file() and not force:
         try:
@@ -278,10 +274,10 @@ def pose_session(
     force: bool = False,
 ) -> list[dict]:
     session = Path(session)
-    match = session / "synced" / "match.csv"
-    if not match.is_file():
-        raise PoseError(f"{session}: not synced (no {match}); run `syncrig sync {session}` first")
-    names, _ = read_match_csv(match)
+    try:
+        names = synced_cameras(session)
+    except NotSynced as exc:
+        raise PoseError(str(exc)) from None
     if cameras:
         unknown = [c for c in cameras if c not in names]
         if unknown:

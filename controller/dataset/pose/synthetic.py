@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.dataset import layout
 from controller.dataset.cameras import CameraModel, save_calibration_toml
 from controller.dataset.pose.keypoints import GROUPS, KEYPOINT_NAMES, group_slices
 from controller.dataset.pose.pose2d import Pose2D
 from syncrig_agent.contract.formats import SessionManifest, write_manifest, write_pts
+from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.sim.charuco_sim import look_at
 
 
@@ -158,15 +158,18 @@ def write_synthetic_session(
     pose2d/<cam>.npz and calibration/calibration.toml."""
     import av
 
-    from controller.pipeline.outputs import MAP_COLUMNS
+    from controller.pipeline.matching import EMPTY, MatchTable, write_match_csv
+    from controller.pipeline.outputs import write_map_csv
 
     session = Path(session)
+    layout = SessionLayout(session)
+    synced = layout.synced
     rng = np.random.default_rng(seed + 7)
     frames = points.shape[0]
     period_ns = round(1e9 / fps)
     obs = observe(cameras, points, noise_px, outlier_frac, missing_frac, seed=seed)
     present = rng.random((frames, len(cameras))) >= drop_prob
-    (session / "synced").mkdir(parents=True, exist_ok=True)
+    synced.path.mkdir(parents=True, exist_ok=True)
     manifest = SessionManifest(
         id=session.name,
         subject="synthetic",
@@ -191,24 +194,29 @@ def write_synthetic_session(
         notes=["synthetic pose session (controller.dataset.pose.synthetic)"],
     )
     write_manifest(session, manifest)
-    cells = np.where(present, np.cumsum(present, axis=0) - 1, -1)
-    lines = [",".join(c.name for c in cameras)]
-    lines += [",".join("" if v < 0 else str(v) for v in row) for row in cells]
-    (session / "synced" / "match.csv").write_text("\n".join(lines) + "\n")
+    cells = np.where(present, np.cumsum(present, axis=0) - 1, EMPTY)
+    match = MatchTable(
+        cameras=[c.name for c in cameras],
+        cells=cells.astype(np.int64),
+        instants_ns=np.arange(frames, dtype=np.int64) * period_ns,
+        mode="grid",
+        period_ns=period_ns,
+        tolerance_ns=0,
+        grid_indices=np.arange(frames, dtype=np.int64),
+    )
+    write_match_csv(synced.match_csv, match)
     jitter = rng.integers(-200_000, 200_000, (frames, len(cameras)))
     for ci, cam in enumerate(cameras):
         rows = np.flatnonzero(present[:, ci])
         capture = rows * period_ns + jitter[rows, ci]
-        write_pts(session / "synced" / f"{cam.name}.pts", capture)
+        write_pts(synced.pts(cam.name), capture)
         table = np.stack(
             [np.arange(rows.size), rows, rows, capture, capture, np.zeros_like(rows), np.zeros_like(rows)],
             axis=1,
         )
-        with open(session / "synced" / f"{cam.name}.map.csv", "w") as fh:
-            fh.write(",".join(MAP_COLUMNS) + "\n")
-            fh.writelines(",".join(str(int(v)) for v in r) + "\n" for r in table)
+        write_map_csv(synced.map(cam.name), table)
         w, h = (int(round(s * video_scale / 2)) * 2 for s in cam.size)
-        with av.open(str(session / "synced" / f"{cam.name}.mp4"), "w") as out:
+        with av.open(str(synced.video(cam.name)), "w") as out:
             stream = out.add_stream("libx264", rate=Fraction(round(fps * 1000), 1000))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.time_base = Fraction(1, 1_000_000)
@@ -233,6 +241,6 @@ def write_synthetic_session(
             KEYPOINT_NAMES,
             cam.size,
             meta={"model": "synthetic ground truth", "model_version": "1", "noise_px": noise_px},
-        ).save(layout.pose2d_file(session, cam.name))
-    save_calibration_toml(layout.calibration_toml(session), cameras, {"source": "synthetic_pose"})
+        ).save(layout.pose2d_file(cam.name))
+    save_calibration_toml(layout.calibration_toml, cameras, {"source": "synthetic_pose"})
     return obs

@@ -13,19 +13,12 @@ from pathlib import Path
 
 from syncrig_agent.contract.formats.frame_table import write_frame_header, write_frame_row
 from syncrig_agent.contract.formats.pts import PTS_HEADER, format_pts_line
+from syncrig_agent.contract.layout import RawFolder
 from syncrig_agent.outputs.base import Output
 
 
 class OutputExists(FileExistsError):
     """A recording file already exists: recordings are never overwritten."""
-
-
-def recording_paths(raw_dir: Path, camera: str) -> dict[str, Path]:
-    return {
-        "h264": raw_dir / f"{camera}.h264",
-        "pts": raw_dir / f"{camera}.pts",
-        "frames": raw_dir / f"{camera}.frames.csv",
-    }
 
 
 class LocalFileOutput(Output):
@@ -40,7 +33,7 @@ class LocalFileOutput(Output):
         min_free_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         super().__init__()
-        self.paths = recording_paths(Path(raw_dir), camera)
+        self.paths = RawFolder(Path(raw_dir)).files(camera)
         self.t0_ns = t0_ns
         self.flush_interval_s = flush_interval_s
         self.min_free_bytes = min_free_bytes

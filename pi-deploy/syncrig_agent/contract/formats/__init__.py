@@ -7,23 +7,25 @@ from syncrig_agent.contract.formats.frame_table import (
     write_frame_row,
 )
 from syncrig_agent.contract.formats.manifest import (
-    MANIFEST_NAME,
+    ManifestError,
     SessionManifest,
     read_manifest,
+    read_manifest_data,
     write_manifest,
 )
 from syncrig_agent.contract.formats.pts import PTS_HEADER, PtsTimes, format_pts_line, read_pts, write_pts
 
 __all__ = [
     "FRAME_TABLE_COLUMNS",
-    "MANIFEST_NAME",
     "PTS_HEADER",
     "FrameRow",
+    "ManifestError",
     "PtsTimes",
     "SessionManifest",
     "format_pts_line",
     "read_frame_table",
     "read_manifest",
+    "read_manifest_data",
     "read_pts",
     "write_frame_row",
     "write_manifest",
