@@ -38,6 +38,36 @@ def need_root_netns() -> None:
     need("ip")
 
 
+# The namespaces share this host's CLOCK_REALTIME, so every ptp4l, phc2sys and chronyd here runs
+# without CAP_SYS_TIME (dropped from its bounding set, so no child regains it): whatever its servo
+# decides, the kernel refuses to step or slew the host clock. Their own switches say the same
+# (ptp4l --free_running 1, chronyd -x); assert_cannot_steer checks both before anything starts.
+CAP_SYS_TIME = 25  # linux/capability.h
+NO_CLOCK_RIGHTS = ["setpriv", "--bounding-set", "-sys_time", "--"]
+
+
+def without_clock_rights(argv: list[str]) -> list[str]:
+    return [*NO_CLOCK_RIGHTS, *argv]
+
+
+def assert_cannot_steer(argv: list[str]) -> None:
+    """Refuse to start a clock servo that could adjust this host's clock."""
+    servos = {"ptp4l", "phc2sys", "chronyd"} & set(argv)
+    if not servos:
+        return
+    assert argv[: len(NO_CLOCK_RIGHTS)] == NO_CLOCK_RIGHTS, f"servo started with CAP_SYS_TIME: {argv}"
+    if "ptp4l" in servos:
+        pairs = list(zip(argv, argv[1:], strict=False))
+        assert ("--free_running", "1") in pairs, f"ptp4l must run --free_running 1: {argv}"
+    if "chronyd" in servos:
+        assert "-x" in argv, f"chronyd must run -x (never touches the clock): {argv}"
+
+
+def need_setpriv() -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("NOT RUN: setpriv (util-linux) missing; clock servos must not run with CAP_SYS_TIME")
+
+
 def render(text: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
@@ -103,6 +133,7 @@ def veth_pair(tag: str):
 
 
 def spawn(stack: ExitStack, argv: list[str], log: Path) -> subprocess.Popen:
+    assert_cannot_steer(argv)
     fh = stack.enter_context(open(log, "w"))
     proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
 
@@ -118,55 +149,82 @@ def spawn(stack: ExitStack, argv: list[str], log: Path) -> subprocess.Popen:
     return proc
 
 
+def test_servos_here_run_without_the_right_to_steer_the_clock() -> None:
+    need_setpriv()
+    status = subprocess.run(
+        without_clock_rights(["cat", "/proc/self/status"]),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    caps = dict(line.split(":\t", 1) for line in status.splitlines() if line.startswith("Cap"))
+    for kind in ("CapBnd", "CapEff", "CapPrm"):
+        assert not int(caps[kind], 16) & (1 << CAP_SYS_TIME), (kind, caps)
+    with pytest.raises(AssertionError, match="CAP_SYS_TIME"):
+        assert_cannot_steer(["ip", "netns", "exec", "x", "chronyd", "-x"])
+    with pytest.raises(AssertionError, match="free_running 1"):
+        assert_cannot_steer(without_clock_rights(["ptp4l", "-S", "--free_running", "0"]))
+    with pytest.raises(AssertionError, match="free_running 1"):
+        assert_cannot_steer(without_clock_rights(["ptp4l", "-S"]))
+    with pytest.raises(AssertionError, match="-x"):
+        assert_cannot_steer(without_clock_rights(["chronyd", "-d"]))
+
+
 def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> None:
     """Shipped configs, software timestamps (no PHC in a VM). The slave runs --free_running 1: the
     namespaces share CLOCK_REALTIME, so a steering slave would adjust the host clock. A free-running
     slave never leaves UNCALIBRATED, which is itself a state the reader must call unsynchronised."""
     need_root_netns()
+    need_setpriv()
     need("ptp4l", "pmc")
     tag = f"sr{os.getpid() % 100000}"
     uds = {"master": str(tmp_path / "gm.uds"), "slave": str(tmp_path / "slave.uds")}
     with veth_pair(tag) as (ns_a, ns_b), ExitStack() as stack:
         gm = spawn(
             stack,
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns_a,
-                "ptp4l",
-                "-f",
-                str(TIME_DIR / "ptp4l-grandmaster.conf"),
-                "-i",
-                f"{tag}va",
-                "-S",
-                "-m",
-                "--uds_address",
-                uds["master"],
-                "--free_running",
-                "1",
-            ],
+            without_clock_rights(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns_a,
+                    "ptp4l",
+                    "-f",
+                    str(TIME_DIR / "ptp4l-grandmaster.conf"),
+                    "-i",
+                    f"{tag}va",
+                    "-S",
+                    "-m",
+                    "--uds_address",
+                    uds["master"],
+                    "--free_running",
+                    "1",
+                ]
+            ),
             tmp_path / "gm.log",
         )
         slave = spawn(
             stack,
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns_b,
-                "ptp4l",
-                "-f",
-                str(TIME_DIR / "ptp4l.conf"),
-                "-i",
-                f"{tag}vb",
-                "-S",
-                "-m",
-                "--uds_address",
-                uds["slave"],
-                "--free_running",
-                "1",
-            ],
+            without_clock_rights(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns_b,
+                    "ptp4l",
+                    "-f",
+                    str(TIME_DIR / "ptp4l.conf"),
+                    "-i",
+                    f"{tag}vb",
+                    "-S",
+                    "-m",
+                    "--uds_address",
+                    uds["slave"],
+                    "--free_running",
+                    "1",
+                ]
+            ),
             tmp_path / "slave.log",
         )
         reader = PtpReader(uds=uds["slave"], phc2sys_log=lambda: "")
@@ -208,7 +266,7 @@ def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> N
             (TIME_DIR / "ptp4l-grandmaster.conf").read_text().replace("/var/run/ptp4l", uds["master"])
         )
         if shutil.which("phc2sys"):
-            phc = subprocess.run(
+            phc2sys = without_clock_rights(
                 [
                     "ip",
                     "netns",
@@ -223,7 +281,11 @@ def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> N
                     str(phc_conf),
                     "-m",
                     "-q",
-                ],
+                ]
+            )
+            assert_cannot_steer(phc2sys)
+            phc = subprocess.run(
+                phc2sys,
                 capture_output=True,
                 text=True,
                 timeout=20,
@@ -236,6 +298,7 @@ def test_real_ptp4l_master_and_slave_read_through_the_agent(tmp_path: Path) -> N
 def test_real_chronyd_pair_read_through_the_agent(tmp_path: Path) -> None:
     """The shipped drop-in on a server (cam0) and a client, chronyd -x (never touches the host clock)."""
     need_root_netns()
+    need_setpriv()
     need("chronyd", "chronyc")
     tag = f"sc{os.getpid() % 100000}"
     run = tmp_path / "run"
@@ -250,19 +313,21 @@ def test_real_chronyd_pair_read_through_the_agent(tmp_path: Path) -> None:
             (run / f"{role}.conf").write_text(conf)
             spawn(
                 stack,
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "chronyd",
-                    "-u",
-                    "root",
-                    "-x",
-                    "-d",
-                    "-f",
-                    str(run / f"{role}.conf"),
-                ],
+                without_clock_rights(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "chronyd",
+                        "-u",
+                        "root",
+                        "-x",
+                        "-d",
+                        "-f",
+                        str(run / f"{role}.conf"),
+                    ]
+                ),
                 tmp_path / f"chronyd-{role}.log",
             )
         client = ChronyReader(socket=str(run / "client.sock"))

@@ -72,6 +72,7 @@ def load() -> ctypes.CDLL | None:
             ctypes.c_int64,
             ctypes.c_int64,
             ctypes.c_int64,
+            ctypes.c_int64,
             ctypes.POINTER(ctypes.c_int64),
             ctypes.POINTER(ctypes.c_int64),
             ctypes.c_int,
@@ -98,11 +99,22 @@ class NativeWaiter:
         self._mono = ctypes.c_int64()
 
     def wait_and_stamp(
-        self, target_mono: int, spin_ns: int, spin_cap_ns: int, relax: tuple[int, int] | None = None
+        self,
+        target_real: int,
+        target_mono: int,
+        spin_ns: int,
+        spin_cap_ns: int,
+        relax: tuple[int, int] | None = None,
     ) -> tuple[int, int]:
-        """`relax` = (policy, priority) the thread drops to right after the stamp, in C."""
+        """(realtime, monotonic) stamps once CLOCK_REALTIME >= `target_real` (see precise_wait.c).
+
+        `target_mono` only arms the sleep. The realtime stamp is below `target_real` only when
+        the spin cap ended the wait (the realtime clock was stepped back). `relax` = (policy,
+        priority) the thread drops to, in C, right after a stamp that reached the target.
+        """
         policy, priority = relax if relax is not None else (-1, 0)
         rc = self._fn(
+            target_real,
             target_mono,
             spin_ns,
             spin_cap_ns,

@@ -4,6 +4,11 @@ Each target is converted camera clock → realtime → CLOCK_MONOTONIC at the mo
 slew of the realtime clock (phc2sys, chrony) is followed frame by frame and no error accumulates.
 The timer fires `spin_ns` early and the last stretch is spun on the clock, which removes most of
 the kernel's wake-up latency (with SCHED_FIFO the spin cannot be preempted by normal threads).
+
+Never early, by construction: the monotonic conversion only arms the timer. The spin ends on
+CLOCK_REALTIME itself, at the first realtime instant the camera clock maps at or after the target,
+and the read that ends it is the frame's stamp. (The conversion is an estimate from bracketed
+clock reads, tens of ns off at times; a spin that ended on the monotonic target woke that early.)
 """
 
 from __future__ import annotations
@@ -89,6 +94,19 @@ class _FifoWindow:
             os.sched_setscheduler(0, target[0], os.sched_param(target[1]))
 
 
+def realtime_not_before(clock: CameraClock, target_ns: int) -> int:
+    """The first CLOCK_REALTIME instant at which `clock` reads `target_ns` or later.
+
+    `to_realtime` rounds (a simulated clock divides by its rate), so its answer can map back a
+    nanosecond or two before the target; step forward until it does not. `from_realtime` never
+    decreases as realtime advances, so this ends after a step or two.
+    """
+    real = clock.to_realtime(target_ns)
+    while clock.from_realtime(real) < target_ns:
+        real += 1
+    return real
+
+
 class GridWaiter:
     def __init__(self, clock: CameraClock, spin_ns: int = 0, use_native: bool = True) -> None:
         self.clock = clock
@@ -110,37 +128,52 @@ class GridWaiter:
         Long waits (the start lead) are cut into short slices so an abort is honoured promptly;
         the last slice is always re-armed from a fresh realtime→monotonic conversion.
         """
-        self._fifo.boost()
+        target_real = realtime_not_before(self.clock, target_ns)
         while True:
-            target_mono = self.clock.to_realtime(target_ns) - realtime_minus_monotonic()
-            remaining = target_mono - self.spin_ns - time.monotonic_ns()
-            if remaining <= _SLICE_NS:
-                break
-            self._timer.sleep_until(time.monotonic_ns() + _SLICE_NS)
-            if should_abort is not None and should_abort():
+            self._fifo.boost()
+            target_mono = self._sleep_to_last_slice(target_real, should_abort)
+            if target_mono is None:
                 self._fifo.relax()
                 return None
+            real, mono = self._final_wait(target_real, target_mono)
+            if real >= target_real:
+                return Wake(target_ns, self.clock.from_realtime(real), real, mono)
+            # The spin cap ended the wait first: the realtime clock was stepped back while we
+            # waited. Wait again from a fresh conversion rather than return an early wake.
+
+    def _sleep_to_last_slice(self, target_real: int, should_abort: Callable[[], bool] | None) -> int | None:
+        """Sleep in slices until the target is a slice away; its CLOCK_MONOTONIC estimate (None: abort)."""
+        while True:
+            target_mono = target_real - realtime_minus_monotonic()
+            remaining = target_mono - self.spin_ns - time.monotonic_ns()
+            if remaining <= _SLICE_NS:
+                return target_mono
+            self._timer.sleep_until(time.monotonic_ns() + _SLICE_NS)
+            if should_abort is not None and should_abort():
+                return None
+
+    def _final_wait(self, target_real: int, target_mono: int) -> tuple[int, int]:
+        """(realtime, monotonic) stamps; realtime >= target_real unless the spin cap ended the wait."""
         if self._native is not None:
-            # The C helper drops the priority itself, immediately after the stamp.
-            real, now = self._native.wait_and_stamp(
-                target_mono, self.spin_ns, _SPIN_CAP_NS, self._fifo.relaxed()
+            # The C helper drops the priority itself, immediately after a stamp on target.
+            return self._native.wait_and_stamp(
+                target_real, target_mono, self.spin_ns, _SPIN_CAP_NS, self._fifo.relaxed()
             )
-            return Wake(target_ns, self.clock.from_realtime(real), real, now)
         self._timer.sleep_until(target_mono - self.spin_ns)
-        now = time.monotonic_ns()
-        if self.spin_ns:
-            # Bounded spin: never longer than spin_ns past the timer (a clock step could otherwise
-            # leave us spinning for seconds at real-time priority).
-            limit = now + self.spin_ns + _SPIN_CAP_NS
-            while now < target_mono and now < limit:
-                # Yielding lets other real-time spinners (other cameras on the same cores) run
-                # between our clock reads, so with more spinners than cores each still reads
-                # the clock within a few µs of the target instead of one waiting out the others.
-                os.sched_yield()
-                now = time.monotonic_ns()
+        # Bounded spin: never longer than spin_ns past the timer (a clock step could otherwise
+        # leave us spinning for seconds at real-time priority).
+        limit = time.monotonic_ns() + self.spin_ns + _SPIN_CAP_NS
         real = time.time_ns()
-        self._fifo.relax()
-        return Wake(target_ns, self.clock.from_realtime(real), real, now)
+        while real < target_real and time.monotonic_ns() < limit:
+            # Yielding lets other real-time spinners (other cameras on the same cores) run
+            # between our clock reads, so with more spinners than cores each still reads
+            # the clock within a few µs of the target instead of one waiting out the others.
+            os.sched_yield()
+            real = time.time_ns()
+        mono = time.monotonic_ns()
+        if real >= target_real:
+            self._fifo.relax()
+        return real, mono
 
     def close(self) -> None:
         self._timer.close()
