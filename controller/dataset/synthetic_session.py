@@ -49,14 +49,6 @@ def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]],
         counts[name] = count
     rows = min(counts.values())
     period_ns = 1_000_000_000 // fps
-    match = MatchTable(
-        cameras=list(frames),
-        cells=np.repeat(np.arange(rows, dtype=np.int64)[:, None], len(frames), axis=1),
-        instants_ns=np.arange(rows, dtype=np.int64) * period_ns,
-        mode="grid",
-        period_ns=period_ns,
-        tolerance_ns=0,
-        grid_indices=np.arange(rows, dtype=np.int64),
-    )
-    write_match_csv(synced.match_csv, match)
+    cells = np.repeat(np.arange(rows, dtype=np.int64)[:, None], len(frames), axis=1)
+    write_match_csv(synced.match_csv, MatchTable.on_grid(list(frames), cells, period_ns))
     return rows

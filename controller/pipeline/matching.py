@@ -41,6 +41,21 @@ class MatchTable:
     # frame nearer to an instant that already has a nearer one): never silently used.
     unmatched: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def on_grid(cls, cameras: list[str], cells: np.ndarray, period_ns: int) -> MatchTable:
+        """A table whose row r is grid slot r (instant r·P from T0): what a simulated session that
+        drew its own frames on the grid writes, with nothing left to tolerate."""
+        slots = np.arange(len(cells), dtype=np.int64)
+        return cls(
+            cameras=list(cameras),
+            cells=np.asarray(cells, dtype=np.int64),
+            instants_ns=slots * period_ns,
+            mode="grid",
+            period_ns=period_ns,
+            tolerance_ns=0,
+            grid_indices=slots,
+        )
+
     @property
     def rows(self) -> int:
         return int(self.cells.shape[0])

@@ -195,16 +195,7 @@ def write_synthetic_session(
     )
     write_manifest(session, manifest)
     cells = np.where(present, np.cumsum(present, axis=0) - 1, EMPTY)
-    match = MatchTable(
-        cameras=[c.name for c in cameras],
-        cells=cells.astype(np.int64),
-        instants_ns=np.arange(frames, dtype=np.int64) * period_ns,
-        mode="grid",
-        period_ns=period_ns,
-        tolerance_ns=0,
-        grid_indices=np.arange(frames, dtype=np.int64),
-    )
-    write_match_csv(synced.match_csv, match)
+    write_match_csv(synced.match_csv, MatchTable.on_grid([c.name for c in cameras], cells, period_ns))
     jitter = rng.integers(-200_000, 200_000, (frames, len(cameras)))
     for ci, cam in enumerate(cameras):
         rows = np.flatnonzero(present[:, ci])
