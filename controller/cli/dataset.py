@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from controller.cli.arg_types import positive_float
+from controller.dataset.export import FORMATS as EXPORT_FORMATS
 from controller.progress import ProgressBar
 
 
@@ -63,7 +64,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV or NWB (ndx-pose)"
     )
     exp.add_argument("session", type=Path)
-    exp.add_argument("--format", choices=["trc", "csv", "nwb"], required=True)
+    exp.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     exp.add_argument("--out", type=Path, help="output file (default: <session>/exports/<session id>.<ext>)")
     exp.add_argument("--units", choices=["mm", "m"], default="mm", help="TRC units")
     exp.add_argument(

@@ -79,7 +79,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
     from controller.receivers.service import ReceiverConfigError, load_receiver_config, render_receiver_unit
     from controller.receivers.sidecar import CameraReceiver, run_receiver
     from syncrig_agent.contract.protocol import load_secret
-    from syncrig_agent.settings import SettingsError, parse_address
+    from syncrig_agent.contract.validation import SettingsError, parse_address
 
     logging.getLogger().setLevel(logging.INFO)
     try:

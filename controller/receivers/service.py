@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
-from syncrig_agent.settings import SettingsError, parse_address
+from syncrig_agent.contract.validation import SettingsError, parse_address
 
 UNIT_TEMPLATE = Path(__file__).resolve().parent / "systemd" / "syncrig-receiver@.service"
 

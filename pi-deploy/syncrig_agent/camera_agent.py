@@ -20,11 +20,12 @@ from syncrig_agent.contract.protocol.replies import (
     CameraStatus,
     CameraStopResult,
 )
+from syncrig_agent.contract.validation import parse_address
 from syncrig_agent.diagnostics.health import health_report
 from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.outputs.stream import StreamOutput
 from syncrig_agent.preview import PreviewService, disabled_status
-from syncrig_agent.settings import AgentSettings, parse_address
+from syncrig_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from syncrig_agent.contract.protocol import (
 )
 from syncrig_agent.contract.protocol.links import connect_peer, write_ready_file
 from syncrig_agent.contract.protocol.replies import ArmReply
+from syncrig_agent.contract.validation import parse_address
 from syncrig_agent.diagnostics import log_ring
-from syncrig_agent.settings import DEFAULT_FANOUT_PORT, AgentSettings, parse_address
+from syncrig_agent.settings import DEFAULT_FANOUT_PORT, AgentSettings
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,8 @@ line up. A motion session is usually calibrated by another (calibration) session
 `--calibration FILE` and default to the session's own `calibration/calibration.toml`.
 
 Every path that names a camera validates the name first (ids.validate_camera_name), so no camera
-name can point outside its folder. The formats keep their own suffixes (`.pts`, `.frames.csv`).
+name can point outside its folder. The file names and suffixes (`session.json`, `.pts`,
+`.frames.csv`) are defined here too; the formats in `formats/` say what is inside the files.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from syncrig_agent.contract.validation import parse_address
 from syncrig_agent.preview.hub import PreviewHub
 from syncrig_agent.preview.token import (
     PREVIEW_SNAPSHOT_PATH,
@@ -26,7 +27,7 @@ from syncrig_agent.preview.token import (
     PreviewTokenError,
     check_preview_token,
 )
-from syncrig_agent.settings import DEFAULT_PREVIEW_PORT, parse_address
+from syncrig_agent.settings import DEFAULT_PREVIEW_PORT
 
 log = logging.getLogger(__name__)
 
