@@ -243,3 +243,32 @@ def test_board_object_points_are_opencvs() -> None:
         spec = BoardSpec(squares_x=10, squares_y=7, square_mm=60, marker_mm=45, legacy_pattern=legacy)
         theirs = np.asarray(spec.cv_board().getChessboardCorners()).reshape(-1, 3)
         assert np.abs(theirs - spec.corner_points_mm()).max() < 1e-9
+
+
+def test_a_view_on_one_line_of_the_board_is_not_used() -> None:
+    """Recorded detections where cam0 once saw only one row of corners (tests/fixtures/calibration/
+    one_line_view): such a view fits no homography, and calibration used to fail on it with
+    OpenCV's `matH0.size() == Size(3, 3)`. It is left out, and the rest calibrates to the truth."""
+    from pathlib import Path
+
+    from controller.dataset.calibrate.views import camera_views, spans_the_board_plane
+    from controller.dataset.ground_truth import load_ground_truth
+
+    fixture = Path(__file__).parent / "fixtures" / "calibration" / "one_line_view"
+    spec = BoardSpec.load(fixture / "board.json")
+    corners = spec.corner_points_mm()
+    detections = {cam: CameraDetections.load(fixture / f"{cam}.npz") for cam in ("cam0", "cam1", "cam2")}
+    cam0 = detections["cam0"]
+    one_line = cam0.corner_id[cam0.row == 28]
+    assert len(one_line) >= 6 and not spans_the_board_plane(corners[one_line])
+    assert 28 not in [v.row for v in camera_views(cam0, 6, corners)]
+    assert spans_the_board_plane(corners[[0, 1, spec.squares_x - 1]])  # two rows do span it
+
+    result = calibrate_cameras(detections, spec)
+    truth = load_ground_truth(fixture / "ground_truth.json")
+    by_name = {c.name: c for c in truth.cameras}
+    errors = compare_to_truth(result.cameras, [by_name[c.name] for c in result.cameras])
+    assert result.mean_error_px <= 0.5
+    for name, err in errors.items():
+        assert err["focal_rel"] < 0.01 and err["principal_rel"] < 0.01, (name, err)
+        assert err["centre_mm"] < 2.0 and err["orientation_deg"] < 0.2, (name, err)

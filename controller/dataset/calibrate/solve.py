@@ -167,15 +167,17 @@ def calibrate_cameras(
                 f"{name}: detected corner ids up to {int(det.corner_id.max())}, but the "
                 f"{spec.squares_x}x{spec.squares_y} board has {spec.corner_count} corners: wrong board spec?"
             )
-        views[name] = camera_views(det, opt.min_corners)
+        views[name] = camera_views(det, opt.min_corners, corners)
         if not views[name]:
             raise CalibrationError(
                 f"{name} never saw the board ({len(det.row)} corners detected in total; a view needs "
-                f"{opt.min_corners}): check the board spec and that the board was in this camera's view"
+                f"{opt.min_corners}, not all on one line of the board): check the board spec and that "
+                "the board was in this camera's view"
             )
         if len(views[name]) < opt.min_views:
             raise CalibrationError(
-                f"{name}: too few board views ({len(views[name])} with >= {opt.min_corners} corners; "
+                f"{name}: too few board views ({len(views[name])} with >= {opt.min_corners} corners "
+                "spanning the board; "
                 f"need {opt.min_views}): record the board in more positions for this camera"
             )
 

@@ -20,8 +20,23 @@ class View:
     xy: np.ndarray  # (n, 2) pixels
 
 
-def camera_views(det: CameraDetections, min_corners: int) -> list[View]:
-    """Every row in which the camera saw at least `min_corners` corners (fewer cannot fix a pose)."""
+# Corners whose board positions spread less than this across their main line lie on one line.
+_LINE_SPREAD = 1e-3
+
+
+def spans_the_board_plane(board_points: np.ndarray) -> bool:
+    """Do these board corners (n, 2|3, board plane z = 0) span a plane? Corners on one line of the
+    board (a single row, column or diagonal: the board seen at the edge of the image or nearly
+    edge-on) fit no homography and no unique pose: OpenCV's intrinsics then fail outright
+    (`matH0.size() == Size(3, 3)`) and PnP flips."""
+    xy = np.asarray(board_points, dtype=np.float64)[:, :2]
+    spread = np.linalg.svd(xy - xy.mean(0), compute_uv=False)
+    return len(spread) == 2 and spread[1] > _LINE_SPREAD * spread[0]
+
+
+def camera_views(det: CameraDetections, min_corners: int, board_points: np.ndarray) -> list[View]:
+    """Every row in which the camera saw at least `min_corners` corners (fewer cannot fix a pose)
+    that span the board's plane (`board_points`: each corner id's position on the board)."""
     if len(det.row) == 0:
         return []
     order = np.argsort(det.row, kind="stable")
@@ -30,7 +45,7 @@ def camera_views(det: CameraDetections, min_corners: int) -> list[View]:
     ends = np.r_[starts[1:], len(rows)]
     views = []
     for s, e in zip(starts, ends, strict=True):
-        if e - s >= min_corners:
+        if e - s >= min_corners and spans_the_board_plane(board_points[ids[s:e]]):
             views.append(View(int(rows[s]), ids[s:e], xy[s:e]))
     return views
 
