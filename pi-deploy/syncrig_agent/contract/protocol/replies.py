@@ -58,7 +58,7 @@ class WireRecord(Mapping[str, Any]):
     """Base of the typed replies: fields in wire order, `to_dict()` / `from_dict()`."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _to_wire(getattr(self, f.name)) for f in fields(self)}
+        return {name: _to_wire(getattr(self, name)) for name, _required, _read in _plan(type(self))}
 
     @classmethod
     def from_dict(cls: type[R], data: Any, where: str | None = None) -> R:
@@ -66,14 +66,13 @@ class WireRecord(Mapping[str, Any]):
         where = where or cls.__name__
         if not isinstance(data, Mapping):
             raise InvalidReply(f"{where}: must be an object, got {_show(data)}")
-        hints = _field_types(cls)
         values = {}
-        for f in fields(cls):
-            if f.name not in data:
-                if f.default is MISSING and f.default_factory is MISSING:
-                    raise InvalidReply(f"{where}: missing field {f.name!r}")
+        for name, required, read in _plan(cls):
+            if name not in data:
+                if required:
+                    raise InvalidReply(f"{where}: missing field {name!r}")
                 continue
-            values[f.name] = _read(hints[f.name], data[f.name], f"{where}.{f.name}")
+            values[name] = read(data[name], f"{where}.{name}")
         return cls(**values)
 
     # The read-only Mapping view of the wire JSON.
@@ -95,11 +94,6 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
-@functools.cache
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _is_int(value: Any) -> bool:
     # bool is a subclass of int; "t0_ns": true must not pass as 1.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -116,29 +110,62 @@ _PLAIN: dict[Any, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _read(tp: Any, value: Any, path: str) -> Any:
+Reader = Callable[[Any, str], Any]
+
+
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, bool, Reader], ...]:
+    """Each field in wire order: its name, whether it is required, and its reader. Worked out once
+    per type from its annotations, so reading a STATUS costs dict look-ups, not introspection."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, f.default is MISSING and f.default_factory is MISSING, _reader(hints[f.name]))
+        for f in fields(cls)
+    )
+
+
+@functools.cache
+def _reader(tp: Any) -> Reader:
+    """A function (value, path) -> value that checks `value` against the annotation `tp`."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _read(inner, value, path)
+        read_inner, optional = _reader(inner), type(None) in args
+
+        def read_union(value: Any, path: str) -> Any:
+            return None if value is None and optional else read_inner(value, path)
+
+        return read_union
     if isinstance(tp, type) and issubclass(tp, WireRecord):
-        return tp.from_dict(value, path)
+        return tp.from_dict
     if origin is list:
-        if not isinstance(value, list):
-            raise InvalidReply(f"{path}: must be a list, got {_show(value)}")
-        return [_read(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
+        read_item = _reader(args[0])
+
+        def read_list(value: Any, path: str) -> Any:
+            if not isinstance(value, list):
+                raise InvalidReply(f"{path}: must be a list, got {_show(value)}")
+            return [read_item(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+        return read_list
     if origin is dict:
-        if not isinstance(value, dict):
-            raise InvalidReply(f"{path}: must be an object, got {_show(value)}")
-        return {key: _read(args[1], item, f"{path}.{key}") for key, item in value.items()}
+        read_value = _reader(args[1])
+
+        def read_dict(value: Any, path: str) -> Any:
+            if not isinstance(value, dict):
+                raise InvalidReply(f"{path}: must be an object, got {_show(value)}")
+            return {key: read_value(item, f"{path}.{key}") for key, item in value.items()}
+
+        return read_dict
     if tp is Any:
-        return value
+        return lambda value, _path: value
     check, expect = _PLAIN[tp]
-    if not check(value):
-        raise InvalidReply(f"{path}: must be {expect}, got {_show(value)}")
-    return value
+
+    def read_plain(value: Any, path: str) -> Any:
+        if not check(value):
+            raise InvalidReply(f"{path}: must be {expect}, got {_show(value)}")
+        return value
+
+    return read_plain
 
 
 # -- STATUS ------------------------------------------------------------------------------------
