@@ -38,10 +38,6 @@ def session_path(root: Path, session_id: str) -> Path:
     return path
 
 
-def _dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def list_sessions(root: Path, limit: int | None = None) -> list[dict]:
     """Newest first; a directory whose manifest cannot be read is listed with its error."""
     root = Path(root)
