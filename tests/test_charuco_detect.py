@@ -164,14 +164,25 @@ def test_recorded_charuco_session_detects_in_every_camera(charuco_session: Path)
     for model in truth.cameras:
         det = result[model.name]
         assert det.image_size == (WIDTH, HEIGHT)
-        assert len(det.rows()) >= 0.8 * rows, f"{model.name}: board in {len(det.rows())}/{rows} rows"
         saved = CameraDetections.load(SessionLayout(charuco_session).detections_file(model.name))
         assert np.array_equal(saved.row, det.row) and np.allclose(saved.xy, det.xy)
-        # After H.264 and the sync pipeline the corners still sit on the ground truth.
         mapping = np.loadtxt(
             charuco_session / "synced" / f"{model.name}.map.csv", delimiter=",", skiprows=1, dtype=np.int64
         )
         capture = dict(zip(mapping[:, 1], mapping[:, 3], strict=True))
+        filled = set(mapping[mapping[:, 5] == 1, 1].tolist())
+        # Held to what the camera truly saw: which part of the 8 s trajectory a 4 s recording
+        # catches depends on its start time (the board leaves the view, turns edge-on).
+        in_view = [r for r in capture if r not in filled and truth.board_in_view(model, t0 + capture[r])]
+        found = set(det.rows().tolist())
+        missed = sorted(set(in_view) - found)
+        assert len(in_view) >= 0.3 * rows, (
+            f"{model.name}: the whole board in view in only {len(in_view)}/{rows}"
+        )
+        assert len(missed) <= 0.05 * len(in_view), (
+            f"{model.name}: board in view but not found in rows {missed}"
+        )
+        # After H.264 and the sync pipeline the corners still sit on the ground truth.
         errors = []
         for r in det.rows():
             ids, xy = det.view(r)

@@ -77,8 +77,11 @@ def test_grid_waiter_abort_during_long_wait() -> None:
     waiter.close()
 
 
-def test_late_wake_skips_slots_and_keeps_the_grid() -> None:
-    cam = SyntheticCamera(160, 120, SystemClock(), camera_name="cam0")
+def _stalled_capture(buffer_count: int, stall_periods: float, trigger: str = "scheduled"):
+    """30 slots at 50 fps with one stall of the capture thread after slot 5: (metas, stats, period)."""
+    cam = SyntheticCamera(
+        160, 120, SystemClock(), camera_name="cam0", buffer_count=buffer_count, trigger=trigger
+    )
     period = period_ns_for_fps(50)
     grid = FrameGrid(time.time_ns() + 30_000_000, period)
     control = CaptureControl()
@@ -89,18 +92,41 @@ def test_late_wake_skips_slots_and_keeps_the_grid() -> None:
     def deliver(frame) -> bool:
         seen.append(frame.meta)
         if frame.meta.grid_index == 5:
-            time.sleep(3.5 * period / 1e9)  # a stall: the next slots are missed
+            time.sleep(stall_periods * period / 1e9)
         return True
 
     cam.run(grid, control, deliver, stats)
+    for m in seen:
+        assert m.target_ns == grid.target(m.grid_index)
+    return seen, stats, grid
+
+
+def test_a_stall_within_the_sensor_buffers_loses_no_frame() -> None:
+    """The sensor held the frames exposed during the stall: all collected late, on their slots."""
+    seen, stats, grid = _stalled_capture(buffer_count=4, stall_periods=3.5)
+    assert [m.grid_index for m in seen] == list(range(30)) and stats.late_skips == 0
+    for m in seen:
+        assert 0 <= m.wall_ns - m.target_ns < grid.period_ns // 2  # exposed on its slot
+    late = [m.grid_index for m in seen if m.wake_ns - m.target_ns > grid.period_ns // 2]
+    assert late[:2] == [6, 7]  # collected after the stall, with their own exposure times
+
+
+def test_a_stall_beyond_the_sensor_buffers_skips_slots_and_keeps_the_grid() -> None:
+    seen, stats, grid = _stalled_capture(buffer_count=1, stall_periods=3.5)
     indices = [m.grid_index for m in seen]
     assert indices[:6] == [0, 1, 2, 3, 4, 5]
-    assert 6 not in indices and 7 not in indices  # skipped, not shifted
+    assert 6 not in indices and 7 not in indices  # the oldest exposed frames: gone, not shifted
     assert stats.late_skips >= 2
     assert len(indices) + stats.late_skips == 30
     for m in seen:
-        assert m.target_ns == grid.target(m.grid_index)
-        assert 0 <= m.wall_ns - m.target_ns < period // 2
+        assert 0 <= m.wall_ns - m.target_ns < grid.period_ns // 2
+
+
+def test_a_software_trigger_has_no_frames_to_collect_after_a_stall() -> None:
+    seen, stats, grid = _stalled_capture(buffer_count=4, stall_periods=3.5, trigger="wake")
+    indices = [m.grid_index for m in seen]
+    assert 6 not in indices and 7 not in indices and stats.late_skips >= 2
+    assert len(indices) + stats.late_skips == 30
 
 
 def test_native_helper_builds_here() -> None:

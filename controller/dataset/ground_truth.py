@@ -32,6 +32,27 @@ class GroundTruth:
         rot, trans = self.board_pose(true_ns)
         return self.board.corner_points_mm() @ rot.T + trans
 
+    def board_in_view(self, camera: CameraModel, true_ns: int, margin_px: float = 8.0) -> bool:
+        """Whether `camera` sees the whole printed face at `true_ns`: every ChArUco corner in
+        front of it and at least `margin_px` inside its image, the printed side towards it.
+
+        What a detector can be held to: the simulated trajectory also shows the board cut by the
+        image border, edge-on or from behind, and which of those a recording catches depends on
+        its start time."""
+        rot, trans = self.board_pose(true_ns)
+        if float(rot[:, 2] @ (trans - camera.centre)) <= 0:
+            return False  # the camera looks at the board's unprinted back (or edge-on)
+        corners = self.board.corner_points_mm() @ rot.T + trans
+        depth = (corners @ camera.rotation_matrix.T + camera.translation)[:, 2]
+        if np.any(depth <= 1.0):
+            return False
+        px = camera.project(corners).reshape(-1, 2)
+        width, height = camera.size
+        return bool(
+            np.all((px[:, 0] >= margin_px) & (px[:, 0] <= width - margin_px))
+            and np.all((px[:, 1] >= margin_px) & (px[:, 1] <= height - margin_px))
+        )
+
 
 def load_ground_truth(path: Path) -> GroundTruth:
     """From a session directory (its ground_truth.json) or the file itself."""

@@ -21,6 +21,10 @@ from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.frames import CapturedFrame
 from syncrig_agent.timing.camera_clock import CameraClock
 
+# Completed frames a sensor holds for software that is late to collect them (libcamera's request
+# queue; picamera2 allots 4–6 buffers to video): a stall shorter than this many frames loses none.
+SENSOR_BUFFERS = 4
+
 
 @dataclass
 class CaptureStats:

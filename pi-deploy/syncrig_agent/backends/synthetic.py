@@ -10,9 +10,11 @@ Two trigger models:
 - "scheduled" (default): the trigger is armed ahead and fires on the camera's clock at Tn (plus
   jitter), like a camera whose trigger is timed by its PTP clock, and like a real Pi sensor,
   whose exposure times are set by the sensor, not by when software runs. The agent's software
-  still wakes for every slot to collect the frame; if it is more than half a period late the
-  frame is lost (a visible drop). Host scheduling hiccups — on a VM, vCPU stalls of several ms —
-  then cost frames, never timestamps.
+  still wakes for every slot to collect the frame. Exposed frames wait in the sensor's
+  `buffer_count` buffers, as in libcamera's request queue: software that wakes late collects
+  them with their true exposure times, and only frames beyond the buffers are lost (counted as
+  late skips, the slots left empty). Host scheduling hiccups — on a VM, vCPU stalls of tens of
+  ms — then cost nothing up to the buffer depth, and beyond it frames, never timestamps.
 - "wake": the sensor exposes when the agent's thread wakes up (a pure software trigger), so every
   scheduling delay lands in the capture times. Used to measure the scheduler itself.
 Either way each frame records `wake_ns`, so the software's wake error is always measured.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from syncrig_agent.backends.base import CameraBackend, CaptureControl, CaptureStats
+from syncrig_agent.backends.base import SENSOR_BUFFERS, CameraBackend, CaptureControl, CaptureStats
 from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.frames import CapturedFrame, FrameMeta
 from syncrig_agent.sim.scene import SyntheticScene
@@ -50,8 +52,11 @@ class SyntheticCamera(CameraBackend):
         seed: int | None = None,
         scene: str = "default",
         scene_config: dict | None = None,
+        buffer_count: int = SENSOR_BUFFERS,
     ) -> None:
         super().__init__(width, height, clock)
+        if buffer_count < 1:
+            raise ValueError(f"buffer count must be >= 1, got {buffer_count}")
         if not 0.0 <= drop_probability < 1.0:
             raise ValueError(f"drop probability must be in [0, 1), got {drop_probability}")
         if trigger not in TRIGGER_MODELS:
@@ -68,6 +73,7 @@ class SyntheticCamera(CameraBackend):
         self.scene_config = dict(scene_config or {})
         self._scene: SyntheticScene | None = None
         self.wait_method: str | None = None
+        self.buffer_count = int(buffer_count)
 
     def open(self) -> None:
         seed = sum(self.camera_name.encode())
@@ -112,29 +118,39 @@ class SyntheticCamera(CameraBackend):
                 wake = waiter.wait_until(target, should_abort=lambda: control.aborted)
                 if wake is None or control.finished(index):
                     break
-                if wake.error_ns > late_limit:
-                    # Too late for frame `index`: leave the slot empty and rejoin the grid.
-                    rejoin = grid.first_index_not_before(wake.actual_ns)
-                    stats.late_skips += rejoin - index
-                    index = rejoin
-                    continue
                 stats.note_wake_error(wake.error_ns)
-                if self.drop_probability and self._rng.random() < self.drop_probability:
-                    stats.sensor_drops += 1
-                    index += 1
+                if wake.error_ns > late_limit:
+                    # Late: every slot up to now has been exposed. A software trigger exposes at
+                    # the wake, so those slots are empty; a scheduled sensor still holds the newest
+                    # `buffer_count` of them. The rest are left empty; the grid is kept.
+                    done = grid.first_index_not_before(wake.actual_ns)
+                    held = 0 if self.trigger == "wake" else min(self.buffer_count, done - index)
+                    stats.late_skips += done - index - held
+                    index = done - held
+                    while index < done and not control.finished(index):
+                        self._collect(grid, index, wake, scene, deliver, stats)
+                        index += 1
                     continue
-                exposure, true_exposure, sensor_ns = self._exposure(target, wake)
-                # The scene reuses its buffers; the copy makes this frame the receiver's own.
-                image = scene.render(true_exposure, index).copy()
-                meta = FrameMeta(index, exposure, sensor_ns, target, wake.actual_ns)
-                if deliver(CapturedFrame(image, meta)):
-                    stats.captured += 1
-                    if stats.first_index is None:
-                        stats.first_index = index
-                    stats.last_index = index
+                self._collect(grid, index, wake, scene, deliver, stats)
                 index += 1
         finally:
             waiter.close()
+
+    def _collect(self, grid: FrameGrid, index: int, wake, scene: SyntheticScene, deliver, stats) -> None:
+        """Read out slot `index`'s frame (exposed at its target) at `wake`, or count its drop."""
+        if self.drop_probability and self._rng.random() < self.drop_probability:
+            stats.sensor_drops += 1
+            return
+        target = grid.target(index)
+        exposure, true_exposure, sensor_ns = self._exposure(target, wake)
+        # The scene reuses its buffers; the copy makes this frame the receiver's own.
+        image = scene.render(true_exposure, index).copy()
+        meta = FrameMeta(index, exposure, sensor_ns, target, wake.actual_ns)
+        if deliver(CapturedFrame(image, meta)):
+            stats.captured += 1
+            if stats.first_index is None:
+                stats.first_index = index
+            stats.last_index = index
 
     def describe(self) -> dict:
         info = super().describe()
@@ -145,5 +161,6 @@ class SyntheticCamera(CameraBackend):
             jitter_us=self.jitter_ns / 1000,
             wait_method=self.wait_method,
             scene=self.scene,
+            buffer_count=self.buffer_count,
         )
         return info

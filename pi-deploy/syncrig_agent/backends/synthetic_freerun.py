@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from syncrig_agent.backends.base import SENSOR_BUFFERS
 from syncrig_agent.backends.free_running import FreeRunningCamera, FreeRunningSensor, LockPolicy, SensorFrame
 from syncrig_agent.backends.phase_lock import SensorLimits
 from syncrig_agent.backends.sensor_model import FreeRunningSensorModel, ModelFrame, imx708_limits
@@ -55,7 +56,7 @@ class SimulatedFreeRunningSensor(FreeRunningSensor):
         jitter_us: float = 0.0,
         delay_frames: int = 1,
         limits: SensorLimits | None = None,
-        buffer_count: int = 4,
+        buffer_count: int = SENSOR_BUFFERS,
         seed: int | None = None,
     ) -> None:
         self.width = width
