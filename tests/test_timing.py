@@ -63,8 +63,12 @@ def test_grid_waiter_hits_absolute_targets_without_accumulating(use_native: bool
     waiter.close()
     errs = np.asarray(errors)
     assert (errs >= 0).all()  # never early
-    # Absolute targets: the error of frame 99 is not the sum of 99 wake latencies.
-    assert np.median(errs[-20:]) < 2_000_000
+    # Absolute targets: the error of frame 99 is not the sum of 99 wake latencies. Relative
+    # waits would add every latency (>= 50 µs each even on an idle machine: >= 4 ms over the 80
+    # frames between the two windows); the level itself is the host's (2–4 ms time slices when
+    # other processes keep both CPUs busy), so it is bounded loosely.
+    assert np.median(errs[-20:]) - np.median(errs[:20]) < 1_000_000, errs
+    assert np.median(errs[-20:]) < 10_000_000, errs
 
 
 def test_grid_waiter_abort_during_long_wait() -> None:
