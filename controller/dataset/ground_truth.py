@@ -32,9 +32,17 @@ class GroundTruth:
         rot, trans = self.board_pose(true_ns)
         return self.board.corner_points_mm() @ rot.T + trans
 
-    def board_in_view(self, camera: CameraModel, true_ns: int, margin_px: float = 8.0) -> bool:
+    def board_in_view(
+        self,
+        camera: CameraModel,
+        true_ns: int,
+        margin_px: float = 8.0,
+        occluder: tuple[int, int, int, int] | None = None,
+    ) -> bool:
         """Whether `camera` sees the whole printed face at `true_ns`: every ChArUco corner in
-        front of it and at least `margin_px` inside its image, the printed side towards it.
+        front of it, at least `margin_px` inside its image and outside `occluder` (a pixel box
+        (x0, y0, x1, y1) drawn over the scene, such as the simulator's stamps), the printed side
+        towards it.
 
         What a detector can be held to: the simulated trajectory also shows the board cut by the
         image border, edge-on or from behind, and which of those a recording catches depends on
@@ -48,10 +56,21 @@ class GroundTruth:
             return False
         px = camera.project(corners).reshape(-1, 2)
         width, height = camera.size
-        return bool(
-            np.all((px[:, 0] >= margin_px) & (px[:, 0] <= width - margin_px))
-            and np.all((px[:, 1] >= margin_px) & (px[:, 1] <= height - margin_px))
+        inside = np.all((px[:, 0] >= margin_px) & (px[:, 0] <= width - margin_px)) and np.all(
+            (px[:, 1] >= margin_px) & (px[:, 1] <= height - margin_px)
         )
+        if not inside:
+            return False
+        if occluder is not None:
+            x0, y0, x1, y1 = occluder
+            hidden = (
+                (px[:, 0] > x0 - margin_px)
+                & (px[:, 0] < x1 + margin_px)
+                & (px[:, 1] > y0 - margin_px)
+                & (px[:, 1] < y1 + margin_px)
+            )
+            return not bool(hidden.any())
+        return True
 
 
 def load_ground_truth(path: Path) -> GroundTruth:

@@ -72,6 +72,8 @@ class SyntheticScene:
         # ringing around them) a full cell away from the code's outer cells.
         self._keepout_w = min(width, code_x + code_w + unit)
         self._keepout_h = min(height, code_y + code_h + unit)
+        # What the stamps hide of the moving content, as an occluder: (x0, y0, x1, y1) pixels.
+        self.stamp_region = (0, 0, self._keepout_w, self._keepout_h)
         self._unit = unit
 
         self._vbar_w = max(8, (width // 40) & ~1)
