@@ -26,7 +26,8 @@ DROP_CAUSES: tuple[DropCause, ...] = (
     DropCause(
         "late_skips",
         "late_skips",
-        "the agent woke more than half a period late: the slot is left empty, the grid kept",
+        "the agent woke so late that the sensor's buffers no longer held the frame: the slot is"
+        " left empty, the grid kept",
     ),
     DropCause("queue_overflows", "queue_overflows", "the encoder could not keep up: the frame was discarded"),
     DropCause(
