@@ -30,7 +30,7 @@ from syncrig_agent.contract.grid import FrameGrid
 from syncrig_agent.frames import CapturedFrame, FrameMeta
 from syncrig_agent.sim.scene import SyntheticScene
 from syncrig_agent.timing.camera_clock import CameraClock
-from syncrig_agent.timing.waiter import GridWaiter
+from syncrig_agent.timing.waiter import GridWaiter, Wake
 
 TRIGGER_MODELS = ("scheduled", "wake")
 
@@ -87,7 +87,7 @@ class SyntheticCamera(CameraBackend):
         else:
             self._scene = SyntheticScene(self.width, self.height, self.camera_name, seed=seed)
 
-    def _exposure(self, target: int, wake) -> tuple[int, int, int]:
+    def _exposure(self, target: int, wake: Wake) -> tuple[int, int, int]:
         """(exposure on the camera clock, true exposure in host realtime, sensor timestamp)."""
         if self.trigger == "wake":
             return wake.actual_ns, wake.actual_realtime_ns, wake.monotonic_ns
@@ -136,7 +136,15 @@ class SyntheticCamera(CameraBackend):
         finally:
             waiter.close()
 
-    def _collect(self, grid: FrameGrid, index: int, wake, scene: SyntheticScene, deliver, stats) -> None:
+    def _collect(
+        self,
+        grid: FrameGrid,
+        index: int,
+        wake: Wake,
+        scene: SyntheticScene,
+        deliver: Callable[[CapturedFrame], bool],
+        stats: CaptureStats,
+    ) -> None:
         """Read out slot `index`'s frame (exposed at its target) at `wake`, or count its drop."""
         if self.drop_probability and self._rng.random() < self.drop_probability:
             stats.sensor_drops += 1
