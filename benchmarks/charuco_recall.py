@@ -14,10 +14,8 @@ all rows (`--share`, what the detection test once required) would not have been 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,8 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from controller.dataset.board.check import MIN_CORNERS  # noqa: E402
-from controller.dataset.ground_truth import load_ground_truth  # noqa: E402
-from syncrig_agent.contract.layout import SessionLayout  # noqa: E402
+from controller.dataset.ground_truth import ground_truth_from_description  # noqa: E402
 from syncrig_agent.sim.charuco_scene import CharucoScene  # noqa: E402
 from syncrig_agent.sim.charuco_sim import DEFAULT_PERIOD_S, camera_config, scene_description  # noqa: E402
 from syncrig_agent.sim.scene import SyntheticScene  # noqa: E402
@@ -49,9 +46,7 @@ def main() -> int:
     args = ap.parse_args()
     names = [f"cam{i}" for i in range(args.cameras)]
     description = scene_description(names, args.width, args.height)
-    with tempfile.TemporaryDirectory() as tmp:
-        SessionLayout(Path(tmp)).ground_truth_file.write_text(json.dumps(description))
-        truth = load_ground_truth(Path(tmp))
+    truth = ground_truth_from_description(description)
     detector = cv2.aruco.CharucoDetector(truth.board.cv_board())
     stamps = SyntheticScene(args.width, args.height, names[0]).stamp_region
     scenes = {n: CharucoScene(args.width, args.height, n, camera_config(description, n)) for n in names}

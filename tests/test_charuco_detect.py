@@ -18,6 +18,7 @@ from controller.dataset.board.spec import BoardSpec
 from controller.dataset.cameras import CameraModel
 from controller.dataset.ground_truth import load_ground_truth
 from controller.dataset.synthetic_session import write_synced_session
+from controller.pipeline.outputs import read_map_csv
 from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.settings import AgentSettings, SettingsError
@@ -167,11 +168,9 @@ def test_recorded_charuco_session_detects_in_every_camera(charuco_session: Path)
         assert det.image_size == (WIDTH, HEIGHT)
         saved = CameraDetections.load(SessionLayout(charuco_session).detections_file(model.name))
         assert np.array_equal(saved.row, det.row) and np.allclose(saved.xy, det.xy)
-        mapping = np.loadtxt(
-            charuco_session / "synced" / f"{model.name}.map.csv", delimiter=",", skiprows=1, dtype=np.int64
-        )
-        capture = dict(zip(mapping[:, 1], mapping[:, 3], strict=True))
-        filled = set(mapping[mapping[:, 5] == 1, 1].tolist())
+        mapping = read_map_csv(SessionLayout(charuco_session).synced.map(model.name))
+        capture = dict(zip(mapping["row"].tolist(), mapping["capture_ns"].tolist(), strict=True))
+        filled = set(mapping["row"][mapping["filled"] == 1].tolist())
         # Held to what the camera truly saw: which part of the 8 s trajectory a 4 s recording
         # catches depends on its start time (the board leaves the view, turns edge-on, passes
         # under the stamps).

@@ -54,23 +54,15 @@ class GroundTruth:
         depth = (corners @ camera.rotation_matrix.T + camera.translation)[:, 2]
         if np.any(depth <= 1.0):
             return False
-        px = camera.project(corners).reshape(-1, 2)
+        x, y = camera.project(corners).reshape(-1, 2).T
         width, height = camera.size
-        inside = np.all((px[:, 0] >= margin_px) & (px[:, 0] <= width - margin_px)) and np.all(
-            (px[:, 1] >= margin_px) & (px[:, 1] <= height - margin_px)
-        )
-        if not inside:
+        m = margin_px
+        if not np.all((x >= m) & (x <= width - m) & (y >= m) & (y <= height - m)):
             return False
-        if occluder is not None:
-            x0, y0, x1, y1 = occluder
-            hidden = (
-                (px[:, 0] > x0 - margin_px)
-                & (px[:, 0] < x1 + margin_px)
-                & (px[:, 1] > y0 - margin_px)
-                & (px[:, 1] < y1 + margin_px)
-            )
-            return not bool(hidden.any())
-        return True
+        if occluder is None:
+            return True
+        x0, y0, x1, y1 = occluder
+        return not np.any((x > x0 - m) & (x < x1 + m) & (y > y0 - m) & (y < y1 + m))
 
 
 def load_ground_truth(path: Path) -> GroundTruth:
@@ -79,13 +71,16 @@ def load_ground_truth(path: Path) -> GroundTruth:
     if path.is_dir():
         path = SessionLayout(path).ground_truth_file
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        cameras = CameraSet(
-            CameraModel(
-                name, cam["size"], cam["matrix"], cam["distortions"], cam["rotation"], cam["translation"]
-            )
-            for name, cam in data["cameras"].items()
-        )
-        return GroundTruth(cameras, BoardSpec.from_dict(data["board"]), dict(data["trajectory"]), data)
+        return ground_truth_from_description(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"cannot read ground truth {path}: {exc}") from None
+
+
+def ground_truth_from_description(data: dict) -> GroundTruth:
+    """From the scene description itself (`charuco_sim.scene_description`, what the file holds);
+    KeyError, TypeError or ValueError when a field is missing or malformed."""
+    cameras = CameraSet(
+        CameraModel(name, cam["size"], cam["matrix"], cam["distortions"], cam["rotation"], cam["translation"])
+        for name, cam in data["cameras"].items()
+    )
+    return GroundTruth(cameras, BoardSpec.from_dict(data["board"]), dict(data["trajectory"]), data)

@@ -72,8 +72,6 @@ class SyntheticScene:
         # ringing around them) a full cell away from the code's outer cells.
         self._keepout_w = min(width, code_x + code_w + unit)
         self._keepout_h = min(height, code_y + code_h + unit)
-        # What the stamps hide of the moving content, as an occluder: (x0, y0, x1, y1) pixels.
-        self.stamp_region = (0, 0, self._keepout_w, self._keepout_h)
         self._unit = unit
 
         self._vbar_w = max(8, (width // 40) & ~1)
@@ -87,6 +85,11 @@ class SyntheticScene:
         self._background = background
         self._ring = [background.copy() for _ in range(_RING_SIZE)]
         self._next = 0
+
+    @property
+    def stamp_region(self) -> tuple[int, int, int, int]:
+        """What the stamps hide of the moving content, as an occluder: (x0, y0, x1, y1) pixels."""
+        return (0, 0, self._keepout_w, self._keepout_h)
 
     def _rng(self) -> np.random.Generator:
         # hashlib rather than hash(): Python salts str hashes per process, and a camera's
