@@ -77,3 +77,17 @@ def pairs() -> Iterator[Pairs]:
 
 def pytest_report_header(config):
     return [f"syncrig tests: running as uid {os.getuid()}"]
+
+
+@pytest.fixture(scope="session")
+def pose2sim_demo_dir():
+    """Pose2Sim's real 4-camera demo (controller/dataset/sample_data.py); skipped loudly offline."""
+    from controller.dataset.sample_data import SampleDataUnavailable, pose2sim_demo
+
+    def get(name: str = "Demo_SinglePerson") -> Path:
+        try:
+            return pose2sim_demo(name)
+        except SampleDataUnavailable as exc:
+            pytest.skip(f"REAL-FOOTAGE TEST NOT RUN: {exc}")
+
+    return get
