@@ -12,7 +12,7 @@ from pathlib import Path
 from controller.deploy import DeployOptions, select_cameras
 from controller.deploy.job import HostKeyConfirmations, run_deploy_job
 from controller.events import EventBus
-from controller.jobs import JobContext, JobRunner
+from controller.jobs import Job, JobContext, JobRunner
 from controller.rig.cameras import camera_infos
 from controller.rig.config import ConfigError, RigConfig, load_config, save_config
 from controller.rig.preflight import PreflightLimits
@@ -72,6 +72,21 @@ class ControllerRuntime:
         self.rig.close()
         self.jobs.shutdown(wait=False)
         self.bus.close()
+
+    # -- headless ----------------------------------------------------------------------------
+    def record(
+        self,
+        seconds: float,
+        subject: str | None = None,
+        project: str | None = None,
+        override: bool = False,
+        timeout_s: float | None = None,
+    ) -> Job:
+        """One recording exactly as the UI's Record runs it (pre-flight, START, live streams, STOP,
+        pull + verify), waited for: `syncrig record --config` and scripts. Returns the finished job
+        (its `result` names the session; `error` says why it failed)."""
+        job_id = self.rig.start_recording(subject, project, seconds, override)
+        return self.jobs.wait(job_id, timeout=timeout_s)
 
     # -- settings ----------------------------------------------------------------------------
     def save_settings(self, data: dict) -> dict:
