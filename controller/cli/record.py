@@ -201,7 +201,7 @@ def _record_with_config(args: argparse.Namespace) -> int:
     from controller.session.store import session_path
 
     try:
-        runtime = ControllerRuntime(args.config, sessions_root=args.out).start()
+        runtime = ControllerRuntime(args.config, sessions_root=args.out, run_schedules=False).start()
     except (ConfigError, OSError, ValueError) as exc:
         print(f"syncrig record: {args.config}: {exc}", file=sys.stderr)
         return 2
