@@ -1,4 +1,4 @@
-"""Schedules API: list, create, edit and delete the controller's recording schedules
+"""The Schedules tab and its API: list, create, edit and delete the controller's recording schedules
 (controller/rig/schedule.py). The YAML after `---` in each docstring is this operation's OpenAPI
 description (controller/web/openapi.py)."""
 
@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import shutil
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, render_template
 
 from controller.rig.schedule import ScheduleError, ScheduleNotFound, Scheduler
 from controller.rig.service import RigError
 from controller.web.helpers import FormError, json_body, runtime
 
 bp = Blueprint("schedules", __name__, url_prefix="/api")
+page_bp = Blueprint("schedule_pages", __name__)
+
+
+@page_bp.get("/schedules")
+def schedules():  # noqa: ANN201
+    """The Schedules tab."""
+    return render_template("schedules.html", page="schedules", root=str(runtime().sessions_root))
 
 
 def _scheduler() -> Scheduler:
