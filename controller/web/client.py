@@ -3,6 +3,7 @@ the session cookie, fetches the CSRF token once (`GET /api/csrf`) and sends it w
 state-changing request, passes the access token to a controller bound to a network address, and
 turns error answers into `ApiError` (status, message, field). Standard library only.
 
+    import time
     from controller.web.client import SyncRigClient
 
     api = SyncRigClient("http://localhost:5000")
