@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.web.client import SyncRigClient
+
 from web_support import ServerThread, all_online, app_client, controller_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,7 +70,7 @@ def test_schedules_tab_adds_edits_and_deletes(make_rig, tmp_path: Path) -> None:
             expect(row.locator('[data-field="every"]')).to_have_text("10 min")
             expect(row.locator('[data-field="duration"]')).to_have_text("2 min")
             expect(row.locator('[data-field="runs"]')).to_have_text("1 skipped", timeout=10_000)
-            page.click('[data-history] summary')
+            page.click("[data-history] summary")
             expect(page.locator('[data-history] [data-field="detail"]').first).to_contain_text("disk guard")
             shot(page, "schedules")
 
