@@ -5,8 +5,8 @@ page; read through the Python client over a real socket."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 
 from controller.web import create_app
@@ -18,13 +18,22 @@ from web_support import ServerThread, controller_for
 HIDDEN = {"HEAD", "OPTIONS"}
 
 
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    from controller.rig.simulated import SimCamera, SimulatedRig
+
+    workdir = tmp_path_factory.mktemp("openapi")
+    with SimulatedRig(workdir / "rig", [SimCamera("cam0")], width=160, height=120) as rig:
+        rt = controller_for(rig, workdir)
+        yield rt
+        rt.close()
+
+
 def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
-def test_the_document_validates_and_lists_every_api_route(make_rig, tmp_path: Path) -> None:
-    rig = make_rig(1)
-    runtime = controller_for(rig, tmp_path)
+def test_the_document_validates_and_lists_every_api_route(runtime) -> None:  # noqa: ANN001
     app = create_app(runtime)
     server = ServerThread(app)
     try:
@@ -35,7 +44,6 @@ def test_the_document_validates_and_lists_every_api_route(make_rig, tmp_path: Pa
         assert api.create_schedule(every_s=60, duration_s=1, enabled=False)["enabled"] is False
     finally:
         server.close()
-        runtime.close()
     validate(spec)
     assert spec["openapi"].startswith("3.")
     listed = {(path, method) for path, ops in spec["paths"].items() for method in ops}
@@ -71,21 +79,16 @@ def test_the_document_validates_and_lists_every_api_route(make_rig, tmp_path: Pa
         assert f'data-path="{path}" data-method="{method}"' in page
 
 
-def test_a_new_route_is_documented_without_editing_anything(tmp_path: Path, make_rig) -> None:
-    rig = make_rig(1)
-    runtime = controller_for(rig, tmp_path)
-    try:
-        app = create_app(runtime)
+def test_a_new_route_is_documented_without_editing_anything(runtime) -> None:  # noqa: ANN001
+    app = create_app(runtime)
 
-        @app.post("/api/planted/<int:count>/<name>")
-        def planted(count: int, name: str):  # noqa: ANN202
-            """Plant something. More words here."""
-            return {}
+    @app.post("/api/planted/<int:count>/<name>")
+    def planted(count: int, name: str):  # noqa: ANN202
+        """Plant something. More words here."""
+        return {}
 
-        with app.app_context():
-            spec = build_spec(app)
-    finally:
-        runtime.close()
+    with app.app_context():
+        spec = build_spec(app)
     validate(spec)
     op = spec["paths"]["/api/planted/{count}/{name}"]["post"]
     assert op["summary"] == "Plant something"
@@ -96,9 +99,7 @@ def test_a_new_route_is_documented_without_editing_anything(tmp_path: Path, make
     assert {"csrfToken": []} in op["security"]
 
 
-def test_the_client_reports_refusals(tmp_path: Path, make_rig) -> None:
-    rig = make_rig(1)
-    runtime = controller_for(rig, tmp_path)
+def test_the_client_reports_refusals(runtime) -> None:  # noqa: ANN001
     server = ServerThread(create_app(runtime))
     try:
         api = SyncRigClient(server.url)
@@ -118,4 +119,3 @@ def test_the_client_reports_refusals(tmp_path: Path, make_rig) -> None:
             raise AssertionError("a wrong CSRF token was accepted")
     finally:
         server.close()
-        runtime.close()

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from controller.runtime import ControllerRuntime
+from controller.web import create_app
 from controller.web.client import ApiError, SyncRigClient
 from syncrig_agent.contract.formats import read_manifest
 
-from web_support import all_online, app_client, controller_for
+from web_support import ServerThread, all_online, app_client, controller_for
 
 REPO = Path(__file__).resolve().parent.parent
 EVERY_S = 6.0
@@ -143,6 +145,13 @@ def test_disk_guard_skips_and_fields_are_named(make_rig, tmp_path: Path) -> None
         assert edited.status_code == 200 and edited.get_json()["enabled"] is False
         assert edited.get_json()["name"] == "guarded" and edited.get_json()["runs"][0]["state"] == "skipped"
         assert edited.get_json()["next_due"] is None
+        server = ServerThread(create_app(runtime))
+        try:  # the Python client turns a refusal into ApiError with the field
+            with pytest.raises(ApiError) as err:
+                SyncRigClient(server.url).create_schedule(every_s=5, duration_s=9)
+            assert err.value.status == 400 and err.value.field == "duration_s"
+        finally:
+            server.close()
         missing = api.client.delete("/api/schedules/nope", headers={"X-CSRF-Token": api.csrf})
         assert missing.status_code == 404
         gone = api.client.delete(f"/api/schedules/{sid}", headers={"X-CSRF-Token": api.csrf})
@@ -163,22 +172,32 @@ def test_an_unreadable_schedules_file_is_named_not_overwritten(tmp_path: Path) -
     assert path.read_text() == "{not json"
 
 
-def test_client_errors_carry_the_field(make_rig, tmp_path: Path) -> None:
-    from controller.web import create_app
-
-    from web_support import ServerThread
-
+def test_runs_due_while_the_controller_was_down_are_missed_not_replayed(make_rig, tmp_path: Path) -> None:
     rig = make_rig(1)
-    runtime = controller_for(rig, tmp_path, fps=FPS)
-    server = ServerThread(create_app(runtime))
+    first = controller_for(rig, tmp_path, fps=FPS)
+    start = time.time() + 1.0
     try:
-        api = SyncRigClient(server.url)
-        with pytest.raises(ApiError) as err:
-            api.create_schedule(every_s=5, duration_s=9)
-        assert err.value.status == 400 and err.value.field == "duration_s"
-        with pytest.raises(ApiError) as err:
-            api.start_recording(seconds=-1)
-        assert err.value.status == 400 and err.value.field == "seconds"
+        # The disk guard skips the run that does come due, so no recording is needed to see it.
+        created = app_client(first).post(
+            "/api/schedules",
+            {"every_s": 1, "duration_s": 0.5, "start_at": start, "until": start + 2, "min_free_gb": 1e9},
+        )
+        assert created.status_code == 201, created.get_json()
     finally:
-        server.close()
-        runtime.close()
+        first.close()
+    time.sleep(max(0.0, start + 2.2 - time.time()))  # down through the windows of runs 0 and 1
+    second = ControllerRuntime(tmp_path / "rig.json", poll_interval_s=0.25).start()
+    try:
+        api = app_client(second)
+        (schedule,) = wait_until(
+            lambda: [s for s in api.get_json("/api/schedules")["schedules"] if len(s["runs"]) == 3],
+            10,
+            "the third run",
+        )
+    finally:
+        second.close()
+    states = [(r["index"], r["state"]) for r in schedule["runs"]]
+    assert states == [(0, "missed"), (1, "missed"), (2, "skipped")], schedule["runs"]
+    assert "controller was not running" in schedule["runs"][0]["reason"]
+    assert schedule["runs"][2]["at"] >= schedule["runs"][2]["due"] == start + 2
+    assert schedule["next_due"] is None  # the last planned run is past: nothing replayed
