@@ -220,6 +220,7 @@ class Scheduler:
         # Job ids are only meaningful to the runner that issued them (a restarted controller may
         # issue the same id again): runs remember which scheduler started them.
         self.runner = secrets.token_hex(4)
+        self._busy: set[tuple[str, int]] = set()  # (schedule, run) found the rig busy in its window
 
     # -- persistence -------------------------------------------------------------------------
     def _load(self) -> dict[str, Schedule]:
@@ -331,17 +332,21 @@ class Scheduler:
         if last_planned is not None:
             end = min(end, last_planned)
         if schedule.next_run < end:
-            reason = "not started within its window (the controller was not running, or the rig was busy)"
-            if end - schedule.next_run > HISTORY_RUNS:
-                reason += f"; {end - schedule.next_run} runs missed in all"
+            total = f"; {end - schedule.next_run} runs missed in all" if end - schedule.next_run > 1 else ""
             for index in range(max(schedule.next_run, end - HISTORY_RUNS), end):
-                self._record(schedule, index, "missed", reason=reason)
+                if (schedule.id, index) in self._busy:
+                    reason = "the rig was busy (another recording) until the next run was due"
+                else:
+                    reason = "the controller was not running while it was due"
+                self._busy.discard((schedule.id, index))
+                self._record(schedule, index, "missed", reason=reason + total)
             schedule.next_run = end
             changed = True
         if current is None or current < schedule.next_run:
             return changed
         rig = self.rig()
         if rig.active is not None or rig.recording_state != RecordingState.IDLE:
+            self._busy.add((schedule.id, current))
             return changed  # busy: try again next tick, while the window lasts
         free = _free_bytes(self.sessions_root)
         if free is not None and free < schedule.min_free_gb * GB:
@@ -359,6 +364,7 @@ class Scheduler:
                 self._record(schedule, current, "failed", reason=str(exc))
             else:
                 self._record(schedule, current, "started", job_id=job_id, runner=self.runner, session_id=None)
+        self._busy.discard((schedule.id, current))
         schedule.next_run = current + 1
         return True
 
