@@ -29,15 +29,16 @@ RUNS = 3
 FPS = 20.0
 
 
-def wait_until(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float, what: str, show=None):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout
-    last = None
     while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
+        found = predicate()
+        if found:
+            return found
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}" + (f"; last: {show()}" if show else "")
+    )
 
 
 def start_controller(config: Path, log: Path) -> tuple[subprocess.Popen, SyncRigClient]:
@@ -203,3 +204,38 @@ def test_runs_due_while_the_controller_was_down_are_missed_not_replayed(make_rig
     assert "controller was not running" in schedule["runs"][0]["reason"]
     assert schedule["runs"][2]["at"] >= schedule["runs"][2]["due"] == start + 2
     assert schedule["next_due"] is None  # the last planned run is past: nothing replayed
+
+
+def test_a_run_refused_by_the_preflight_is_retried_within_its_window(make_rig, tmp_path: Path) -> None:
+    rig = make_rig(2)
+    runtime = controller_for(rig, tmp_path, fps=FPS)
+    try:
+        api = app_client(runtime)
+        api.wait_status(all_online)
+        rig.terminate("cam1")  # the pre-flight refuses a rig with a camera missing
+        api.wait_status(lambda s: not s["cameras"][1]["online"])
+        start = time.time()
+        created = api.post(
+            "/api/schedules", {"every_s": 20, "duration_s": 1, "start_at": start, "until": start}
+        )
+        assert created.status_code == 201, created.get_json()
+
+        def run() -> dict | None:
+            runs = api.get_json("/api/schedules")["schedules"][0]["runs"]
+            return runs[0] if runs else None
+
+        retrying = wait_until(
+            lambda: (r := run()) and r["state"] == "retrying" and r, 20, "a refused run", run
+        )
+        assert "pre-flight failed" in retrying["reason"] and "cam1" in retrying["reason"]
+        rig.spawn(rig.cameras[1], "client")
+        rig.wait_connected(20)
+        done = wait_until(
+            lambda: (r := run()) and r["state"] in ("done", "failed") and r, 30, "the retried run"
+        )
+    finally:
+        runtime.close()
+    assert done["state"] == "done" and done["attempts"] >= 2, done
+    assert done["at"] < done["due"] + 20
+    (session,) = sessions(rig.workdir / "sessions")
+    assert session.name == done["session_id"]

@@ -10,6 +10,10 @@ back after a long outage neither records a burst of catch-up sessions nor overla
 run that was recording when the controller stopped is re-attached by the rig service (its session
 completes normally) and the schedule carries on with the following runs.
 
+A run whose recording failed before its session began (a pre-flight refusal, such as a camera still
+closing the previous session's files) is `retrying`: started again every `RETRY_S` while its
+window lasts, then `failed` with the last reason.
+
 Disk guard: when the sessions root has less than `min_free_gb` free at a run's due time, the run is
 `skipped` with the free space and the threshold named (the job log, the schedule's history, the
 server log); the next run checks again.
@@ -44,6 +48,9 @@ SCHEDULES_FILE = "schedules.json"
 TICK_S = 0.25
 MIN_EVERY_S = 1.0
 HISTORY_RUNS = 100  # the latest runs kept per schedule
+# What a run became (its history entry's `state`).
+RUN_STATES = ("started", "retrying", "done", "failed", "skipped", "missed", "unknown")
+RETRY_S = 2.0  # a run that failed before its session began is tried again this much later
 GB = 1e9
 
 
@@ -257,7 +264,9 @@ class Scheduler:
         now = self.clock()
         checked = _checked_fields(data, now)
         schedule = Schedule(id=secrets.token_hex(4), **checked)
-        schedule.next_run = _first_run_not_before(schedule, now)
+        # A first run whose window is still open (start_at a moment ago: "now" in a form) starts now.
+        current = schedule.current_run(now)
+        schedule.next_run = current if current is not None else _first_run_not_before(schedule, now)
         with self._lock:
             self.schedules[schedule.id] = schedule
             self._changed()
@@ -325,7 +334,7 @@ class Scheduler:
 
     def _start_due_run(self, schedule: Schedule, now: float) -> bool:
         current = schedule.current_run(now)
-        changed = False
+        changed = self._close_retries(schedule, now)
         last_planned = schedule.planned_runs()
         # Runs whose window has passed without a start: missed, never replayed.
         end = current if current is not None else _first_run_not_before(schedule, now)
@@ -342,31 +351,56 @@ class Scheduler:
                 self._record(schedule, index, "missed", reason=reason + total)
             schedule.next_run = end
             changed = True
-        if current is None or current < schedule.next_run:
+        if current is None:
+            return changed
+        retry = next((r for r in schedule.runs if r["index"] == current and r["state"] == "retrying"), None)
+        if current < schedule.next_run and (retry is None or now < retry["retry_at"]):
             return changed
         rig = self.rig()
         if rig.active is not None or rig.recording_state != RecordingState.IDLE:
             self._busy.add((schedule.id, current))
             return changed  # busy: try again next tick, while the window lasts
         free = _free_bytes(self.sessions_root)
+        entry = retry or self._record(schedule, current, "starting")
+        entry["at"] = now
         if free is not None and free < schedule.min_free_gb * GB:
-            reason = (
+            entry["state"] = "skipped"
+            entry["reason"] = (
                 f"disk guard: {free / GB:.2f} GB free on {self.sessions_root}, below the schedule's "
                 f"{schedule.min_free_gb:g} GB"
             )
-            self._record(schedule, current, "skipped", reason=reason)
+            log.warning("schedule %s run %d skipped: %s", schedule.id, current, entry["reason"])
         else:
             try:
                 job_id = rig.start_recording(
                     schedule.subject, schedule.project, schedule.duration_s, schedule.override_preflight
                 )
             except RigError as exc:
-                self._record(schedule, current, "failed", reason=str(exc))
+                self._failed_to_start(schedule, entry, str(exc), now)
             else:
-                self._record(schedule, current, "started", job_id=job_id, runner=self.runner, session_id=None)
+                entry.update(state="started", job_id=job_id, runner=self.runner, session_id=None)
+                entry["attempts"] = entry.get("attempts", 0) + 1
         self._busy.discard((schedule.id, current))
-        schedule.next_run = current + 1
+        schedule.next_run = max(schedule.next_run, current + 1)
         return True
+
+    def _failed_to_start(self, schedule: Schedule, entry: dict, reason: str, now: float) -> None:
+        """Retry while the run's window lasts; then it has failed."""
+        entry["reason"] = reason
+        if now + RETRY_S < entry["due"] + schedule.every_s:
+            entry.update(state="retrying", retry_at=now + RETRY_S)
+            log.info("schedule %s run %d will be retried: %s", schedule.id, entry["index"], reason)
+        else:
+            entry["state"] = "failed"
+            log.warning("schedule %s run %d failed: %s", schedule.id, entry["index"], reason)
+
+    def _close_retries(self, schedule: Schedule, now: float) -> bool:
+        changed = False
+        for entry in schedule.runs:
+            if entry["state"] == "retrying" and now >= entry["due"] + schedule.every_s:
+                entry["state"] = "failed"
+                changed = True
+        return changed
 
     def _follow_runs(self, schedule: Schedule) -> bool:
         """Fill in what started runs became: their session id, then done or failed."""
@@ -410,8 +444,11 @@ class Scheduler:
                 entry["session_id"] = (job.result or {}).get("session_id", entry.get("session_id"))
                 changed = True
             elif not job.active:
-                entry["state"] = "failed"
-                entry["reason"] = job.error or job.state
+                reason = job.error or job.state
+                if entry.get("session_id") is None:  # its session never began: worth another try
+                    self._failed_to_start(schedule, entry, reason, self.clock())
+                else:
+                    entry.update(state="failed", reason=reason)
                 changed = True
         return changed
 

@@ -17,6 +17,7 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 
+from controller.rig.schedule import RUN_STATES
 from controller.web.security import SAFE_METHODS, csrf_token
 
 bp = Blueprint("openapi", __name__)
@@ -81,10 +82,7 @@ SCHEMAS = {
                             "properties": {
                                 "index": {"type": "integer"},
                                 "due": {"type": "number"},
-                                "state": {
-                                    "type": "string",
-                                    "enum": ["started", "done", "failed", "skipped", "missed", "unknown"],
-                                },
+                                "state": {"type": "string", "enum": list(RUN_STATES)},
                                 "session_id": {"type": "string", "nullable": True},
                                 "reason": {"type": "string"},
                             },

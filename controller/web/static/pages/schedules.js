@@ -90,7 +90,7 @@
         el("summary", {}, `Runs of ${s.name || s.id}`),
         el("table", {class: "table"},
           el("thead", {}, el("tr", {}, el("th", {}, "Run"), el("th", {}, "Due"), el("th", {}, "State"), el("th", {}, "Session or reason"))),
-          el("tbody", {}, ...s.runs.slice(-20).reverse().map(r => el("tr", {class: ["failed", "missed", "skipped"].includes(r.state) ? "warn" : ""},
+          el("tbody", {}, ...s.runs.slice(-20).reverse().map(r => el("tr", {class: ["failed", "missed", "skipped", "retrying"].includes(r.state) ? "warn" : ""},
             el("td", {}, String(r.index)), el("td", {}, when(r.due)), el("td", {"data-field": "state"}, r.state),
             el("td", {"data-field": "detail"}, r.session_id
               ? el("a", {href: `/sessions/${encodeURIComponent(r.session_id)}`}, r.session_id)
