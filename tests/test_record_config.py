@@ -50,12 +50,13 @@ def test_record_with_config_makes_a_verified_session(config_rig: ConfigFileRig) 
     assert not any("pre-flight" in note for note in manifest.notes)
 
 
-def test_record_with_a_bad_config_names_the_file(tmp_path: Path) -> None:
+def test_record_with_a_bad_config_names_the_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from controller.cli.main import main
+
     bad = tmp_path / "rig.json"
     bad.write_text('{"cameras": []}')
-    result = run_record("--config", str(bad), "--seconds", "1")
-    assert result.returncode == 2
-    assert str(bad) in result.stderr and "cameras" in result.stderr
-    assert "Traceback" not in result.stderr
-    missing = run_record("--sim", "2", "--seconds", "1")
-    assert missing.returncode == 2 and "--out" in missing.stderr
+    assert main(["record", "--config", str(bad), "--seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "cameras" in err and "Traceback" not in err
+    assert main(["record", "--sim", "2", "--seconds", "1"]) == 2
+    assert "--out" in capsys.readouterr().err
