@@ -285,6 +285,9 @@ class Scheduler:
             for name, value in _checked_fields(merged, now).items():
                 setattr(schedule, name, value)
             schedule.next_run = _first_run_not_before(schedule, now)
+            for entry in schedule.runs:  # a retry belongs to the old timing's run
+                if entry["state"] == "retrying":
+                    entry.update(state="failed", reason=entry["reason"] + " (the schedule was edited)")
             self._changed()
             return schedule.to_dict()
 
