@@ -12,11 +12,12 @@ from pathlib import Path
 from controller.deploy import DeployOptions, select_cameras
 from controller.deploy.job import HostKeyConfirmations, run_deploy_job
 from controller.events import EventBus
-from controller.jobs import JobContext, JobRunner
+from controller.jobs import Job, JobContext, JobRunner
 from controller.rig.cameras import camera_infos
 from controller.rig.config import ConfigError, RigConfig, load_config, save_config
 from controller.rig.preflight import PreflightLimits
-from controller.rig.service import RigError, RigService
+from controller.rig.schedule import SCHEDULES_FILE, Scheduler
+from controller.rig.service import STATE_DIR, RigError, RigService
 from controller.rig.state import RecordingState
 from syncrig_agent.contract.protocol import load_secret
 
@@ -30,6 +31,7 @@ class ControllerRuntime:
         sessions_root: Path | None = None,
         poll_interval_s: float = 1.0,
         apply_settings: Callable[[RigConfig, JobContext], RigConfig | None] | None = None,
+        run_schedules: bool = True,
     ) -> None:
         self.config_path = Path(config_path)
         self.config = load_config(self.config_path)
@@ -47,6 +49,17 @@ class ControllerRuntime:
         #: was shown and may confirm.
         self.deploy_options = DeployOptions()
         self.host_keys = HostKeyConfirmations()
+        #: Recording schedules (rig/schedule.py); None where this runtime runs none (a headless
+        #: `syncrig record --config` beside a running controller must not start its schedules).
+        self.schedules: Scheduler | None = None
+        if run_schedules:
+            self.schedules = Scheduler(
+                self.sessions_root / STATE_DIR / SCHEDULES_FILE,
+                lambda: self.rig,
+                self.jobs,
+                self.bus,
+                self.sessions_root,
+            )
 
     def _make_rig(self) -> RigService:
         return RigService(
@@ -65,13 +78,32 @@ class ControllerRuntime:
         )
 
     def start(self) -> ControllerRuntime:
-        self.rig.start()
+        self.rig.start()  # first: a run re-attached after a restart is seen by the schedules
+        if self.schedules is not None:
+            self.schedules.start()
         return self
 
     def close(self) -> None:
+        if self.schedules is not None:
+            self.schedules.close()
         self.rig.close()
         self.jobs.shutdown(wait=False)
         self.bus.close()
+
+    # -- headless ----------------------------------------------------------------------------
+    def record(
+        self,
+        seconds: float,
+        subject: str | None = None,
+        project: str | None = None,
+        override: bool = False,
+        timeout_s: float | None = None,
+    ) -> Job:
+        """One recording exactly as the UI's Record runs it (pre-flight, START, live streams, STOP,
+        pull + verify), waited for: `syncrig record --config` and scripts. Returns the finished job
+        (its `result` names the session; `error` says why it failed)."""
+        job_id = self.rig.start_recording(subject, project, seconds, override)
+        return self.jobs.wait(job_id, timeout=timeout_s)
 
     # -- settings ----------------------------------------------------------------------------
     def save_settings(self, data: dict) -> dict:

@@ -1,5 +1,7 @@
-"""`syncrig record`: one headless session on a simulated rig (cam0 = server, the rest clients), then
-its summary; exit 1 if a camera failed or its footage is not verified on this desktop."""
+"""`syncrig record`: one headless session, then its summary; exit 1 if a camera failed or its
+footage is not verified on this desktop. `--config rig.json` records on the rig that config names
+(a real rig, through the controller's own recording service: the UI's Record, waited for);
+`--sim N` starts a simulated rig (cam0 = server, the rest clients) for the one session."""
 
 from __future__ import annotations
 
@@ -14,17 +16,36 @@ from syncrig_agent.contract.ids import InvalidName
 
 
 def add_record_command(sub: argparse._SubParsersAction) -> None:
-    rec = sub.add_parser("record", help="record one session headless on a simulated rig")
-    rec.add_argument(
+    rec = sub.add_parser("record", help="record one session headless (a configured rig, or a simulated one)")
+    rig = rec.add_mutually_exclusive_group(required=True)
+    rig.add_argument(
+        "--config",
+        type=Path,
+        metavar="RIG_JSON",
+        help="record on the rig this config names (as `syncrig controller --config`): the same "
+        "pre-flight, live streams, pull and verification as the UI's Record",
+    )
+    rig.add_argument(
         "--sim",
         type=positive(int),
-        required=True,
         metavar="N",
         help="simulate N cameras (cam0 = server, the rest clients) as local processes",
     )
-    rec.add_argument("--fps", type=positive(float), default=30.0)
+    rec.add_argument(
+        "--fps", type=positive(float), default=30.0, help="--sim: frame rate (--config: the config's)"
+    )
     rec.add_argument("--seconds", type=positive(float), default=10.0)
-    rec.add_argument("--out", type=Path, required=True, help="sessions root; one new directory per session")
+    rec.add_argument(
+        "--out",
+        type=Path,
+        help="sessions root; one new directory per session (required with --sim; --config: default the "
+        "config's sessions_root)",
+    )
+    rec.add_argument(
+        "--override-preflight",
+        action="store_true",
+        help="--config: record even when the pre-flight checks fail (noted in the session)",
+    )
     rec.add_argument("--subject", type=subject_id("subject ID"), help="animal/subject ID")
     rec.add_argument("--project", type=subject_id("project ID"), help="project ID")
     rec.add_argument("--width", type=int, default=640)
@@ -87,6 +108,11 @@ def add_record_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        return _record_with_config(args)
+    if args.out is None:
+        print("syncrig record: --out DIR is required with --sim", file=sys.stderr)
+        return 2
     from controller.rig.recording import RecordingError, RecordingRequest, record
     from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras
     from controller.transfer import Collection
@@ -166,6 +192,33 @@ def cmd_record(args: argparse.Namespace) -> int:
             rig.stop()
     # A session with a camera error is still kept (and printed), but scripts must notice.
     return 0 if _print_session(session_dir) else 1
+
+
+def _record_with_config(args: argparse.Namespace) -> int:
+    from controller.rig.config import ConfigError
+    from controller.rig.service import RigError
+    from controller.runtime import ControllerRuntime
+    from controller.session.store import session_path
+
+    try:
+        runtime = ControllerRuntime(args.config, sessions_root=args.out, run_schedules=False).start()
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"syncrig record: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        job = runtime.record(args.seconds, args.subject, args.project, override=args.override_preflight)
+    except RigError as exc:
+        print(f"syncrig record: {exc}", file=sys.stderr)
+        return 2 if exc.status == 400 else 1
+    finally:
+        runtime.close()
+    if job.state != "done":
+        print(f"syncrig record: {job.error or job.state}", file=sys.stderr)
+        return 1
+    for line in job.log:
+        if "not verified" in line or "overridden" in line:
+            print(f"  {line}")
+    return 0 if _print_session(session_path(runtime.sessions_root, job.result["session_id"])) else 1
 
 
 def _print_session(session_dir: Path) -> bool:

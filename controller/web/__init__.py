@@ -45,11 +45,16 @@ def create_app(
     from controller.web.api_jobs import bp as jobs_bp
     from controller.web.api_pipeline import bp as pipeline_bp
     from controller.web.api_rig import bp as rig_bp
+    from controller.web.api_schedules import bp as schedules_bp
+    from controller.web.api_schedules import page_bp as schedule_pages_bp
     from controller.web.api_sessions import bp as sessions_bp
     from controller.web.api_settings import bp as settings_bp
+    from controller.web.openapi import bp as openapi_bp
     from controller.web.pages import bp as pages_bp
 
     for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp, calibration_bp):
+        app.register_blueprint(bp)
+    for bp in (schedules_bp, schedule_pages_bp, openapi_bp):  # issue 17: schedules, the API's description
         app.register_blueprint(bp)
 
     def api_error(message: str, status: int, field: str | None = None):  # noqa: ANN202

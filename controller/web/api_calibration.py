@@ -47,6 +47,7 @@ def _options(data: dict) -> CalibrationOptions:
 
 @bp.post("")
 def calibrate(session_id: str):  # noqa: ANN201
+    """Calibrate every camera from the session's ChArUco board views, as a job."""
     path = session_path(runtime().sessions_root, session_id)
     data = json_body()
     spec, options = _board(data), _options(data)
@@ -68,6 +69,7 @@ def calibrate(session_id: str):  # noqa: ANN201
 
 @bp.get("/report")
 def report(session_id: str):  # noqa: ANN201
+    """The calibration report (reprojection errors per camera, coverage); 404 before Calibrate."""
     path = SessionLayout(session_path(runtime().sessions_root, session_id)).calibration_report
     if not path.is_file():
         raise RigError("not calibrated yet: run Calibrate first", 404)
@@ -88,6 +90,7 @@ def board(session_id: str):  # noqa: ANN201
 
 @bp.get("/plots/<name>")
 def plot(session_id: str, name: str):  # noqa: ANN201
+    """One calibration plot (PNG/SVG) by name."""
     if not PLOT_NAME.match(name):
         raise RigError(f"no plot named {name!r}", 404)
     path = SessionLayout(session_path(runtime().sessions_root, session_id)).calibration_plots / name
@@ -98,6 +101,7 @@ def plot(session_id: str, name: str):  # noqa: ANN201
 
 @bp.get("/files/<name>")
 def download(session_id: str, name: str):  # noqa: ANN201
+    """Download calibration.toml (aniposelib) or Calib.toml (Pose2Sim)."""
     if name not in DOWNLOADS:
         raise RigError(f"no file named {name!r}", 404)
     path = DOWNLOADS[name](SessionLayout(session_path(runtime().sessions_root, session_id)))

@@ -17,11 +17,30 @@ PREVIEW_TOKEN_S = 3600
 
 @bp.get("/status")
 def status():  # noqa: ANN201
+    """The rig as the last poll saw it: cam0's link, the recording (state, session, elapsed) and
+    one card per camera. Never waits on the network."""
     return jsonify(runtime().rig.snapshot())
 
 
 @bp.post("/preflight")
 def preflight():  # noqa: ANN201
+    """Run the pre-flight checks as a job (clock offsets, disk for `seconds`, temperature).
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                seconds: {type: number, nullable: true, description: planned duration (default 1 h)}
+      responses:
+        202:
+          description: the job
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/JobStarted'}
+    """
     data = json_body()
     job_id = runtime().rig.submit_preflight(optional_number(data, "seconds"))
     return jsonify({"job_id": job_id}), 202
@@ -29,11 +48,44 @@ def preflight():  # noqa: ANN201
 
 @bp.get("/preflight")
 def last_preflight():  # noqa: ANN201
+    """The last pre-flight result ({} before the first)."""
     return jsonify(runtime().rig.last_preflight or {})
 
 
 @bp.post("/recording/start")
 def start_recording():  # noqa: ANN201
+    """Start a recording as a job: pre-flight, START on cam0, live streams; at the planned end (or
+    Stop) STOP, pull and verify. The job's result names the session.
+    ---
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                seconds: {type: number, nullable: true, description: duration (none - until Stop)}
+                subject: {type: string, nullable: true}
+                project: {type: string, nullable: true}
+                override: {type: boolean, description: record even when the pre-flight fails}
+      responses:
+        202:
+          description: the recording's job
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/JobStarted'}
+        400:
+          description: a field is wrong (named in `field`)
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
+        409:
+          description: the rig is busy (already recording, settings being applied)
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
+    """
     data = json_body()
     override = data.get("override", False)
     if not isinstance(override, bool):
@@ -48,6 +100,21 @@ def start_recording():  # noqa: ANN201
 
 @bp.post("/recording/stop")
 def stop_recording():  # noqa: ANN201
+    """Stop the recording in progress now; its job collects the files.
+    ---
+    post:
+      responses:
+        202:
+          description: the recording's job
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/JobStarted'}
+        409:
+          description: nothing is recording
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
+    """
     return jsonify({"job_id": runtime().rig.stop_recording()}), 202
 
 
@@ -84,6 +151,7 @@ def _url_host(host: str) -> str:
 
 @bp.get("/logs/<camera>")
 def camera_logs(camera: str):  # noqa: ANN201
+    """The camera's log lines as last fetched (POST fetches fresh ones)."""
     rig = runtime().rig
     if camera not in {c.name for c in rig.cameras}:
         raise RigError(f"unknown camera {camera!r}", 404, "camera")
@@ -92,4 +160,5 @@ def camera_logs(camera: str):  # noqa: ANN201
 
 @bp.post("/logs/<camera>")
 def refresh_camera_logs(camera: str):  # noqa: ANN201
+    """Fetch the camera's recent log over the control link, as a job."""
     return jsonify({"job_id": runtime().rig.fetch_logs(camera)}), 202

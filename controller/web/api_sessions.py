@@ -19,18 +19,22 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
 @bp.get("")
 def sessions():  # noqa: ANN201
+    """Every session in the sessions root, newest first, with its summary."""
     rt = runtime()
     return jsonify({"root": str(rt.sessions_root), "sessions": list_sessions(rt.sessions_root)})
 
 
 @bp.get("/<session_id>")
 def details(session_id: str):  # noqa: ANN201
+    """One session: its manifest, per-camera frames and drops, footage verification, what exists."""
     rt = runtime()
     return jsonify(session_details(rt.sessions_root, session_id, rt.rig.cameras))
 
 
 @bp.post("/<session_id>/delete-camera-copies")
 def delete_copies(session_id: str):  # noqa: ANN201
+    """Free the cameras' copies of a session, as a job, once every desktop copy checks out; the
+    body's `confirm` must be the session id."""
     rt = runtime()
     session_path(rt.sessions_root, session_id)  # 404 before anything else
     confirm = json_body().get("confirm")

@@ -20,6 +20,8 @@ TABS = [
     ("pages.calibration", "Calibration"),
     ("pages.settings", "Settings"),
     ("pages.logs", "Logs"),
+    ("schedule_pages.schedules", "Schedules"),  # web/api_schedules.py
+    ("openapi.docs", "API"),  # web/openapi.py
 ]
 
 
