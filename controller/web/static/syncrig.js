@@ -151,6 +151,16 @@ const SyncRig = (() => {
       card.cancel.disabled = job.cancel_requested;
       card.close.hidden = active;
     }
+    // Several finished jobs: one button clears them all (running ones stay).
+    const finished = [...cards.keys()].filter(id => !["queued", "running"].includes(jobs.get(id)?.state));
+    let clear = document.getElementById("jobs-dismiss-all");
+    if (finished.length >= 2 && !clear) {
+      clear = el("button", {type: "button", id: "jobs-dismiss-all"}, "Dismiss finished jobs");
+      clear.addEventListener("click", () => [...cards.keys()]
+        .filter(id => !["queued", "running"].includes(jobs.get(id)?.state)).forEach(dismiss));
+      panel.append(clear);
+    }
+    if (clear) clear.hidden = finished.length < 2;
   }
 
   function trackJob(j) {

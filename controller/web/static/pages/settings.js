@@ -117,7 +117,7 @@
 
     SyncRig.on("job", j => {
       if (j.id !== current) return;
-      state.textContent = `${j.state} ${j.message || ""}`;
+      state.textContent = ["queued", "running"].includes(j.state) ? (j.message || j.state) : j.state;
       if (j.result && j.result.cameras) renderCameras(j.result.cameras);
     });
 
