@@ -6,6 +6,7 @@ tests/output/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, sync_api
 
 from controller.pipeline.sync import SyncRequest, sync_session
 from controller.rig.simulated import SimCamera, SimulatedRig
+from controller.session.create import create_session_dir
 from syncrig_agent.contract.layout import SessionLayout
 
 from web_support import HttpSession, ServerThread, all_online, app_client, controller_for
@@ -74,8 +76,8 @@ def truth(tmp_path_factory):
             page.on("pageerror", lambda exc: state.errors.append(str(exc)))
             page.on("response", lambda r: r.status == 404 and state.not_found.append(r.url))
             state.synced_id = state.record(1.0)
-            sync_session(runtime.sessions_root / state.synced_id, SyncRequest())
-            state.unsynced_id = state.record(0.5)
+            state.unsynced_id = unsynced_copy(runtime.sessions_root, state.synced_id)
+            sync_session(runtime.sessions_root / state.synced_id, SyncRequest(outputs=False))
             try:
                 yield state
             finally:
@@ -85,6 +87,17 @@ def truth(tmp_path_factory):
         if runtime is not None:
             runtime.close()
         rig.stop()
+
+
+def unsynced_copy(root: Path, session_id: str) -> str:
+    """A newer session holding a copy of `session_id`'s recording, not synced (cheaper than a
+    second recording): its manifest names its own id."""
+    new_id, new_dir = create_session_dir(root)
+    source = SessionLayout(root / session_id)
+    shutil.copytree(source.raw.path, SessionLayout(new_dir).raw.path, dirs_exist_ok=True)
+    manifest = json.loads(source.manifest.read_text())
+    SessionLayout(new_dir).manifest.write_text(json.dumps({**manifest, "id": new_id}))
+    return new_id
 
 
 def overlap(page, a: str, b: str) -> bool:  # noqa: ANN001
@@ -133,6 +146,7 @@ def test_preflight_speaks_words_with_units_and_unknown_is_not_a_pass(truth: Trut
         expect(temp).to_have_attribute("data-outcome", "unknown")
         expect(temp.locator("td").nth(2)).to_have_text("unknown")
         expect(temp).to_have_class("warn")
+        expect(page.locator("#pf-verdict")).to_contain_text("not reported (unknown)")
     truth.shot("21-preflight-words")
 
 
@@ -229,10 +243,10 @@ def test_trim_needs_rows_and_replaces_or_deletes_only_with_confirmation(truth: T
     page.click("#trim-run")
     expect(page.locator("#trim-error")).to_contain_text("end: required")
     assert not trimmed.exists() or not list(trimmed.iterdir())  # never a silent 0-0
-    page.fill("#trim-end", "20")
+    page.fill("#trim-end", "15")
     page.click("#trim-run")
-    expect(page.locator('#trims tr[data-trim="5-20"]')).to_be_visible(timeout=60_000)
-    first = (trimmed / "5-20" / "trim.json").stat().st_mtime_ns
+    expect(page.locator('#trims tr[data-trim="5-15"]')).to_be_visible(timeout=60_000)
+    first = (trimmed / "5-15" / "trim.json").stat().st_mtime_ns
     dialogs: list[str] = []
     accept = {"now": False}
 
@@ -243,28 +257,28 @@ def test_trim_needs_rows_and_replaces_or_deletes_only_with_confirmation(truth: T
     page.on("dialog", on_dialog)
     page.click("#trim-run")
     expect(page.locator("#trim-error")).to_contain_text("existing trim was kept")
-    assert (trimmed / "5-20" / "trim.json").stat().st_mtime_ns == first
-    assert "5-20 already exists" in dialogs[-1]
+    assert (trimmed / "5-15" / "trim.json").stat().st_mtime_ns == first
+    assert "5-15 already exists" in dialogs[-1]
     accept["now"] = True
     page.click("#trim-run")
     deadline = time.monotonic() + 60
-    while not (trimmed / "5-20" / "trim.json").is_file() or (
-        (trimmed / "5-20" / "trim.json").stat().st_mtime_ns == first
+    while not (trimmed / "5-15" / "trim.json").is_file() or (
+        (trimmed / "5-15" / "trim.json").stat().st_mtime_ns == first
     ):
         assert time.monotonic() < deadline, "the trim was not replaced"
         page.wait_for_timeout(200)  # not time.sleep: Playwright answers the dialog meanwhile
-    expect(page.locator('#trims tr[data-trim="5-20"]')).to_be_visible()
+    expect(page.locator('#trims tr[data-trim="5-15"]')).to_be_visible()
     truth.shot("24-trim-replaced")
-    page.click('#trims tr[data-trim="5-20"] [data-delete-trim]')
-    expect(page.locator('#trims tr[data-trim="5-20"]')).to_have_count(0)
+    page.click('#trims tr[data-trim="5-15"] [data-delete-trim]')
+    expect(page.locator('#trims tr[data-trim="5-15"]')).to_have_count(0)
     page.remove_listener("dialog", on_dialog)
-    assert "Delete trim 5-20" in dialogs[-1] and not (trimmed / "5-20").exists()
+    assert "Delete trim 5-15" in dialogs[-1] and not (trimmed / "5-15").exists()
     web = HttpSession(truth.url)
     base = f"/api/sessions/{truth.synced_id}"
     code, body = web.call("POST", f"{base}/trim", {"start": None, "end": 9})
     assert (code, body["field"]) == (400, "start"), body
-    code, body = web.call("DELETE", f"{base}/trims/5-20", {"confirm": "5-20"})
-    assert code == 404 and "no trim '5-20'" in body["error"], body
+    code, body = web.call("DELETE", f"{base}/trims/5-15", {"confirm": "5-15"})
+    assert code == 404 and "no trim '5-15'" in body["error"], body
     assert not truth.errors, truth.errors
 
 

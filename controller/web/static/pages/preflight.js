@@ -12,7 +12,12 @@
     const v = document.getElementById("pf-verdict");
     v.hidden = false;
     v.className = `verdict ${r.ok ? "ok" : "bad"}`;
-    v.textContent = r.ok ? "All checks passed: ready to record." : `Recording would be refused: ${r.reason}`;
+    const count = outcome => r.checks.filter(c => c.outcome === outcome).length;
+    const unknown = count("unknown"), warnings = count("warning");
+    const notes = [unknown && `${unknown} not reported (unknown)`, warnings && `${warnings} warning${warnings > 1 ? "s" : ""}`]
+      .filter(Boolean).join(", ");
+    v.textContent = !r.ok ? `Recording would be refused: ${r.reason}` :
+      notes ? `Ready to record: nothing refuses it; ${notes}, see below.` : "All checks passed: ready to record.";
     const words = {pass: "pass", fail: "FAIL", warning: "warning", unknown: "unknown"};
     const rowClass = {pass: "ok", fail: "bad", warning: "warn", unknown: "warn"};
     document.querySelector("#pf-table tbody").replaceChildren(...r.checks.map(c => el("tr",
