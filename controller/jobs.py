@@ -29,8 +29,10 @@ HANDLES_CANCEL_ITSELF = frozenset({"record"})
 NOT_CANCELLABLE = frozenset({"deploy", "settings", "delete", "logs"})
 
 
-class JobCancelled(Exception):
-    """Raised inside a job's function by `JobContext.check_cancelled` after a cancel request."""
+class JobCancelled(BaseException):
+    """Raised inside a job's function by `JobContext.check_cancelled` after a cancel request. A
+    BaseException (as asyncio's CancelledError): code that reports one item's failure and goes on
+    (`except Exception`, e.g. one camera of a pull) must not swallow the user's Cancel."""
 
 
 @dataclass
