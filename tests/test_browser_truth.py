@@ -153,6 +153,8 @@ def test_preflight_speaks_words_with_units_and_unknown_is_not_a_pass(truth: Trut
 def test_record_form_locked_while_recording_then_a_summary_after_stop(truth: Truth) -> None:
     page = truth.page
     page.goto(truth.url + "/")
+    # Opened after a recording: the newest one's summary is there.
+    expect(page.locator("#sum-session")).to_have_text(truth.synced_id)
     # Empty IDs are allowed, with a visible warning that says which is missing.
     expect(page.locator("#id-warning")).to_contain_text("no subject ID")
     page.fill("#subject", "mouse-7")
@@ -172,7 +174,7 @@ def test_record_form_locked_while_recording_then_a_summary_after_stop(truth: Tru
     truth.shot("22-record-locked")
     page.wait_for_timeout(1500)
     page.click("#stop-btn")
-    expect(page.locator("#rec-summary")).to_be_visible(timeout=40_000)
+    expect(page.locator("#sum-session")).to_contain_text("mouse-7", timeout=40_000)
     expect(page.locator("#rec-state-big")).to_have_text("idle")
     expect(page.locator("#subject")).to_be_enabled()
     session_id = page.locator("#sum-session").inner_text()
@@ -209,7 +211,7 @@ def test_cancel_in_the_job_panel_stops_a_recording_and_keeps_its_footage(truth: 
     expect(page.locator("#rec-state-big")).to_have_text("recording", timeout=20_000)
     card = page.locator("#jobs-panel .job", has_text="cancel-me").first
     card.locator(".job-cancel").click()
-    expect(page.locator("#rec-summary")).to_be_visible(timeout=40_000)
+    expect(page.locator("#sum-session")).to_contain_text("cancel-me", timeout=40_000)
     job = truth.runtime.jobs.list("record")[0]
     assert job.cancel_requested and job.state == "done", (job.state, job.error)
     assert any("cancel requested by the user" in line for line in job.log), list(job.log)

@@ -68,11 +68,13 @@
       ? `The cameras keep their own copies (${onCams.join(", ")}) until freed on the session page.` : "";
     document.getElementById("rec-summary").hidden = false;
   }
-  on("job", j => {
-    if (j.kind === "record" && j.state === "done" && j.result && j.result.session_id) {
-      showSummary(j.result.session_id).catch(e => showError(e.message));
-    }
-  });
+  const summarised = j => j.kind === "record" && j.state === "done" && j.result && j.result.session_id;
+  on("job", j => { if (summarised(j)) showSummary(j.result.session_id).catch(e => showError(e.message)); });
+  // Opened after a recording ended: its summary still shows (the newest recording this controller made).
+  api("GET", "/api/jobs?kind=record").then(({jobs}) => {
+    const last = jobs.find(summarised);
+    if (last && document.getElementById("rec-summary").hidden) return showSummary(last.result.session_id);
+  }).catch(() => {});
 
   stopBtn.addEventListener("click", async () => {
     try { await api("POST", "/api/recording/stop", {}); } catch (e) { showError(e.message); }
