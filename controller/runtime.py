@@ -93,10 +93,11 @@ class ControllerRuntime:
 
     # -- settings ----------------------------------------------------------------------------
     def save_settings(self, data: dict) -> dict:
-        """Validate and atomically save a new configuration, then make it take effect: fields only
-        this desktop uses (`DESKTOP_FIELDS`) at once; the simulated cameras restart (a job) only when
-        a field they run with changed (`SIMULATED_RIG_FIELDS`). The answer names which fields did
-        what: `applied` (in effect now), `restart_for` (why the rig restarts), `job_id`.
+        """Validate and atomically save a new configuration, then make it take effect: what only this
+        desktop uses (fps, the directories) at once; the simulated cameras restart (a job) only when
+        a field they run with changed (`SIMULATED_RIG_FIELDS`), a real rig's agents get capture
+        fields with Deploy (`CAPTURE_FIELDS`). The answer names the fields: `changed`, `applied`
+        (in effect now), `restart_for` (why the simulated rig restarts), `deploy_for`, `job_id`.
 
         Raises ConfigError naming the bad field; nothing is written then."""
         if self.rig.recording_state != RecordingState.IDLE:
