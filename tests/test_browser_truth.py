@@ -319,6 +319,11 @@ def test_settings_refuse_bad_directories_and_restart_the_rig_only_for_its_fields
     page, runtime = truth.page, truth.runtime
     before = runtime.config_path.read_text()
     page.goto(truth.url + "/settings")
+    # Errors speak the field's unit: the bitrate field is in bit/s.
+    page.fill('input[name="bitrate"]', "5")
+    page.click("#save-settings")
+    expect(page.locator('[data-error-for="bitrate"]')).to_contain_text("100000..200000000 bit/s, got 5")
+    page.reload()
     root_input = page.locator('input[name="sessions_root"]')
     expect(root_input).to_have_value(json.loads(before)["sessions_root"])
     root_input.fill("")

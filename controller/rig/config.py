@@ -31,8 +31,8 @@ TIME_SYNC_CHOICES = ("ptp", "chrony", "none")
 PTP_GRANDMASTER_CHOICES = ("server", "bmca")
 # The fields that become every Pi's agent.json (deploy/render.py) take their limits from the agent's
 # own table, so the desktop refuses exactly what a Pi would; the rest are the desktop's alone.
-RIG_LIMITS: dict[str, tuple[float, float]] = {
-    "fps": (1.0, 240.0),  # sent with START as the grid period, not an agent setting
+RIG_LIMITS: dict[str, tuple[float, float] | tuple[float, float, str]] = {
+    "fps": (1.0, 240.0, "fps"),  # sent with START as the grid period, not an agent setting
     # The desktop connects to a Pi's ports as configured: 0 (an ephemeral port, which the agent's
     # own listen addresses allow for local simulated rigs) cannot be known in advance.
     "control_port": (1, 65535),
