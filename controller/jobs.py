@@ -22,10 +22,17 @@ log = logging.getLogger(__name__)
 JOB_LOG_LINES = 500
 # Progress events are rate-limited per job; state changes always go out at once.
 PROGRESS_EVENT_INTERVAL_S = 0.2
+# How a job answers Cancel. Most stop at their next progress report (JobCancelled). A recording's
+# own loop turns Cancel into Stop: its footage is collected, never dropped. These never stop
+# half-way: a deploy or a settings restart would leave the rig half-changed, a delete half-done.
+HANDLES_CANCEL_ITSELF = frozenset({"record"})
+NOT_CANCELLABLE = frozenset({"deploy", "settings", "delete", "logs"})
 
 
-class JobCancelled(Exception):
-    """Raised inside a job's function by `JobContext.check_cancelled` after a cancel request."""
+class JobCancelled(BaseException):
+    """Raised inside a job's function by `JobContext.check_cancelled` after a cancel request. A
+    BaseException (as asyncio's CancelledError): code that reports one item's failure and goes on
+    (`except Exception`, e.g. one camera of a pull) must not swallow the user's Cancel."""
 
 
 @dataclass
@@ -48,6 +55,16 @@ class Job:
     def active(self) -> bool:
         return self.state in ("queued", "running")
 
+    @property
+    def cancellable(self) -> bool:
+        return self.active and self.kind not in NOT_CANCELLABLE
+
+    def add_log(self, text: str) -> None:
+        """Every line of the job's log starts with the wall-clock time it was written."""
+        stamp = time.strftime("%H:%M:%S")
+        for line in text.rstrip("\n").splitlines() or [""]:
+            self.log.append(f"{stamp} {line}")
+
     def to_dict(self, with_log: bool = False) -> dict:
         data = {
             "id": self.id,
@@ -61,6 +78,8 @@ class Job:
             "finished": self.finished,
             "result": self.result,
             "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "cancellable": self.cancellable,
         }
         if with_log:
             data["log"] = list(self.log)
@@ -75,14 +94,16 @@ class JobContext:
         self.job = job
 
     def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report progress; after a Cancel this is where a job stops (unless it handles it)."""
         self.job.progress = min(1.0, max(0.0, float(fraction)))
         if message is not None:
             self.job.message = message
         self._runner._changed(self.job, rate_limited=True)
+        if self.job.kind not in HANDLES_CANCEL_ITSELF and self.job.cancellable:
+            self.check_cancelled()
 
     def log(self, line: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        self.job.log.append(f"{stamp} {line}")
+        self.job.add_log(line)
         log.info("job %s: %s", self.job.id, line)
         self._runner._changed(self.job, rate_limited=True)
 
@@ -121,8 +142,15 @@ class JobRunner:
 
     def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
         ctx = JobContext(self, job)
+        if job.cancel_requested:  # cancelled while it waited for a worker: it never runs
+            job.state, job.error, job.started = "cancelled", "cancelled by the user", time.time()
+            job.finished = job.started
+            job.add_log("cancelled before it started")
+            self._changed(job)
+            return
         job.state = "running"
         job.started = time.time()
+        job.add_log(f"started: {job.title}")
         self._changed(job)
         try:
             job.result = fn(ctx)
@@ -134,10 +162,12 @@ class JobRunner:
         except Exception as exc:  # a job's failure is reported on its page, never lost
             job.state = "failed"
             job.error = str(exc) or type(exc).__name__
-            job.log.append(traceback.format_exc(limit=8))
+            job.add_log(traceback.format_exc(limit=8))
             log.warning("job %s (%s) failed: %s", job.id, job.title, job.error)
         finally:
             job.finished = time.time()
+            outcome = f": {job.error}" if job.error else ""
+            job.add_log(f"{job.state} after {job.finished - job.started:.1f} s{outcome}")
             self._changed(job)
 
     def _changed(self, job: Job, rate_limited: bool = False) -> None:
@@ -165,10 +195,12 @@ class JobRunner:
         return next((j for j in self.list(kind) if j.active), None)
 
     def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop; False when it is not running or cannot stop half-way."""
         job = self.get(job_id)
-        if job is None or not job.active:
+        if job is None or not job.cancellable:
             return False
         job.cancel_requested = True
+        job.add_log("cancel requested by the user")
         self._changed(job)
         return True
 

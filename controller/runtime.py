@@ -14,7 +14,7 @@ from controller.deploy.job import HostKeyConfirmations, run_deploy_job
 from controller.events import EventBus
 from controller.jobs import Job, JobContext, JobRunner
 from controller.rig.cameras import camera_infos
-from controller.rig.config import ConfigError, RigConfig, load_config, save_config
+from controller.rig.config import ConfigError, RigConfig, check_desktop_dir, load_config, save_config
 from controller.rig.preflight import PreflightLimits
 from controller.rig.schedule import SCHEDULES_FILE, Scheduler
 from controller.rig.service import STATE_DIR, RigError, RigService
@@ -22,6 +22,24 @@ from controller.rig.state import RecordingState
 from syncrig_agent.contract.protocol import load_secret
 
 log = logging.getLogger(__name__)
+
+#: What the Settings page edits (api_settings), in its order.
+EDITABLE_FIELDS = (
+    "cameras",
+    "fps",
+    "width",
+    "height",
+    "bitrate",
+    "keyframe_interval_s",
+    "sessions_root",
+    "pi_data_dir",
+    "pi_install_dir",
+)
+#: The fields the simulated cameras run with: changing one restarts them. Everything else takes
+#: effect at once (fps is sent with each START; the directories are this desktop's or deploy's).
+SIMULATED_RIG_FIELDS = ("cameras", "width", "height", "bitrate", "keyframe_interval_s")
+#: What a real rig's agents read from agent.json: saved here, in effect after Deploy.
+CAPTURE_FIELDS = ("width", "height", "bitrate", "keyframe_interval_s")
 
 
 class ControllerRuntime:
@@ -107,7 +125,11 @@ class ControllerRuntime:
 
     # -- settings ----------------------------------------------------------------------------
     def save_settings(self, data: dict) -> dict:
-        """Validate and atomically save a new configuration; returns the job applying it, if any.
+        """Validate and atomically save a new configuration, then make it take effect: what only this
+        desktop uses (fps, the directories) at once; the simulated cameras restart (a job) only when
+        a field they run with changed (`SIMULATED_RIG_FIELDS`), a real rig's agents get capture
+        fields with Deploy (`CAPTURE_FIELDS`). The answer names the fields: `changed`, `applied`
+        (in effect now), `restart_for` (why the simulated rig restarts), `deploy_for`, `job_id`.
 
         Raises ConfigError naming the bad field; nothing is written then."""
         if self.rig.recording_state != RecordingState.IDLE:
@@ -116,10 +138,15 @@ class ControllerRuntime:
         # Fields the page does not edit keep their values; the secret never comes from a form.
         merged["secret_file"] = self.config.secret_file
         new = RigConfig.from_dict(merged)
-        save_config(self.config_path, new)
         old = self.config
+        changed = [name for name in EDITABLE_FIELDS if getattr(old, name) != getattr(new, name)]
+        sessions_root = self.sessions_root
+        if "sessions_root" in changed:
+            sessions_root = check_desktop_dir("sessions_root", new.sessions_root)
+        save_config(self.config_path, new)
         with self._lock:
             self.config = new
+            self.sessions_root = sessions_root
             if (old.server.host, old.control_port) != (new.server.host, new.control_port):
                 # cam0 moved: a new link (and a fresh status) to the new address.
                 self.rig.close()
@@ -127,9 +154,21 @@ class ControllerRuntime:
             else:
                 self.rig.config = new
                 self.rig.cameras = camera_infos(new)
-        log.info("settings saved to %s", self.config_path)
-        result: dict = {"saved": str(self.config_path), "job_id": None}
-        if self.apply_settings is not None:
+                self.rig.sessions_root = sessions_root
+        log.info("settings saved to %s (changed: %s)", self.config_path, ", ".join(changed) or "nothing")
+        simulated = self.apply_settings is not None
+        # A real rig's agents take capture settings from agent.json, which Deploy writes.
+        waiting = SIMULATED_RIG_FIELDS if simulated else CAPTURE_FIELDS
+        restart_for = [name for name in changed if name in waiting]
+        result: dict = {
+            "saved": str(self.config_path),
+            "changed": changed,
+            "applied": [name for name in changed if name not in restart_for],
+            "restart_for": restart_for if simulated else [],
+            "deploy_for": [] if simulated else restart_for,
+            "job_id": None,
+        }
+        if simulated and restart_for:
             apply = self.apply_settings
 
             def run(ctx: JobContext) -> dict:
@@ -139,11 +178,12 @@ class ControllerRuntime:
                         self.config = applied
                         self.rig.config = applied
                         self.rig.cameras = camera_infos(applied)
-                return {"applied": True}
+                return {"restarted_for": restart_for}
 
-            result["job_id"] = self.jobs.submit("settings", "Apply settings to the rig", run).id
-        elif _capture_settings(old) != _capture_settings(new):
-            result["note"] = "saved; run Deploy (install.sh) to push capture settings to the Pis"
+            title = f"Restart the simulated cameras ({', '.join(restart_for)} changed)"
+            result["job_id"] = self.jobs.submit("settings", title, run).id
+        elif restart_for:
+            result["note"] = f"saved; run Deploy (install.sh) to push {', '.join(restart_for)} to the Pis"
         return result
 
     # -- deploy ------------------------------------------------------------------------------
@@ -162,10 +202,6 @@ class ControllerRuntime:
             return run_deploy_job(ctx, config, secret, options, self.host_keys, cameras)
 
         return self.jobs.submit("deploy", "Deploy settings to the Pis", run).id
-
-
-def _capture_settings(config: RigConfig) -> tuple:
-    return (config.width, config.height, config.bitrate, config.keyframe_interval_s)
 
 
 __all__ = ["ConfigError", "ControllerRuntime"]

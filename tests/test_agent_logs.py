@@ -75,3 +75,25 @@ def test_bad_logs_requests(make_rig) -> None:
             link.request({"type": "logs", "camera": "cam1"}, timeout=10)
         assert err.value.code in ("unknown_camera", "camera_unreachable") and "cam1" in str(err.value)
         assert link.request({"type": "logs", "lines": 2000})["camera"] == "cam0"
+
+
+def test_a_restarted_agent_starts_with_its_earlier_runs_lines(tmp_path) -> None:  # noqa: ANN001
+    from syncrig_agent.diagnostics.log_ring import earlier_run_lines
+
+    earlier = tmp_path / "cam1.log"
+    earlier.write_text("run 1 started\n\nrun 1: camera crashed\n" + "".join(f"x{i}\n" for i in range(10)))
+    lines = earlier_run_lines(earlier, lines=11)
+    assert (
+        lines[0] == "run 1: camera crashed" and lines[-1] == "x9" and len(lines) == 11
+    )  # blank lines dropped
+    assert earlier_run_lines(tmp_path / "missing.log") == []  # never a reason not to start
+    ring = LogRing(capacity=20)
+    ring.seed(lines)
+    ring.setFormatter(logging.Formatter("%(message)s"))
+    ring.emit(logging.LogRecord("agent", logging.INFO, __file__, 1, "run 2 started", None, None))
+    recent = ring.recent(20)
+    assert recent[:11] == lines and "lines above are from its earlier runs" in recent[11]
+    assert recent[12] == "run 2 started"
+    empty = LogRing(capacity=5)
+    empty.seed([])
+    assert empty.recent(5) == []  # a first start has no marker

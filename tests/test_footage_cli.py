@@ -25,6 +25,7 @@ def test_record_pull_check_delete_transcode(tmp_path: Path) -> None:
         "--width", "320", "--height", "240", "--bitrate", "1000000", "--quiet",
     )  # fmt: skip
     (session,) = [p for p in out.iterdir() if p.is_dir()]
+    assert "warning: no subject ID" in rec.stderr and "no project ID" in rec.stderr  # allowed, never silently
     # Streamed live, then verified against the agents' own copies.
     assert "raw/ verified against the Pi, stream" in rec.stdout
     assert sorted(p.name for p in (session / "stream").glob("cam0_*.mkv"))

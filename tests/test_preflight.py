@@ -84,6 +84,9 @@ def test_past_throttling_and_unknown_sensors_only_warn() -> None:
     assert result.ok, result.reason()
     warnings = {(c.camera, c.check) for c in result.checks if not c.ok and not c.blocking}
     assert ("cam1", "throttling_history") in warnings
+    # A temperature nobody measured is not a pass: it is shown as unknown, in words.
+    temp = next(c.to_dict() for c in result.checks if (c.camera, c.check) == ("cam1", "temperature"))
+    assert (temp["ok"], temp["outcome"], temp["label"]) == (False, "unknown", "Temperature")
 
 
 def test_clock_offsets_from_the_burst_measurement_win() -> None:

@@ -189,10 +189,10 @@ def test_settings_are_validated_and_saved_atomically(controller) -> None:
     assert saved["cameras"] == json.loads(before)["cameras"]
     assert not list(rt.config_path.parent.glob(".*.tmp"))
     assert api.get("/api/settings").get_json()["config"]["fps"] == 25
-    # the next recording uses the new frame rate
-    job = api.wait_job(
-        api.post("/api/recording/start", {"seconds": 1, "override": True}).get_json()["job_id"]
-    )
+    # the next recording uses the new frame rate; without IDs it is recorded, with a warning for each
+    started = api.post("/api/recording/start", {"seconds": 1, "override": True}).get_json()
+    assert [w.split(":")[0] for w in started["warnings"]] == ["no subject ID", "no project ID"], started
+    job = api.wait_job(started["job_id"])
     manifest = json.loads((rt.sessions_root / job["result"]["session_id"] / "session.json").read_text())
     assert manifest["fps"] == 25
     for cam in manifest["cameras"]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from controller.cli.arg_types import float_list, positive, subject_id
 from controller.progress import ProgressBar
+from controller.session.create import missing_id_warnings
 from syncrig_agent.contract.ids import InvalidName
 
 
@@ -135,6 +136,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         except BoardSpecError as exc:
             print(f"syncrig record: {exc}", file=sys.stderr)
             return 2
+    for warning in missing_id_warnings(args.subject, args.project):
+        print(f"syncrig record: warning: {warning} (--subject, --project)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="syncrig-rig-") as tmp:
         rig_dir = args.rig_dir or Path(tmp)
         rig = SimulatedRig(

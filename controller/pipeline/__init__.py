@@ -21,7 +21,7 @@ from controller.pipeline.sources import SessionError, load_session
 from controller.pipeline.squeakshot import find_recordings, import_squeakshot, is_squeakshot_folder
 from controller.pipeline.sync import SqueakShotImport, SyncRequest, SyncResult, sync_session
 from controller.pipeline.synced import write_synced_outputs
-from controller.pipeline.trim import TrimError, nearest_complete_rows, trim_session
+from controller.pipeline.trim import TrimError, delete_trim, nearest_complete_rows, trim_session
 from controller.pipeline.verify import verify_session
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "TrimError",
     "analyze_session",
     "current_match",
+    "delete_trim",
     "describe_row",
     "find_recordings",
     "import_squeakshot",

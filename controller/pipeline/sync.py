@@ -13,6 +13,7 @@ from controller.pipeline.sources import SessionError
 from controller.pipeline.squeakshot import import_squeakshot, is_squeakshot_folder
 from controller.pipeline.synced import write_synced_outputs
 from controller.progress import Progress
+from syncrig_agent.contract.formats import read_manifest
 
 # The stages, in order (also the CLI's progress bar titles).
 IMPORTING = "importing"
@@ -55,6 +56,24 @@ def tolerance_ns(tolerance_us: float | None) -> int | None:
     return None if tolerance_us is None else round(tolerance_us * 1000)
 
 
+def check_tolerance_us(session: Path | str, tolerance_us: float | None) -> None:
+    """The tolerance in the unit it is given in (µs, as the CLI option and the page's field): at
+    most half the session's frame period, or a frame could be taken for its neighbour's instant.
+    Raises ValueError naming `tolerance_us` and the allowed range in µs."""
+    if tolerance_us is None:
+        return
+    try:
+        manifest = read_manifest(session)
+    except (OSError, ValueError):
+        return  # not a readable session: the analysis says what is wrong with it
+    half_period_us = (int(manifest.period_ns) // 2) / 1e3
+    if not 0 < tolerance_ns(tolerance_us) <= half_period_us * 1e3:
+        raise ValueError(
+            f"tolerance_us: must be in (0, {half_period_us:g}] µs (half a frame period at "
+            f"{manifest.fps:g} fps), got {tolerance_us:g} µs"
+        )
+
+
 def sync_session(
     path: Path | str, request: SyncRequest, stage_progress: StageProgress | None = None
 ) -> SyncResult:
@@ -71,6 +90,7 @@ def sync_session(
         session = import_squeakshot(
             session, dest, recording=request.squeakshot.recording, progress=stage(IMPORTING, session)
         )
+    check_tolerance_us(session, request.tolerance_us)
     report = analyze_session(
         session,
         tolerance_ns=tolerance_ns(request.tolerance_us),

@@ -38,6 +38,18 @@ def nearest_complete_rows(complete: np.ndarray, row: int) -> tuple[int | None, i
     return before, after
 
 
+def delete_trim(session_dir: Path | str, name: str) -> Path:
+    """Delete one trim folder (`trimmed/<A>-<B>/`, named as `TrimFolder.name_for` names it) and
+    everything in it; only trims, never the recording. Returns the folder deleted."""
+    layout = SessionLayout(Path(session_dir))
+    found = {trim.path.name: trim.path for trim in layout.trims()}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise TrimError(f"no trim {name!r} in {layout.root.name} (trims: {known})")
+    shutil.rmtree(found[name])
+    return found[name]
+
+
 def trim_session(
     session_dir: Path | str,
     start_frame: int,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -30,8 +31,8 @@ TIME_SYNC_CHOICES = ("ptp", "chrony", "none")
 PTP_GRANDMASTER_CHOICES = ("server", "bmca")
 # The fields that become every Pi's agent.json (deploy/render.py) take their limits from the agent's
 # own table, so the desktop refuses exactly what a Pi would; the rest are the desktop's alone.
-RIG_LIMITS: dict[str, tuple[float, float]] = {
-    "fps": (1.0, 240.0),  # sent with START as the grid period, not an agent setting
+RIG_LIMITS: dict[str, tuple[float, float] | tuple[float, float, str]] = {
+    "fps": (1.0, 240.0, "fps"),  # sent with START as the grid period, not an agent setting
     # The desktop connects to a Pi's ports as configured: 0 (an ephemeral port, which the agent's
     # own listen addresses allow for local simulated rigs) cannot be known in advance.
     "control_port": (1, 65535),
@@ -121,8 +122,15 @@ class RigConfig:
         check_frame_size(self, ConfigError)
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
+        if not isinstance(self.sessions_root, str) or not self.sessions_root.strip():
+            raise ConfigError(
+                "sessions_root: required: the folder on this desktop that holds the sessions "
+                "(an empty one would mean whatever directory the controller happens to start in)"
+            )
         for name in ("pi_data_dir", "pi_install_dir"):
             value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{name}: required: an absolute or '~/' path on each Pi")
             if (
                 not isinstance(value, str)
                 or not _REMOTE_DIR_RE.fullmatch(value)
@@ -175,6 +183,26 @@ class RigConfig:
             cams.append(CameraEntry(**c))
         rest = {k: v for k, v in data.items() if k != "cameras"}
         return cls(cameras=cams, **rest).validate()
+
+
+def check_desktop_dir(name: str, value: str) -> Path:
+    """A folder on this desktop the controller writes to (`name` is its field): made if missing,
+    and refused with the field named unless it is a directory this user can write."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"{name}: must be an absolute or '~/' path, got {value!r}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{name}: {path} cannot be created: {exc.strerror or exc}") from None
+    if not path.is_dir():
+        raise ConfigError(f"{name}: {path} exists but is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{name}: {path} is not writable: {exc.strerror or exc}") from None
+    return path
 
 
 def load_config(path: Path | str) -> RigConfig:

@@ -36,6 +36,21 @@ class PreflightLimits:
     open_recording_s: float = 3600.0
 
 
+# What each check is called on the page, and the unit of its value and limit: the page shows words,
+# never the check's internal name.
+CHECK_LABELS = {
+    "online": ("Connected to cam0", None),
+    "idle": ("Idle (not recording)", None),
+    "clock_offset": ("Clock offset", "µs"),
+    "clock_sync": ("Time synchronisation", "µs"),
+    "clock_grandmaster": ("PTP grandmaster", None),
+    "disk": ("Free disk space", "bytes"),
+    "temperature": ("Temperature", "°C"),
+    "throttling": ("Power and throttling", None),
+    "throttling_history": ("Throttling since boot", None),
+}
+
+
 @dataclass
 class Check:
     camera: str
@@ -45,6 +60,15 @@ class Check:
     value: float | str | None = None
     limit: float | str | None = None
     blocking: bool = True  # False: shown as a warning, never refuses a recording
+    #: Nothing was measured (e.g. no temperature sensor): neither a pass nor a failure.
+    unknown: bool = False
+
+    def to_dict(self) -> dict:
+        label, unit = CHECK_LABELS.get(self.check, (self.check.replace("_", " ").capitalize(), None))
+        outcome = "pass" if self.ok else ("fail" if self.blocking else "warning")
+        if self.unknown:
+            outcome = "unknown"
+        return {**asdict(self), "label": label, "unit": unit, "outcome": outcome}
 
 
 @dataclass
@@ -72,7 +96,7 @@ class PreflightResult:
             "planned_seconds": self.planned_seconds,
             "expected_bytes_per_camera": self.expected_bytes_per_camera,
             "desktop_clock": self.desktop_clock,
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.to_dict() for c in self.checks],
         }
 
 
@@ -144,7 +168,7 @@ def run_checks(
         health = st.health or {}
         free = (health.get("disk") or {}).get("free_bytes")
         if free is None:
-            add(Check(name, "disk", False, "free disk space unknown"))
+            add(Check(name, "disk", False, "free disk space not reported"))
         else:
             ok = free >= need * DISK_HEADROOM
             add(
@@ -159,13 +183,14 @@ def run_checks(
             )
         temp = health.get("temperature_c")
         if temp is None:
-            add(Check(name, "temperature", True, "temperature not reported", blocking=False))
+            # Not a pass: nothing was measured (a Pi without the sensor, a simulated camera).
+            add(Check(name, "temperature", False, "not reported by the camera", blocking=False, unknown=True))
         else:
             ok = temp <= limits.max_temperature_c
             add(Check(name, "temperature", ok, f"{temp:.1f} °C", temp, limits.max_temperature_c))
         throttled = health.get("throttled")
         if throttled is None:
-            add(Check(name, "throttling", True, "throttling not reported (not a Pi)", blocking=False))
+            add(Check(name, "throttling", False, "not reported (not a Pi)", blocking=False, unknown=True))
         else:
             now = [k for k, v in throttled.items() if v and k != "raw" and not k.endswith("_occurred")]
             past = [k for k, v in throttled.items() if v and k.endswith("_occurred")]

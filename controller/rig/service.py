@@ -262,7 +262,7 @@ class RigService:
         subject = _optional_id(subject, "subject")
         project = _optional_id(project, "project")
         if seconds is not None and not (0 < seconds <= MAX_RECORDING_S):
-            raise RigError(f"seconds: must be in (0, {MAX_RECORDING_S:g}]", 400, "seconds")
+            raise RigError(f"seconds: must be in (0, {MAX_RECORDING_S:g}] s, got {seconds:g}", 400, "seconds")
         if self.jobs.active("settings") is not None:
             raise RigError("new settings are being applied to the rig; try again in a moment")
         with self._lock:

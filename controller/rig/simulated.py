@@ -175,6 +175,8 @@ class SimulatedRig:
             str(ready),
             "--preview-listen",
             f"127.0.0.1:{self.preview_ports.get(cam.name, 0)}",  # a restarted agent keeps its port
+            "--earlier-log",  # the file spawn() appends its output to: earlier runs stay in its log
+            str(self.log_file(cam.name)),
         ]
         if cam.crystal_ppm is not None:
             cmd += ["--sim-crystal-ppm", str(cam.crystal_ppm)]

@@ -13,6 +13,19 @@ from pathlib import Path
 from syncrig_agent.contract.ids import validate_session_id, validate_subject_id
 from syncrig_agent.contract.layout import SessionLayout
 
+# Subject and project IDs are optional (a test recording, a calibration take), but a session
+# without them is found only by its start time: every way of starting a recording says so.
+ID_WARNINGS = {
+    "subject": "no subject ID: the session is recorded without one and listed by its start time only",
+    "project": "no project ID: the session is recorded without one and belongs to no project",
+}
+
+
+def missing_id_warnings(subject: str | None, project: str | None) -> list[str]:
+    """What the UI, the API (`warnings`) and `syncrig record` say when an ID is left empty."""
+    given = {"subject": subject, "project": project}
+    return [text for name, text in ID_WARNINGS.items() if not given[name]]
+
 
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -140,8 +140,11 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
             on_cameras[cam.name] = (cam.data_dir / session_id).is_dir()
         else:
             on_cameras[cam.name] = None  # on the Pi; not asked (that needs SSH)
+    t0, stop = manifest.get("t0_ns"), manifest.get("stop_ns")
     return {
         "id": session_id,
+        "path": str(path),
+        "duration_s": (stop - t0) / 1e9 if t0 and stop else None,
         "manifest": manifest,
         "files": files,
         "bytes": sum(f["bytes"] for f in files),

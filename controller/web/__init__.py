@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from controller.rig.config import ConfigError
@@ -58,6 +58,10 @@ def create_app(
         app.register_blueprint(bp)
 
     def api_error(message: str, status: int, field: str | None = None):  # noqa: ANN202
+        """JSON for the API (`{"error", "field"}`), an HTML page for a page URL: a person who
+        follows a stale link reads what went wrong in words, with the tabs to go on from."""
+        if not request.path.startswith("/api/"):
+            return render_template("error.html", page="error", status=status, message=message), status
         body = {"error": message}
         if field:
             body["field"] = field
@@ -87,8 +91,8 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # noqa: ANN202
-        if request.path.startswith("/api/"):
-            return api_error(exc.description or exc.name, exc.code or 500)
-        return exc
+        if exc.code is not None and exc.code < 400:
+            return exc  # redirects and the like are not errors
+        return api_error(exc.description or exc.name, exc.code or 500)
 
     return app

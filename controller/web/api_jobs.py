@@ -26,7 +26,13 @@ def job(job_id: str):  # noqa: ANN201
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):  # noqa: ANN201
-    if not runtime().jobs.cancel(job_id):
+    jobs = runtime().jobs
+    found = jobs.get(job_id)
+    if found is None:
+        raise RigError(f"no job {job_id!r}", 404)
+    if found.active and not found.cancellable:
+        raise RigError(f"{found.title}: cannot be cancelled half-way; wait for it to finish", 409)
+    if not jobs.cancel(job_id):
         raise RigError(f"job {job_id!r} is not running", 409)
     return jsonify({"cancelled": job_id})
 

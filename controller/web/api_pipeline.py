@@ -11,13 +11,14 @@ from controller.jobs import JobContext
 from controller.pipeline import (
     SessionError,
     TrimError,
+    delete_trim,
     describe_row,
     preview_jpeg,
     trim_session,
     verify_session,
 )
 from controller.pipeline.outputs import FILL_MODES
-from controller.pipeline.sync import ANALYZING, WRITING_OUTPUTS, SyncRequest, sync_session
+from controller.pipeline.sync import ANALYZING, WRITING_OUTPUTS, SyncRequest, check_tolerance_us, sync_session
 from controller.progress import Progress
 from controller.rig.service import RigError
 from controller.session.store import session_path
@@ -37,6 +38,9 @@ def _fill(data: dict, default: str) -> str:
 
 
 def _row(value: object, name: str) -> int:
+    if value is None or value == "":
+        # Never a silent default: an empty field once made every trim 0-0.
+        raise FormError(f"{name}: required: the match row the trim {name}s at (an integer >= 0)", name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise FormError(f"{name}: must be a match row (an integer >= 0), got {value!r}", name)
     return value
@@ -68,8 +72,10 @@ def sync(session_id: str):  # noqa: ANN201
     path = session_path(runtime().sessions_root, session_id)
     data = json_body()
     tolerance_us = optional_number(data, "tolerance_us")
-    if tolerance_us is not None and tolerance_us <= 0:
-        raise FormError("tolerance_us: must be > 0", "tolerance_us")
+    try:
+        check_tolerance_us(path, tolerance_us)  # in µs, as the field: the matcher counts in ns
+    except ValueError as exc:
+        raise FormError(str(exc), "tolerance_us") from None
     fill = _fill(data, "gaps")
     outputs = data.get("outputs", True)
     if not isinstance(outputs, bool):
@@ -148,20 +154,38 @@ def row_picture(session_id: str, row: int, camera: str):  # noqa: ANN201
 
 @bp.post("/trim")
 def trim(session_id: str):  # noqa: ANN201
+    """Cut every camera to rows start..end. An existing trim of that range is replaced only with
+    `"overwrite": true` (the page asks first); without it the answer is 409 naming the trim."""
     path = session_path(runtime().sessions_root, session_id)
     data = json_body()
     start, end = _row(data.get("start"), "start"), _row(data.get("end"), "end")
     if end < start:
         raise FormError("end: must not be before start", "end")
     fill = _fill(data, "repeat")
-    title = f"Trim {session_id} {start}-{end}"
-    return jsonify(
-        {
-            "job_id": _pipeline_job(
-                "trim", title, lambda ctx: trim_session(path, start, end, fill=fill, progress=ctx.progress)
-            )
-        }
-    ), 202
+    overwrite = data.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise FormError("overwrite: must be true or false", "overwrite")
+    existing = SessionLayout(path).trim(start, end)
+    if existing.path.exists() and not overwrite:
+        raise RigError(f"trim {existing.path.name} already exists: replace it?", 409, "overwrite")
+
+    def work(ctx: JobContext) -> dict:
+        return trim_session(path, start, end, fill=fill, overwrite=overwrite, progress=ctx.progress)
+
+    return jsonify({"job_id": _pipeline_job("trim", f"Trim {session_id} {start}-{end}", work)}), 202
+
+
+@bp.delete("/trims/<name>")
+def remove_trim(session_id: str, name: str):  # noqa: ANN201
+    """Delete one trim (never the recording); `{"confirm": "<name>"}` must repeat its name."""
+    path = session_path(runtime().sessions_root, session_id)
+    if json_body().get("confirm") != name:
+        raise FormError(f'confirm: repeat the trim\'s name to delete it ({{"confirm": "{name}"}})', "confirm")
+    try:
+        deleted = delete_trim(path, name)
+    except TrimError as exc:
+        raise RigError(str(exc), 404) from None
+    return jsonify({"deleted": deleted.name})
 
 
 @bp.get("/trims")

@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, jsonify
 
 from controller.rig.service import RigError
+from controller.session.create import missing_id_warnings
 from controller.web.helpers import FormError, json_body, optional_number, runtime
 
 bp = Blueprint("rig", __name__, url_prefix="/api")
@@ -95,7 +96,7 @@ def start_recording():  # noqa: ANN201
         if value is not None and not isinstance(value, str):
             raise FormError(f"{name}: must be text", name)
     job_id = runtime().rig.start_recording(subject, project, optional_number(data, "seconds"), override)
-    return jsonify({"job_id": job_id}), 202
+    return jsonify({"job_id": job_id, "warnings": missing_id_warnings(subject, project)}), 202
 
 
 @bp.post("/recording/stop")

@@ -5,22 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from controller.rig.service import RigError
+from controller.runtime import EDITABLE_FIELDS
 from controller.web.helpers import FormError, json_body, runtime
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
 # What the Settings page edits; everything else in the file keeps its value.
-EDITABLE = (
-    "cameras",
-    "fps",
-    "width",
-    "height",
-    "bitrate",
-    "keyframe_interval_s",
-    "sessions_root",
-    "pi_data_dir",
-    "pi_install_dir",
-)
+EDITABLE = EDITABLE_FIELDS
 
 
 @bp.get("")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template, send_from_directory
 
+from controller.session.create import ID_WARNINGS
 from controller.session.store import session_path
 from controller.web.helpers import runtime
 
@@ -33,7 +34,14 @@ def _globals() -> dict:
 
 @bp.get("/")
 def record():  # noqa: ANN201
-    return render_template("record.html", page="record", fps=runtime().config.fps)
+    return render_template("record.html", page="record", fps=runtime().config.fps, id_warnings=ID_WARNINGS)
+
+
+@bp.get("/favicon.ico")
+def favicon():  # noqa: ANN201
+    """Browsers ask for /favicon.ico whatever the page links: the icon, not a 404 on every page."""
+    static = current_app.static_folder
+    return send_from_directory(static, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 @bp.get("/preflight")

@@ -113,6 +113,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     a("--sim-scene", choices=["default", "charuco"], help="synthetic: test picture or a moving ChArUco board")
     a("--sim-scene-file", help="synthetic: JSON charuco scene settings (board, trajectory, camera model)")
     a("--log-level", default="INFO")
+    a(
+        "--earlier-log",
+        help="file this agent's output is appended to: its earlier runs' lines are kept in the log the "
+        "controller shows (under systemd the unit's journal is read instead)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> AgentSettings:
@@ -164,8 +169,11 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
 
 def run_agent(args: argparse.Namespace) -> int:
     log_format = "%(asctime)s %(name)s[%(threadName)s] %(levelname)s: %(message)s"
+    # Read before this run logs anything, so only earlier runs' lines are in it.
+    earlier = log_ring.earlier_run_lines(getattr(args, "earlier_log", None))
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), format=log_format)
-    log_ring.install(logging.Formatter(log_format))  # what the controller's `logs` request reads
+    # What the controller's `logs` request reads, earlier runs first.
+    log_ring.install(logging.Formatter(log_format), earlier=earlier)
     try:
         settings = settings_from_args(args)
         secret = load_secret(settings.secret_file)

@@ -50,6 +50,9 @@ SETTING_LIMITS: dict[str, Limit] = {
 }
 
 
-def ranges(*names: str) -> dict[str, tuple[float, float]]:
-    """The (low, high) of the named settings, as validation.check_ranges takes them."""
-    return {name: (SETTING_LIMITS[name].low, SETTING_LIMITS[name].high) for name in names}
+def ranges(*names: str) -> dict[str, tuple[float, float, str]]:
+    """The (low, high, unit) of the named settings, as validation.check_ranges takes them."""
+    return {
+        name: (SETTING_LIMITS[name].low, SETTING_LIMITS[name].high, SETTING_LIMITS[name].unit)
+        for name in names
+    }

@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def check_ranges(obj: object, ranges: Mapping[str, tuple[float, float]], error: type[ValueError]) -> None:
-    """Every named attribute must be a number (not a bool) within its inclusive range."""
-    for name, (low, high) in ranges.items():
+def check_ranges(
+    obj: object, ranges: Mapping[str, tuple[float, float] | tuple[float, float, str]], error: type[ValueError]
+) -> None:
+    """Every named attribute must be a number (not a bool) within its inclusive range; a range's
+    third item is its unit, which the error gives as the field's label does (e.g. "bit/s")."""
+    for name, (low, high, *unit) in ranges.items():
         value = getattr(obj, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise error(f"{name}: must be a number in {low}..{high}, got {value!r}")
+            in_unit = f" {unit[0]}" if unit and unit[0] else ""
+            raise error(f"{name}: must be a number in {low}..{high}{in_unit}, got {value!r}")
 
 
 def check_frame_size(obj: object, error: type[ValueError]) -> None:

@@ -25,7 +25,7 @@
       const link = el("a", {href: "#"}, j.title);
       link.addEventListener("click", ev => { ev.preventDefault(); showJob(j.id); });
       return el("tr", {"data-job": j.id, class: j.state}, el("td", {}, link), el("td", {}, j.kind), el("td", {}, j.state),
-        el("td", {}, el("progress", {max: 1, value: j.progress})), el("td", {}, j.error || j.message || ""));
+        el("td", {}, el("progress", {max: 1, value: j.progress})), el("td", {}, j.error || (["queued", "running"].includes(j.state) ? j.message : "")));
     }));
   }
   on("job", loadJobs);

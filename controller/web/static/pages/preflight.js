@@ -1,16 +1,29 @@
 "use strict";
 (() => {
-  const {api, on, el} = SyncRig;
+  const {api, on, el, fmt} = SyncRig;
+  // A limit in its unit, as the page's words say it ("≤ 1000 µs", "≥ 16.9 GB").
+  function limitText(c) {
+    if (c.limit == null || typeof c.limit !== "number") return "";
+    if (c.unit === "bytes") return `≥ ${fmt.bytes(c.limit)}`;
+    return `≤ ${c.limit} ${c.unit || ""}`.trim();
+  }
   function render(r) {
     if (!r || !r.checks) return;
     const v = document.getElementById("pf-verdict");
     v.hidden = false;
     v.className = `verdict ${r.ok ? "ok" : "bad"}`;
-    v.textContent = r.ok ? "All checks passed: ready to record." : `Recording would be refused: ${r.reason}`;
+    const count = outcome => r.checks.filter(c => c.outcome === outcome).length;
+    const unknown = count("unknown"), warnings = count("warning");
+    const notes = [unknown && `${unknown} not reported (unknown)`, warnings && `${warnings} warning${warnings > 1 ? "s" : ""}`]
+      .filter(Boolean).join(", ");
+    v.textContent = !r.ok ? `Recording would be refused: ${r.reason}` :
+      notes ? `Ready to record: nothing refuses it; ${notes}, see below.` : "All checks passed: ready to record.";
+    const words = {pass: "pass", fail: "FAIL", warning: "warning", unknown: "unknown"};
+    const rowClass = {pass: "ok", fail: "bad", warning: "warn", unknown: "warn"};
     document.querySelector("#pf-table tbody").replaceChildren(...r.checks.map(c => el("tr",
-      {class: c.ok ? "ok" : (c.blocking ? "bad" : "warn"), "data-check": `${c.camera}:${c.check}`},
-      el("td", {}, c.camera), el("td", {}, c.check),
-      el("td", {}, c.ok ? "pass" : (c.blocking ? "FAIL" : "warning")), el("td", {}, c.message))));
+      {class: rowClass[c.outcome], "data-check": `${c.camera}:${c.check}`, "data-outcome": c.outcome},
+      el("td", {}, c.camera), el("td", {}, c.label),
+      el("td", {}, words[c.outcome]), el("td", {}, c.message), el("td", {}, limitText(c)))));
   }
   document.getElementById("preflight-form").addEventListener("submit", async ev => {
     ev.preventDefault();

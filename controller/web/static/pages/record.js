@@ -30,6 +30,52 @@
     }
   });
 
+  // An empty ID is allowed, never silently: the warning (its words are the server's) shows while
+  // the field is empty.
+  const idWarning = document.getElementById("id-warning");
+  function showIdWarning() {
+    const missing = ["subject", "project"].filter(k => !document.getElementById(k).value.trim());
+    idWarning.textContent = missing.map(k => idWarning.dataset[k]).join("; ");
+    idWarning.hidden = !missing.length;
+  }
+  ["subject", "project"].forEach(k => document.getElementById(k).addEventListener("input", showIdWarning));
+  showIdWarning();
+
+  // The end-of-recording summary: what each camera recorded, what it dropped and why, whether the
+  // desktop copy is verified, and where the files are.
+  async function showSummary(sessionId) {
+    const d = await api("GET", `/api/sessions/${encodeURIComponent(sessionId)}`);
+    const cams = d.manifest.cameras || [];
+    const footage = (d.footage && d.footage.cameras) || {};
+    const link = document.getElementById("sum-session");
+    link.textContent = sessionId; link.href = `/sessions/${encodeURIComponent(sessionId)}`;
+    const verdict = document.getElementById("sum-verdict");
+    verdict.className = `verdict ${d.safe_on_desktop ? "ok" : "bad"}`;
+    verdict.textContent = d.safe_on_desktop
+      ? `Every camera's footage is verified on this desktop: ${cams.length} cameras, ${fmt.secs(d.duration_s)}.`
+      : "Not every camera's footage is verified on this desktop: see the cameras below and the session page.";
+    document.querySelector("#sum-cameras tbody").replaceChildren(...cams.map(c => {
+      const causes = Object.entries(c.drops || {}).filter(([, n]) => n).map(([k, n]) => `${n} ${k.replaceAll("_", " ")}`);
+      const safe = footage[c.name] || {};
+      return el("tr", {"data-camera": c.name, class: safe.safe ? "" : "bad"},
+        el("td", {}, c.name), el("td", {}, String(c.frames)), el("td", {}, String(c.expected_frames ?? "–")),
+        el("td", {}, String(c.dropped)), el("td", {}, causes.join(", ") || "none"),
+        el("td", {}, safe.safe ? "verified" : `not verified: ${(safe.problems || []).join("; ")}`));
+    }));
+    document.getElementById("sum-path").textContent = d.path;
+    const onCams = Object.entries(d.on_cameras || {}).filter(([, v]) => v).map(([k]) => k);
+    document.getElementById("sum-cams-copy").textContent = onCams.length
+      ? `The cameras keep their own copies (${onCams.join(", ")}) until freed on the session page.` : "";
+    document.getElementById("rec-summary").hidden = false;
+  }
+  const summarised = j => j.kind === "record" && j.state === "done" && j.result && j.result.session_id;
+  on("job", j => { if (summarised(j)) showSummary(j.result.session_id).catch(e => showError(e.message)); });
+  // Opened after a recording ended: its summary still shows (the newest recording this controller made).
+  api("GET", "/api/jobs?kind=record").then(({jobs}) => {
+    const last = jobs.find(summarised);
+    if (last && document.getElementById("rec-summary").hidden) return showSummary(last.result.session_id);
+  }).catch(() => {});
+
   stopBtn.addEventListener("click", async () => {
     try { await api("POST", "/api/recording/stop", {}); } catch (e) { showError(e.message); }
   });
@@ -80,6 +126,8 @@
     document.getElementById("rec-elapsed").textContent =
       r.elapsed_s != null ? `${fmt.secs(r.elapsed_s)}${r.planned_seconds ? " / " + fmt.secs(r.planned_seconds) : ""}` : "–";
     const busy = r.state !== "idle";
+    // The whole form is locked while a recording runs: what it says is what is being recorded.
+    document.getElementById("record-fields").disabled = busy;
     startBtn.disabled = busy;
     stopBtn.disabled = !(r.state === "recording" || r.state === "starting");
     if (r.error && r.state === "idle") showError(r.error);

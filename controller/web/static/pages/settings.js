@@ -28,6 +28,14 @@
     for (const k of scalar) form.elements[k].value = config[k];
   }
 
+  // The words the page shows for a field (its label), not the config file's name for it.
+  function labelOf(name) {
+    if (name === "cameras") return "cameras";
+    const input = form.elements[name];
+    const label = input && input.closest("label");
+    return label ? label.firstChild.textContent.trim().toLowerCase() : name;
+  }
+
   function clearErrors() {
     form.querySelectorAll(".field-error").forEach(e => { e.textContent = ""; });
     form.querySelectorAll(".invalid").forEach(e => e.classList.remove("invalid"));
@@ -48,11 +56,18 @@
     const result = document.getElementById("settings-result");
     try {
       const r = await api("POST", "/api/settings", body);
-      result.textContent = r.note || "Saved.";
-      if (r.job_id) {
-        result.textContent = "Saved; applying to the rig…";
+      const names = list => list.map(labelOf).join(", ");
+      const now = r.applied.length ? `In effect now, without restarting the rig: ${names(r.applied)}.` : "";
+      if (!r.changed.length) result.textContent = "Saved (nothing changed).";
+      else if (r.job_id) {
+        result.textContent = `Saved. ${now} Restarting the simulated cameras because ${names(r.restart_for)} changed…`;
         const job = await SyncRig.waitJob(r.job_id);
-        result.textContent = job.state === "done" ? "Saved and applied." : `Saved; applying failed: ${job.error}`;
+        result.textContent = job.state === "done"
+          ? `Saved. ${now} The simulated cameras restarted with the new ${names(r.restart_for)}.`
+          : `Saved; restarting the simulated cameras failed: ${job.error}`;
+      } else {
+        const deploy = r.deploy_for.length ? ` Run Deploy to push ${names(r.deploy_for)} to the Pis.` : "";
+        result.textContent = `Saved. ${now}${deploy}`;
       }
     } catch (e) {
       result.textContent = "";
@@ -102,7 +117,7 @@
 
     SyncRig.on("job", j => {
       if (j.id !== current) return;
-      state.textContent = `${j.state} ${j.message || ""}`;
+      state.textContent = ["queued", "running"].includes(j.state) ? (j.message || j.state) : j.state;
       if (j.result && j.result.cameras) renderCameras(j.result.cameras);
     });
 

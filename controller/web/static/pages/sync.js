@@ -53,7 +53,10 @@
       const job = await SyncRig.waitJob(job_id);
       if (job.state !== "done") showError(job.error || job.state);
       await showReport();
-    } catch (e) { showError(e.message); }
+    } catch (e) {
+      showError(e.message);
+      document.getElementById("sync-tolerance").classList.toggle("invalid", e.field === "tolerance_us");
+    }
   }
 
   document.getElementById("sync-form").addEventListener("submit", ev => {

@@ -6,7 +6,12 @@
   const rowInput = document.getElementById("trim-row");
   const errorBox = document.getElementById("trim-error");
   let rows = 0, pending = null;
-  function showError(text) { errorBox.textContent = text || ""; errorBox.hidden = !text; }
+  const startInput = document.getElementById("trim-start");
+  const endInput = document.getElementById("trim-end");
+  function showError(text, field) {
+    errorBox.textContent = text || ""; errorBox.hidden = !text;
+    for (const input of [startInput, endInput]) input.classList.toggle("invalid", !!field && input.name === field);
+  }
   const base = () => `/api/sessions/${encodeURIComponent(select.value)}`;
 
   async function show(row) {
@@ -31,14 +36,15 @@
 
   async function loadSession() {
     showError("");
-    if (!select.value) { showError("No sessions yet."); return; }
+    if (!select.value) { showError("No session is synced yet: sync one on the Sync tab, then trim it here."); return; }
     try {
       const r = await api("GET", `${base()}/sync/report`);
       rows = r.matching.rows;
     } catch (e) { rows = 0; showError("This session has not been synced yet: run Sync first."); }
     slider.max = Math.max(0, rows - 1);
-    document.getElementById("trim-start").value = 0;
-    document.getElementById("trim-end").value = Math.max(0, rows - 1);
+    // Start and end stay empty until set: a trim is always a range someone chose.
+    startInput.value = ""; endInput.value = "";
+    startInput.placeholder = endInput.placeholder = rows ? `0 … ${rows - 1}` : "required";
     if (rows) await show(0);
     loadTrims();
   }
@@ -48,8 +54,39 @@
       const {trims} = await api("GET", `${base()}/trims`);
       document.querySelector("#trims tbody").replaceChildren(...trims.map(t => el("tr", {"data-trim": t.name},
         el("td", {}, t.name), el("td", {}, `${t.start_frame}–${t.end_frame}`), el("td", {}, t.fill || ""),
-        el("td", {}, (t.flags || []).join("; ")))));
+        el("td", {}, (t.flags || []).join("; ")), el("td", {}, deleteButton(t.name)))));
     } catch (e) { /* not synced yet */ }
+  }
+
+  function deleteButton(name) {
+    const b = el("button", {type: "button", class: "danger", "data-delete-trim": name}, "Delete…");
+    b.addEventListener("click", async () => {
+      if (!window.confirm(`Delete trim ${name} (its videos and tables)? The recording is not touched.`)) return;
+      try { await api("DELETE", `${base()}/trims/${encodeURIComponent(name)}`, {confirm: name}); }
+      catch (e) { showError(e.message); }
+      loadTrims();
+    });
+    return b;
+  }
+
+  function rowValue(input) { return input.value.trim() === "" ? null : Number(input.value); }
+
+  async function runTrim(overwrite) {
+    const body = {start: rowValue(startInput), end: rowValue(endInput),
+                  fill: document.getElementById("trim-fill").value, overwrite};
+    try {
+      const {job_id} = await api("POST", `${base()}/trim`, body);
+      const job = await SyncRig.waitJob(job_id);
+      if (job.state !== "done") showError(job.error || job.state);
+      loadTrims();
+    } catch (e) {
+      if (e.field === "overwrite" && !overwrite) {
+        if (window.confirm(`${e.message}\nThe existing trim's files are replaced.`)) return runTrim(true);
+        showError("Not trimmed: the existing trim was kept.");
+        return;
+      }
+      showError(e.message, e.field);
+    }
   }
 
   slider.addEventListener("input", () => show(Number(slider.value)));
@@ -58,20 +95,11 @@
     b.addEventListener("click", () => show(Number(slider.value) + Number(b.dataset.step))));
   document.getElementById("set-start").addEventListener("click", () => { document.getElementById("trim-start").value = slider.value; });
   document.getElementById("set-end").addEventListener("click", () => { document.getElementById("trim-end").value = slider.value; });
-  document.getElementById("trim-form").addEventListener("submit", async ev => {
+  document.getElementById("trim-form").addEventListener("submit", ev => {
     ev.preventDefault();
     showError("");
-    try {
-      const {job_id} = await api("POST", `${base()}/trim`, {
-        start: Number(document.getElementById("trim-start").value),
-        end: Number(document.getElementById("trim-end").value),
-        fill: document.getElementById("trim-fill").value,
-      });
-      const job = await SyncRig.waitJob(job_id);
-      if (job.state !== "done") showError(job.error || job.state);
-      loadTrims();
-    } catch (e) { showError(e.message); }
+    runTrim(false);
   });
   select.addEventListener("change", loadSession);
-  pickSession(select).then(loadSession).catch(e => showError(e.message));
+  pickSession(select, {onlySynced: true}).then(loadSession).catch(e => showError(e.message));
 })();
