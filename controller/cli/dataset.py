@@ -39,7 +39,13 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     tri.add_argument(
         "--calibration",
         type=Path,
-        help="calibration.toml (default: the session's calibration/calibration.toml)",
+        help="calibration (default: the session's calibration/calibration.toml); any format "
+        "`syncrig import` reads (aniposelib, Pose2Sim, Qualisys, EasyMocap YAML, Caliscope), converted to mm",
+    )
+    tri.add_argument(
+        "--units",
+        choices=["mm", "m"],
+        help="the --calibration file's translation unit, where its format does not say",
     )
     tri.add_argument("--smooth", action="store_true", help="zero-phase low-pass along time (gaps kept)")
     tri.add_argument("--cutoff-hz", type=positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
@@ -115,6 +121,7 @@ def cmd_triangulate(args: argparse.Namespace) -> int:
             args.session,
             args.calibration,
             smooth=args.smooth,
+            units=args.units,
             cutoff_hz=args.cutoff_hz,
             min_confidence=args.min_confidence,
             outlier_px=args.outlier_px,
