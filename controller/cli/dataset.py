@@ -29,6 +29,22 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     pose.add_argument(
         "--force", action="store_true", help="estimate again even where pose2d/<cam>.npz is current"
     )
+    pose.add_argument(
+        "--import",
+        dest="import_files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="take 2D keypoints from DeepLabCut (.h5/.csv), SLEAP (.slp/analysis .h5) or Lightning Pose "
+        "(.csv) files instead, one per camera, each named after its camera",
+    )
+    pose.add_argument(
+        "--frames",
+        choices=["synced", "raw"],
+        default="synced",
+        help="--import: frame N of a file is frame N of synced/<cam>.mp4 (synced) or recorded frame N "
+        "of the camera, i.e. of the original video (raw)",
+    )
     pose.add_argument("--quiet", action="store_true", help="no progress bar")
     pose.set_defaults(handler=cmd_pose)
 
@@ -93,6 +109,8 @@ def cmd_pose(args: argparse.Namespace) -> int:
     from controller.dataset.pose.pose2d import Pose2DError
     from controller.dataset.pose.run import PoseError, pose_session
 
+    if args.import_files:
+        return _import_pose(args)
     bar, progress = _bar(args, "2D pose")
     try:
         results = pose_session(args.session, args.cameras, progress=progress, force=args.force)
@@ -109,6 +127,27 @@ def cmd_pose(args: argparse.Namespace) -> int:
             else ""
         )
         print(f"{r['camera']}: {r['status']}, {r['frames']} frames{extra}{missing}")
+    return 0
+
+
+def _import_pose(args: argparse.Namespace) -> int:
+    from controller.dataset.imports.keypoints import import_keypoints
+
+    try:
+        results = import_keypoints(args.session, args.import_files, frames=args.frames, overwrite=args.force)
+    except (ValueError, OSError) as exc:
+        print(f"syncrig pose: {exc}", file=sys.stderr)
+        return 1
+    for r in results:
+        left_out = (
+            f"; {r['dropped_frames']} frames of the file are not in the match table"
+            if r["dropped_frames"]
+            else ""
+        )
+        print(
+            f"{r['camera']}: {r['status']} from {r['file']} ({r['tool']}), {r['frames']} frames, "
+            f"{r['keypoints']} keypoints{left_out}"
+        )
     return 0
 
 

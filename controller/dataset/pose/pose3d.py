@@ -275,6 +275,7 @@ def triangulate_session(
         "fps": fps,
         "pose_model": poses[0].meta.get("model"),
         "pose_model_version": poses[0].meta.get("model_version"),
+        "skeleton": poses[0].meta.get("skeleton", []),  # imported keypoint sets: edges by name
         "unavailable_groups": sorted({g for p in poses for g in p.meta.get("unavailable_groups", [])}),
     }
     if smooth:
