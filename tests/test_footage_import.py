@@ -13,10 +13,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 
 from controller.cli.main import main
 from controller.dataset.cameras import CameraSet
+from controller.dataset.pose.pose3d import load_pose3d
 from controller.pipeline.matching import read_match_csv
 from syncrig_agent.contract.formats import read_manifest, read_pts
 from syncrig_agent.contract.layout import SessionLayout
@@ -160,10 +162,8 @@ def test_refusals_name_the_file_and_the_reason(tmp_path: Path, capsys, make, exp
     assert main(["import", str(folder), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("syncrig import: ") and expected in err and "Traceback" not in err
-    # Nothing half-made is left behind.
-    assert (
-        not [p for p in (tmp_path / "out").glob("*") if p.is_dir()] if (tmp_path / "out").exists() else True
-    )
+    # Nothing half-made is left behind: no session directory under the root.
+    assert not [p for p in (tmp_path / "out").glob("*") if p.is_dir()]
 
 
 def test_units_without_a_calibration_is_refused(rig: Path, tmp_path: Path, capsys) -> None:
@@ -193,3 +193,20 @@ def test_pose2sim_demo_with_its_qualisys_calibration(pose2sim_demo_dir, tmp_path
     assert "encoder padding (8 x 0 px) accepted" in done.stdout
     # Camera centres in mm (Qualisys states mm; Pose2Sim's own conversion gives metres).
     assert np.allclose(calib["cam01"].centre, [1460.23, -1909.16, 1896.51], atol=0.05)
+    # Then 2D keypoints on the original videos' frames (DeepLabCut CSV, --frames raw) → triangulate:
+    # points 1 m around the floor's centre, seen through the imported (and padding-fitted) cameras.
+    truth = np.array([[0.0, 0.0, 900.0], [200.0, -150.0, 1300.0], [-250.0, 100.0, 400.0]])
+    for cam in calib:
+        px = cam.project(truth)
+        cols = pd.MultiIndex.from_tuples(
+            [("DLC_demo", f"p{j}", c) for j in range(3) for c in ("x", "y", "likelihood")],
+            names=["scorer", "bodyparts", "coords"],
+        )
+        row = [v for j in range(3) for v in (px[j, 0], px[j, 1], 0.9)]
+        pd.DataFrame([row] * 100, columns=cols).to_csv(tmp_path / f"{cam.name}DLC_demo.csv")
+    csvs = [str(p) for p in sorted(tmp_path.glob("*DLC_demo.csv"))]
+    assert main(["pose", str(session), "--import", *csvs, "--frames", "raw", "--quiet"]) == 0
+    assert main(["triangulate", str(session), "--quiet"]) == 0
+    pose = load_pose3d(session)
+    assert pose.points.shape == (100, 3, 3)
+    assert np.allclose(pose.points, truth[None], atol=0.5)
