@@ -210,3 +210,9 @@ def test_pose2sim_demo_with_its_qualisys_calibration(pose2sim_demo_dir, tmp_path
     pose = load_pose3d(session)
     assert pose.points.shape == (100, 3, 3)
     assert np.allclose(pose.points, truth[None], atol=0.5)
+
+
+def test_sync_on_plain_videos_points_to_import(rig: Path, capsys) -> None:
+    assert main(["sync", str(rig), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "not a SyncRig session directory" in err and f"syncrig import {rig} --out" in err
