@@ -6,6 +6,7 @@ file is refused naming it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,16 @@ def test_imported_keypoints_triangulate_within_a_millimetre(rig, tmp_path: Path,
     )
     assert np.median(err[done]) < 1.0 and done.mean() > 0.9
     capsys.readouterr()
+    report = json.loads(SessionLayout(session).pose3d_report.read_text())
+    assert set(report["groups"]) == {"other"}  # a mouse's "left_ear" is not MediaPipe's body
+    if kind == "dlc-csv":  # the skeleton's edges reach NWB's Skeleton, by name
+        pynwb = pytest.importorskip("pynwb", reason="NWB export needs pynwb (the test extra)")
+        nwb = tmp_path / "mouse.nwb"
+        assert main(["export", str(session), "--format", "nwb", "--out", str(nwb), "--quiet"]) == 0
+        with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+            skeleton = io.read().processing["behavior"]["Skeletons"].skeletons["other"]
+            nodes = list(skeleton.nodes[:])
+            assert {(nodes[a], nodes[b]) for a, b in skeleton.edges[:]} == set(EDGES)
     trc = tmp_path / f"{kind}.trc"
     assert main(["export", str(session), "--format", "trc", "--out", str(trc), "--quiet"]) == 0
     assert read_trc_header(trc)["markers"] == list(expected)
