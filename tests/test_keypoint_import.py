@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from controller.cli.main import main
-from controller.dataset.cameras import CameraSet
+from controller.dataset.cameras import CameraSet, dumps_toml
 from controller.dataset.export.trc import read_trc_header
 from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
@@ -195,3 +195,25 @@ def test_refusals_name_the_file(rig, tmp_path: Path, capsys) -> None:
     assert f"{junk}: unknown keypoint file type '.txt'" in refused(str(junk))
     assert main(["pose", str(session), "--import", str(files[0])]) == 1  # exists, no --force
     assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_triangulate_converts_a_foreign_calibration(rig, tmp_path: Path, capsys) -> None:
+    """`triangulate --calibration` reads Pose2Sim's Calib.toml (metres) as mm, and asks for the
+    units of an aniposelib file, which does not state them."""
+    session, cams, truth = rig
+    files = write_files("dlc-csv", session, cams, truth, tmp_path / "kp")
+    assert main(["pose", str(session), "--import", *map(str, files), "--force"]) == 0
+    assert main(["triangulate", str(session), "--quiet"]) == 0
+    own = load_pose3d(session).points
+    cams.save_pose2sim(tmp_path / "Calib.toml", 0.1)
+    assert main(["triangulate", str(session), "--calibration", str(tmp_path / "Calib.toml"), "--quiet"]) == 0
+    assert np.allclose(load_pose3d(session).points, own, atol=1e-3, equal_nan=True)  # mm, not 1000x off
+    anipose = tmp_path / "anipose.toml"
+    tables = {f"cam_{i}": cam.as_toml_dict() for i, cam in enumerate(cams)}
+    anipose.write_text(dumps_toml({**tables, "metadata": {"adjusted": True, "error": 0.1}}))
+    capsys.readouterr()
+    assert main(["triangulate", str(session), "--calibration", str(anipose), "--quiet"]) == 1
+    assert (
+        "does not say which unit its translations are in; give --units mm or --units m"
+        in capsys.readouterr().err
+    )

@@ -150,8 +150,8 @@ def _read_aniposelib(path: Path) -> tuple[list[CameraModel], list[str]]:
     data = _read_toml(path)
     cameras = []
     for key, table in data.items():
-        if key == "metadata" or not isinstance(table, dict):
-            continue
+        if key == "metadata" or not isinstance(table, dict) or "matrix" not in table:
+            continue  # [metadata], and tables other tools add beside the cameras
         cameras.append(CameraModel.from_toml_dict({"name": key, **table}, f"{path} [{key}]"))
     return cameras, []
 
