@@ -26,6 +26,8 @@ from syncrig_agent.contract.layout import SessionLayout
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = 30
 
+PIX_FMT = {"mjpeg": "yuvj420p", "prores_ks": "yuv422p10le"}
+
 
 def encode(
     path: Path, codec: str, rate: Fraction = Fraction(60), container: str | None = None, **opts
@@ -34,7 +36,7 @@ def encode(
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height = 64, 48
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.pix_fmt = PIX_FMT.get(codec, "yuv420p")
         stream.options = dict(opts)
         for i in range(FRAMES):
             img = np.zeros((48, 64, 3), np.uint8)
@@ -115,6 +117,35 @@ def test_sidecars_give_times_and_the_rate_is_snapped_exact(tmp_path: Path) -> No
     cams = {c["name"]: c["import"] for c in manifest.cameras}
     assert cams["a"]["times"] == "a.pts (SqueakShot µs)" and cams["b"]["times"] == "b.pts (mkvmerge v2 ms)"
     assert cams["b"]["video"] == "re-encoded" and "mjpeg" in cams["b"]["reason"]
+
+
+def test_other_codecs_are_decoded_and_reencoded(tmp_path: Path) -> None:
+    """HEVC, AV1 and ProRes (10-bit 4:2:2) in their usual containers, one import."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    wanted = {
+        "c1.mp4": ("libx265", "hevc"),
+        "c2.mkv": ("libsvtav1", "av1"),
+        "c3.mov": ("prores_ks", "prores"),
+    }
+    made = {}
+    for name, (encoder, codec) in wanted.items():
+        try:
+            av.codec.Codec(encoder, "w")
+        except av.error.FFmpegError:
+            print(f"CODEC NOT TESTED: this FFmpeg has no {encoder} encoder to make the input")
+            continue
+        encode(folder / name, encoder, **({"x265-params": "log-level=error"} if encoder == "libx265" else {}))
+        made[Path(name).stem] = codec
+    if not made:
+        pytest.skip("CODECS NOT TESTED: no HEVC, AV1 or ProRes encoder in this FFmpeg")
+    done = run_import(str(folder), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    manifest = read_manifest(Path(done.stdout.strip().splitlines()[-1]))
+    assert manifest.fps == 60.0
+    for cam in manifest.cameras:
+        assert cam["import"]["codec"] == made[cam["name"]] and cam["import"]["video"] == "re-encoded"
+        assert cam["frames"] == FRAMES
 
 
 def test_wall_clock_csv_makes_an_absolute_session(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ def probe(path: Path) -> _Probe:
         if not pts:
             raise SessionError(f"{path}: no frames in its video stream")
         return _Probe(
-            ctx.name,
+            getattr(ctx.codec, "canonical_name", ctx.name),  # "av1", not its decoder "libdav1d"
             ctx.width,
             ctx.height,
             Fraction(rate) if (timed and rate) else None,
