@@ -236,3 +236,28 @@ def test_triangulate_reads_a_foreign_calibration_and_requires_units(tmp_path: Pa
     assert np.allclose(cams["cam1"].centre, known_rig()["cam1"].centre)
     assert main(["triangulate", str(empty), "--calibration", str(anipose), "--quiet"]) == 1
     assert "not synced" in capsys.readouterr().err
+
+
+def test_a_file_aniposelib_itself_wrote_reads_back(tmp_path: Path) -> None:
+    cameras = pytest.importorskip(
+        "aniposelib.cameras", reason="ANIPOSELIB NOT INSTALLED: its own writer untested"
+    )
+    rig = known_rig()
+    group = cameras.CameraGroup(
+        [
+            cameras.Camera(
+                name=c.name,
+                size=c.size,
+                matrix=c.matrix,
+                dist=c.distortions,
+                rvec=c.rotation,
+                tvec=c.translation / 1000,
+            )
+            for c in rig
+        ]
+    )
+    group.dump(str(tmp_path / "calibration.toml"))
+    assert detect_format(tmp_path / "calibration.toml") == "aniposelib"
+    with pytest.raises(CalibrationImportError, match="give --units"):
+        read_calibration(tmp_path / "calibration.toml")
+    assert_same(read_calibration(tmp_path / "calibration.toml", "m").cameras, rig)

@@ -24,6 +24,7 @@ encoders pad at the right and bottom. Anything else is refused with what to do.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -88,7 +89,9 @@ def detect_format(path: Path) -> str:
         return "caliscope"
     if str(data.get("metadata", {}).get("units", "")) in UNITS_TO_MM:
         return "syncrig"
-    if name.startswith("calib") or not all(_is_cam_n(k) for k in cameras):
+    # Pose2Sim names its files Calib*.toml and its tables after the cameras; aniposelib writes
+    # calibration.toml with [cam_N] tables.
+    if re.match(r"calib([_.\-]|$)", name) or not all(_is_cam_n(k) for k in cameras):
         return "pose2sim"
     return "aniposelib"
 
@@ -230,8 +233,6 @@ def _read_qualisys(path: Path) -> tuple[list[CameraModel], list[str]]:
 
 
 def _natural_key(name: str) -> list:
-    import re
-
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
