@@ -261,3 +261,16 @@ def test_a_file_aniposelib_itself_wrote_reads_back(tmp_path: Path) -> None:
     with pytest.raises(CalibrationImportError, match="give --units"):
         read_calibration(tmp_path / "calibration.toml")
     assert_same(read_calibration(tmp_path / "calibration.toml", "m").cameras, rig)
+
+
+def test_a_size_the_file_does_not_state_comes_from_the_video(tmp_path: Path) -> None:
+    write_easymocap(known_rig(), tmp_path, 1.0)
+    calib = read_calibration(tmp_path / "intri.yml", "mm")
+    assert calib.cameras["cam1"].size == (0, 0)
+    assert any("no image size in intri.yml (H_cam1, W_cam1); the video's is used" in n for n in calib.notes)
+    fit_to_images(calib, {"cam1": (1280, 720)}, "its video")
+    assert calib.cameras["cam1"].size == (1280, 720)
+    with pytest.raises(
+        CalibrationImportError, match=r"camera cam2 states no image size and its principal point"
+    ):
+        fit_to_images(calib, {"cam2": (320, 240)}, "its video")

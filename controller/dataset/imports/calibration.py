@@ -300,7 +300,13 @@ def fit_to_images(calibration: ImportedCalibration, sizes: dict[str, tuple[int, 
         if (cw, ch) == (vw, vh):
             continue
         inside = 0 < cx < vw and 0 < cy < vh
-        if cam.size == UNKNOWN_SIZE and inside:
+        if cam.size == UNKNOWN_SIZE:
+            if not inside:
+                raise CalibrationImportError(
+                    f"{calibration.source}: camera {name} states no image size and its principal point "
+                    f"({cx:.1f}, {cy:.1f}) lies outside {where}'s {vw}x{vh} image: not a calibration of "
+                    "this camera at this resolution"
+                )
             cam.size = (vw, vh)
             continue
         padded = abs(cw - vw) <= PADDING_PX and abs(ch - vh) <= PADDING_PX
