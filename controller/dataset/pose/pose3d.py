@@ -203,13 +203,13 @@ def triangulate_session(
     session: Path,
     calibration: Path | None = None,
     smooth: bool = False,
-    units: str | None = None,
     cutoff_hz: float = 6.0,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     outlier_px: float = DEFAULT_OUTLIER_PX,
     min_ray_angle_deg: float = DEFAULT_MIN_RAY_ANGLE_DEG,
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
     progress: Progress | None = None,
+    units: str | None = None,  # of a --calibration file whose format does not state them
 ) -> dict:
     """Triangulate every match row; write pose3d/points.npz + report.json; return the report."""
     session = Path(session)
