@@ -247,3 +247,20 @@ def test_sync_on_plain_videos_points_to_import(rig: Path, capsys) -> None:
     assert main(["sync", str(rig), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "not a SyncRig session directory" in err and f"syncrig import {rig} --out" in err
+
+
+def test_squeakshot_folder_with_vp9_syncs_at_an_exact_rate(tmp_path: Path, capsys) -> None:
+    """The issue's way in before `import`: SqueakShot names + µs .pts. A VP9 .mp4 no longer stops it
+    (it used to end in FFmpeg's exit status 234), and 16667 µs steps give 60 fps, not 59.999."""
+    folder = tmp_path / "squeak"
+    folder.mkdir()
+    encode(folder / "cam1_rec1.mp4", "libvpx-vp9", deadline="realtime", **{"cpu-used": "8"})
+    encode(folder / "cam2_rec1.mp4", "libx264", preset="ultrafast", tune="zerolatency")
+    for cam in ("cam1", "cam2"):
+        (folder / f"{cam}_rec1.pts").write_text("".join(f"{round(i * 1e6 / 60)}\n" for i in range(FRAMES)))
+    assert main(["sync", str(folder), "--out", str(tmp_path / "out"), "--quiet"]) == 0, (
+        capsys.readouterr().err
+    )
+    (session,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    manifest = read_manifest(session)
+    assert manifest.fps == 60.0 and manifest.period_ns == 16_666_667
