@@ -106,12 +106,12 @@ def keypoint_sweep(seeds: int, work: Path) -> dict:
 
     kinds = ("dlc-h5", "dlc-csv", "dlc-ma", "lightning-pose", "sleap-slp", "sleap-h5")
     results: dict = {k: [] for k in kinds}
+    warnings.simplefilter("ignore", RuntimeWarning)  # the session's human skeleton falls off-image
     for seed in range(seeds):
         session = work / f"kp{seed}"
         cams = ring_cameras(4, radius_mm=500.0, height_mm=350.0, target_mm=(0.0, 0.0, 30.0), seed=seed)
         write_synthetic_session(session, cams, skeleton_motion(test.FRAMES, 30.0, seed=seed), video_scale=0.1)
         rng = np.random.default_rng(seed)
-        warnings.simplefilter("ignore", RuntimeWarning)  # the human skeleton mostly falls off-image
         base = np.array([[40, 0, 30], [20, 12, 40], [20, -12, 40], [0, 0, 35], [-60, 0, 25], [-120, 0, 5.0]])
         truth = base[None] + np.cumsum(rng.normal(0, 3, (test.FRAMES, 1, 3)), axis=0)
         rig = CameraSet(cams)
