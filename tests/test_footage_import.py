@@ -264,3 +264,31 @@ def test_squeakshot_folder_with_vp9_syncs_at_an_exact_rate(tmp_path: Path, capsy
     (session,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     manifest = read_manifest(session)
     assert manifest.fps == 60.0 and manifest.period_ns == 16_666_667
+
+
+@pytest.mark.slow
+def test_pose2sim_demo_import_pose_triangulate(pose2sim_demo_dir, tmp_path: Path, capsys) -> None:
+    """The whole way on real footage (benchmarks/real_footage_import.py reports the figures):
+    import with the Qualisys calibration → MediaPipe 2D pose → triangulate → TRC."""
+    from controller.dataset.pose.env import PoseEnvError, ensure_pose_env
+
+    try:
+        ensure_pose_env()
+    except PoseEnvError as exc:
+        pytest.skip(f"POSE SIDE ENVIRONMENT UNAVAILABLE, the demo's 2D pose not tested: {exc}")
+    demo = pose2sim_demo_dir()
+    calibration = str(demo / "calibration" / "Calib.qca.txt")
+    args = ["import", str(demo / "videos"), "--out", str(tmp_path), "--calibration", calibration, "--quiet"]
+    assert main(args) == 0
+    session = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["pose", str(session), "--quiet"]) == 0
+    assert main(["triangulate", str(session), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["groups"]["body"]["reprojection_px"]["p50"] < 10  # 6.4 px measured
+    pose = load_pose3d(session)
+    body = np.isfinite(pose.points[:, :33]).all(-1)
+    assert body.mean() > 0.5  # the person is in 3D in most rows (61.9 % of body points measured)
+    thigh = np.linalg.norm(pose.points[:, 23] - pose.points[:, 25], axis=-1)
+    thigh = thigh[np.isfinite(thigh)]
+    assert 300 < np.median(thigh) < 500 and np.std(thigh) / np.mean(thigh) < 0.1  # a rigid segment, in mm
+    assert main(["export", str(session), "--format", "trc", "--quiet"]) == 0

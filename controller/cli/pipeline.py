@@ -290,7 +290,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         done = import_session(request, args.calibration, args.units, bars)
     except (ValueError, OSError) as exc:
-        bars.close()
         return _fail("import", exc)
     bars.close()
     for note in done.imported.notes:
