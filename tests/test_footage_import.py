@@ -282,12 +282,13 @@ def test_pose2sim_demo_import_pose_triangulate(pose2sim_demo_dir, tmp_path: Path
     assert main(args) == 0
     session = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert main(["pose", str(session), "--quiet"]) == 0
+    capsys.readouterr()
     assert main(["triangulate", str(session), "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["groups"]["body"]["reprojection_px"]["p50"] < 10  # 6.4 px measured
     pose = load_pose3d(session)
-    body = np.isfinite(pose.points[:, :33]).all(-1)
-    assert body.mean() > 0.5  # the person is in 3D in most rows (61.9 % of body points measured)
+    body = np.isfinite(pose.points[:, :33]).all(-1)  # (rows, 33 body keypoints)
+    assert body.mean() > 0.5  # most of the person is in 3D (61.9 % of body points measured)
     thigh = np.linalg.norm(pose.points[:, 23] - pose.points[:, 25], axis=-1)
     thigh = thigh[np.isfinite(thigh)]
     assert 300 < np.median(thigh) < 500 and np.std(thigh) / np.mean(thigh) < 0.1  # a rigid segment, in mm
