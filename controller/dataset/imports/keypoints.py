@@ -2,7 +2,8 @@
 as the session's `pose2d/<cam>.npz` (pose/pose2d.py), which triangulate and export read.
 
 Readers: DeepLabCut predictions (`.h5` and `.csv`, single- and multi-animal: pandas, DLC's own
-format library), Lightning Pose CSV (DLC's layout), SLEAP `.slp` and analysis `.h5` (sleap-io).
+format library; sleap-io's `load_dlc` reads labelled-data CSVs, and on a predictions CSV returns no
+frames), Lightning Pose CSV (DLC's layout), SLEAP `.slp` and analysis `.h5` (sleap-io).
 Multi-animal / multi-track keypoints are named `<individual>_<bodypart>`; skeleton edges come from
 SLEAP's skeleton or a DeepLabCut `config.yaml` next to the file (or one folder up); likelihoods
 and scores are the confidence; coordinates are kept as the tools write them (pixel centres at
