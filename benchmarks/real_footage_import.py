@@ -104,7 +104,7 @@ def keypoint_sweep(seeds: int, work: Path) -> dict:
     from controller.dataset.pose.pose3d import load_pose3d
     from controller.dataset.pose.synthetic import ring_cameras, skeleton_motion, write_synthetic_session
 
-    kinds = ("dlc-h5", "dlc-csv", "dlc-ma", "lightning-pose", "sleap-slp", "sleap-h5")
+    kinds = ("dlc-h5", "dlc-csv", "dlc-ma", "lightning-pose", "sleap-slp", "sleap-h5", "sleap-tracks")
     results: dict = {k: [] for k in kinds}
     warnings.simplefilter("ignore", RuntimeWarning)  # the session's human skeleton falls off-image
     for seed in range(seeds):
@@ -121,7 +121,7 @@ def keypoint_sweep(seeds: int, work: Path) -> dict:
                 assert main(["pose", str(session), "--import", *map(str, files), "--force"]) == 0
                 assert main(["triangulate", str(session), "--quiet"]) == 0
             pose = load_pose3d(session)
-            want = truth if kind != "dlc-ma" else np.concatenate([truth, truth + [0, 80, 0]], axis=1)
+            want = test.two_mice(truth) if kind in test.MULTI else truth
             err = np.linalg.norm(pose.points - want[pose.rows], axis=-1)
             ok = np.isfinite(err)
             results[kind].append(

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in cas
 FRAMES = 24
 NOISE = 0.5  # px
 MOUSE = ("snout", "left_ear", "right_ear", "neck", "tail_base", "tail_tip")
+MICE = ("mouse1", "mouse2")
+MULTI = ("dlc-ma", "sleap-tracks")  # two animals, identities tracked: <animal>_<bodypart>
 EDGES = [("snout", "neck"), ("left_ear", "neck"), ("right_ear", "neck"), ("neck", "tail_base")]
 
 
@@ -47,6 +49,11 @@ def rig(tmp_path_factory):
     base = np.array([[40, 0, 30], [20, 12, 40], [20, -12, 40], [0, 0, 35], [-60, 0, 25], [-120, 0, 5.0]])
     walk = np.cumsum(rng.normal(0, 3, (FRAMES, 1, 3)), axis=0)
     return session, CameraSet(cams), base[None] + walk
+
+
+def two_mice(truth: np.ndarray) -> np.ndarray:
+    """The second mouse 80 mm beside the first: keypoints (F, 2 x K, 3), mouse1's first."""
+    return np.concatenate([truth, truth + [0, 80, 0]], axis=1)
 
 
 def observations(session: Path, cams: CameraSet, truth: np.ndarray, cam: str, seed: int):
@@ -90,14 +97,13 @@ def write_files(kind: str, session: Path, cams: CameraSet, truth: np.ndarray, fo
     folder.mkdir(exist_ok=True)
     files = []
     for i, cam in enumerate(cams.names):
-        if kind == "dlc-ma":
-            both = np.concatenate([truth, truth + [0, 80, 0]], axis=1)
-            px, lik = observations(session, cams, both, cam, seed=i)
+        if kind in MULTI:
+            px, lik = observations(session, cams, two_mice(truth), cam, seed=i)
         else:
             px, lik = observations(session, cams, truth, cam, seed=i)
         if kind in ("dlc-h5", "dlc-csv", "lightning-pose", "dlc-ma"):
             scorer = "heatmap_tracker" if kind == "lightning-pose" else "DLC_resnet50_mouseJan1shuffle1_1000"
-            df = dlc_frame(px, lik, ("mouse1", "mouse2") if kind == "dlc-ma" else None, scorer)
+            df = dlc_frame(px, lik, MICE if kind == "dlc-ma" else None, scorer)
             path = folder / f"{cam}{scorer}.{'h5' if kind in ('dlc-h5', 'dlc-ma') else 'csv'}"
             if path.suffix == ".h5":
                 df.to_hdf(path, key="df_with_missing", format="table", mode="w")
@@ -107,19 +113,30 @@ def write_files(kind: str, session: Path, cams: CameraSet, truth: np.ndarray, fo
             skeleton = sio.Skeleton(nodes=list(MOUSE))
             skeleton.add_edges(EDGES)
             video = sio.Video(filename=f"{cam}.mp4", open_backend=False)
+            tracks = [sio.Track(name) for name in MICE] if kind in MULTI else [None]
+            n = len(MOUSE)
             frames = [
                 sio.LabeledFrame(
                     video=video,
                     frame_idx=k,
                     instances=[
-                        sio.PredictedInstance.from_numpy(px[k], skeleton, point_scores=lik[k], score=0.9)
+                        sio.PredictedInstance.from_numpy(
+                            px[k, a * n : (a + 1) * n],
+                            skeleton,
+                            point_scores=lik[k, a * n : (a + 1) * n],
+                            score=0.9,
+                            track=t,
+                        )
+                        for a, t in enumerate(tracks)
                     ],
                 )
                 for k in range(len(px))
             ]
-            labels = sio.Labels(labeled_frames=frames, videos=[video], skeletons=[skeleton])
-            path = folder / f"{cam}.predictions.{'slp' if kind == 'sleap-slp' else 'analysis.h5'}"
-            if kind == "sleap-slp":
+            labels = sio.Labels(
+                labeled_frames=frames, videos=[video], skeletons=[skeleton], tracks=[t for t in tracks if t]
+            )
+            path = folder / f"{cam}.predictions.{'analysis.h5' if kind == 'sleap-h5' else 'slp'}"
+            if kind != "sleap-h5":
                 sio.save_slp(labels, str(path), verbose=False)
             else:
                 sio.save_analysis_h5(labels, str(path))
@@ -129,7 +146,9 @@ def write_files(kind: str, session: Path, cams: CameraSet, truth: np.ndarray, fo
     return files
 
 
-@pytest.mark.parametrize("kind", ["dlc-h5", "dlc-csv", "dlc-ma", "lightning-pose", "sleap-slp", "sleap-h5"])
+@pytest.mark.parametrize(
+    "kind", ["dlc-h5", "dlc-csv", "dlc-ma", "lightning-pose", "sleap-slp", "sleap-h5", "sleap-tracks"]
+)
 def test_imported_keypoints_triangulate_within_a_millimetre(rig, tmp_path: Path, kind: str, capsys) -> None:
     session, cams, truth = rig
     files = write_files(kind, session, cams, truth, tmp_path / kind)
@@ -137,14 +156,14 @@ def test_imported_keypoints_triangulate_within_a_millimetre(rig, tmp_path: Path,
     out = capsys.readouterr().out
     assert out.count("imported from") == 4
     p2d = Pose2D.load(SessionLayout(session).pose2d_file("cam0"))
-    expected = tuple(f"{m}_{n}" for m in ("mouse1", "mouse2") for n in MOUSE) if kind == "dlc-ma" else MOUSE
+    expected = tuple(f"{m}_{n}" for m in MICE for n in MOUSE) if kind in MULTI else MOUSE
     assert p2d.names == expected
     if kind in ("dlc-csv", "sleap-slp", "sleap-h5"):
         assert [tuple(e) for e in p2d.meta["skeleton"]] == EDGES
     assert main(["triangulate", str(session), "--quiet"]) == 0, capsys.readouterr().err
     pose = load_pose3d(session)
     assert pose.names == expected
-    want = truth if kind != "dlc-ma" else np.concatenate([truth, truth + [0, 80, 0]], axis=1)
+    want = two_mice(truth) if kind in MULTI else truth
     err = np.linalg.norm(pose.points - want[pose.rows], axis=-1)
     done = np.isfinite(err)
     print(
