@@ -29,6 +29,22 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     pose.add_argument(
         "--force", action="store_true", help="estimate again even where pose2d/<cam>.npz is current"
     )
+    pose.add_argument(
+        "--import",
+        dest="import_files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="take 2D keypoints from DeepLabCut (.h5/.csv), SLEAP (.slp/analysis .h5) or Lightning Pose "
+        "(.csv) files instead, one per camera, each named after its camera",
+    )
+    pose.add_argument(
+        "--frames",
+        choices=["synced", "raw"],
+        default="synced",
+        help="--import: frame N of a file is frame N of synced/<cam>.mp4 (synced) or recorded frame N "
+        "of the camera, i.e. of the original video (raw)",
+    )
     pose.add_argument("--quiet", action="store_true", help="no progress bar")
     pose.set_defaults(handler=cmd_pose)
 
@@ -39,7 +55,13 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     tri.add_argument(
         "--calibration",
         type=Path,
-        help="calibration.toml (default: the session's calibration/calibration.toml)",
+        help="calibration (default: the session's calibration/calibration.toml); any format "
+        "`syncrig import` reads (aniposelib, Pose2Sim, Qualisys, EasyMocap YAML, Caliscope), converted to mm",
+    )
+    tri.add_argument(
+        "--units",
+        choices=["mm", "m"],
+        help="the --calibration file's translation unit, where its format does not say",
     )
     tri.add_argument("--smooth", action="store_true", help="zero-phase low-pass along time (gaps kept)")
     tri.add_argument("--cutoff-hz", type=positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
@@ -87,6 +109,8 @@ def cmd_pose(args: argparse.Namespace) -> int:
     from controller.dataset.pose.pose2d import Pose2DError
     from controller.dataset.pose.run import PoseError, pose_session
 
+    if args.import_files:
+        return _import_pose(args)
     bar, progress = _bar(args, "2D pose")
     try:
         results = pose_session(args.session, args.cameras, progress=progress, force=args.force)
@@ -106,6 +130,27 @@ def cmd_pose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_pose(args: argparse.Namespace) -> int:
+    from controller.dataset.imports.keypoints import import_keypoints
+
+    try:
+        results = import_keypoints(args.session, args.import_files, frames=args.frames, overwrite=args.force)
+    except (ValueError, OSError) as exc:
+        print(f"syncrig pose: {exc}", file=sys.stderr)
+        return 1
+    for r in results:
+        left_out = (
+            f"; {r['dropped_frames']} frames of the file are not in the match table"
+            if r["dropped_frames"]
+            else ""
+        )
+        print(
+            f"{r['camera']}: {r['status']} from {r['file']} ({r['tool']}), {r['frames']} frames, "
+            f"{r['keypoints']} keypoints{left_out}"
+        )
+    return 0
+
+
 def cmd_triangulate(args: argparse.Namespace) -> int:
     from controller.dataset.pose.pose3d import TriangulationError, format_samples, triangulate_session
 
@@ -115,6 +160,7 @@ def cmd_triangulate(args: argparse.Namespace) -> int:
             args.session,
             args.calibration,
             smooth=args.smooth,
+            units=args.units,
             cutoff_hz=args.cutoff_hz,
             min_confidence=args.min_confidence,
             outlier_px=args.outlier_px,

@@ -1,4 +1,4 @@
-"""`syncrig sync | trim | verify` (and `tools/sync_videos.py`): the pipeline on the command line,
+"""`syncrig sync | trim | verify | import` (and `tools/sync_videos.py`): the pipeline on the command line,
 with progress bars on the terminal. Works on a session directory with no controller running, and
 on a folder of SqueakShot-style recordings (imported first, marked relative-time only)."""
 
@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from controller.cli.arg_types import non_negative_int, positive_float
 from controller.progress import Progress, ProgressBar
+from syncrig_agent.contract.layout import SessionLayout
 
 
 def add_sync_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,6 +82,40 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--json", action="store_true")
     verify.add_argument("--quiet", action="store_true")
     verify.set_defaults(handler=cmd_verify)
+
+    imp = sub.add_parser(
+        "import", help="footage from another rig (one video per camera) as a new synced session"
+    )
+    imp.add_argument(
+        "source", type=Path, help="folder with one video per camera, named after it (cam1.mp4...)"
+    )
+    imp.add_argument("--out", type=Path, required=True, help="sessions root to create the new session in")
+    imp.add_argument(
+        "--calibration",
+        type=Path,
+        help="the rig's calibration (SyncRig, aniposelib, Pose2Sim Calib.toml, Qualisys .qca.txt, "
+        "EasyMocap intri/extri.yml, Caliscope config.toml): written as calibration/calibration.toml (mm)",
+    )
+    imp.add_argument(
+        "--units",
+        choices=["mm", "m"],
+        help="the calibration's translation unit, where its format does not say",
+    )
+    imp.add_argument("--fps", type=_rate, help="frame rate, exact (60, 30000/1001); default: the videos'")
+    imp.add_argument("--subject", help="subject ID for the session name")
+    imp.add_argument("--project", help="project ID for the session name (default: import)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    imp.set_defaults(handler=cmd_import)
+
+
+def _rate(text: str) -> Fraction:
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r} (e.g. 60 or 30000/1001)") from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"the frame rate must be positive, got {text}")
+    return rate
 
 
 class _Bar:
@@ -153,8 +189,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def print_report(session: Path, report: dict) -> None:
-    from syncrig_agent.contract.layout import SessionLayout
-
     m = report["matching"]
     print(
         f"session {report['session']}: {m['rows']} instants ({m['complete_rows']} with every camera), "
@@ -243,6 +277,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     f"{entry['filled']} filled"
                 )
     return 0 if result["ok"] else 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from controller.dataset.imports.footage import import_session
+    from controller.pipeline.footage_import import FootageImport
+
+    if args.units and not args.calibration:
+        return _fail("import", ValueError("--units applies to --calibration FILE, which was not given"))
+    request = FootageImport(args.source, args.out, args.fps, args.subject, args.project)
+    bars = _StageBars(args.quiet, import_stage="")
+    try:
+        done = import_session(request, args.calibration, args.units, bars)
+    except (ValueError, OSError) as exc:
+        return _fail("import", exc)
+    bars.close()
+    for note in done.imported.notes:
+        print(f"  {note}")
+    print_report(done.session, done.sync.report)
+    if done.calibration is not None:
+        calib = SessionLayout(done.session).calibration_toml
+        print(f"  calibration: {done.calibration.format} {done.calibration.source} -> {calib}")
+        for note in done.calibration.notes:
+            print(f"    note: {note}")
+    print(done.session)
+    return 0
 
 
 def sync_videos_main(argv: list[str] | None = None) -> int:

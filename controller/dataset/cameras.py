@@ -252,7 +252,8 @@ class CameraSet:
     def save(self, path: Path, metadata: dict | None = None) -> None:
         """Write aniposelib's `calibration.toml` atomically; `metadata` replaces the set's own."""
         tables = {f"cam_{i}": cam.as_toml_dict() for i, cam in enumerate(self.cameras)}
-        tables["metadata"] = dict(self.metadata if metadata is None else metadata)
+        # SyncRig works in mm; saying so makes the file self-describing for other readers (import).
+        tables["metadata"] = {"units": "mm", **(self.metadata if metadata is None else metadata)}
         _write_toml(path, tables)
 
     @classmethod

@@ -107,7 +107,8 @@ def build_report(
     if not absolute:
         notes.append(
             "RELATIVE TIME ONLY: each camera's timestamps start at its own first frame (imported "
-            "SqueakShot-style .pts), so a start offset between cameras cannot be seen or corrected"
+            f"{'SqueakShot-style .pts' if source_format == 'squeakshot' else 'footage'}), so a start "
+            "offset between cameras cannot be seen or corrected"
         )
     return {
         "report_version": REPORT_VERSION,

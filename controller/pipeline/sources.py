@@ -80,7 +80,10 @@ def load_session(session_dir: Path | str) -> SessionSource:
         raise SessionError(f"{session_dir} is not a directory")
     layout = SessionLayout(session_dir)
     if not layout.manifest.is_file():
-        raise SessionError(f"{session_dir} has no {layout.manifest.name}: not a SyncRig session directory")
+        raise SessionError(
+            f"{session_dir} has no {layout.manifest.name}: not a SyncRig session directory (videos from "
+            f"another rig come in with `syncrig import {session_dir} --out SESSIONS_ROOT`)"
+        )
     try:
         manifest = read_manifest(session_dir)
     except (ValueError, TypeError) as exc:

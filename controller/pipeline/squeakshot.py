@@ -9,17 +9,18 @@ so (`absolute_time: false`), and every report made from it carries that flag ins
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
 
-from controller.media import ffmpeg_exe
+from controller.pipeline.footage_import import bring_in, probe
+from controller.pipeline.frame_times import rate_from_intervals
 from controller.pipeline.sources import SessionError
 from controller.progress import Progress
 from controller.session.create import create_session_dir, utc_now_iso
 from syncrig_agent.contract.formats import SessionManifest, read_pts, write_manifest, write_pts
+from syncrig_agent.contract.grid import period_ns_for_fps
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name, validate_subject_id
 from syncrig_agent.contract.layout import SessionLayout
 
@@ -84,9 +85,9 @@ def import_squeakshot(
         if pts.times_ns.size < 2:
             raise SessionError(f"{files['pts']}: fewer than two frames")
         times[cam] = pts.times_ns
-    period_ns = int(round(float(np.median(np.concatenate([np.diff(t) for t in times.values()])))))
-    if period_ns <= 0:
-        raise SessionError(f"{folder}: timestamps do not increase")
+    # The rate the µs timestamps show, made exact (16667 µs steps are 60 fps, not 59.999).
+    rate = rate_from_intervals(np.concatenate([np.diff(t) for t in times.values()]), str(folder))
+    period_ns = period_ns_for_fps(rate)
     try:
         subject = validate_subject_id(recording, "recording")
     except InvalidName:
@@ -101,30 +102,10 @@ def import_squeakshot(
             if files["video"].suffix == ".h264":
                 shutil.copyfile(files["video"], raw_video)
             else:
-                # MP4 stores length-prefixed NAL units; the pipeline reads Annex-B like a Pi records.
-                subprocess.run(
-                    [
-                        ffmpeg_exe(),
-                        "-hide_banner",
-                        "-loglevel",
-                        "error",
-                        "-n",
-                        "-i",
-                        str(files["video"]),
-                        "-map",
-                        "0:v:0",
-                        "-c",
-                        "copy",
-                        "-bsf:v",
-                        "h264_mp4toannexb",
-                        "-f",
-                        "h264",
-                        str(raw_video),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    stdin=subprocess.DEVNULL,
-                )
+                # MP4 stores length-prefixed NAL units (or another codec): the pipeline reads Annex-B
+                # H.264 like a Pi records, so it is converted by the one import path (FFmpeg's own
+                # reason on failure).
+                bring_in(files["video"], raw_video, probe(files["video"]), rate)
             count, width, height = _count_and_size(raw_video)
             if count != times[cam].size:
                 raise SessionError(
@@ -148,7 +129,7 @@ def import_squeakshot(
             subject=subject,
             project="squeakshot-import",
             created=utc_now_iso(),
-            fps=round(1e9 / period_ns, 3),
+            fps=float(rate),
             period_ns=period_ns,
             t0_ns=0,
             cameras=entries,
@@ -161,7 +142,7 @@ def import_squeakshot(
             notes=[
                 "imported SqueakShot recording: timestamps are µs since each camera's own first frame "
                 "(relative time only; start offsets between cameras are unknown)",
-                f"period estimated from the timestamps: {period_ns} ns",
+                f"frame rate from the timestamps' median interval, made exact: {rate} fps ({period_ns} ns)",
             ],
         )
         write_manifest(session_dir, manifest)

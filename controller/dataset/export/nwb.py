@@ -124,6 +124,10 @@ def export(
     if not groups:
         raise ExportError(f"no keypoints in the groups {only_groups}")
     edges_by_group = {g.name: g.edges for g in GROUPS}
+    # Keypoints outside SyncRig's own set (imported from other tools): their edges come by name.
+    other = {pose.names[i]: j for j, i in enumerate(groups.get("other", []))}
+    named = [(other[a], other[b]) for a, b in pose.meta.get("skeleton", []) if a in other and b in other]
+    edges_by_group["other"] = tuple(named)
     # Skeletons first: PoseEstimation links to its Skeleton, which must already have its parent.
     skeletons = {
         group: ndx_pose.Skeleton(

@@ -72,8 +72,12 @@ def group_slices(groups: tuple[KeypointGroup, ...] = GROUPS) -> dict[str, slice]
 
 def group_of(names: list[str] | tuple[str, ...]) -> dict[str, list[int]]:
     """For any keypoint-name list (e.g. read from a file): group name → indices in that list, in the
-    GROUPS order; names outside every group go to "other"."""
+    GROUPS order; names outside every group go to "other". Another tool's keypoint set (any name
+    not SyncRig's, e.g. a mouse's "snout" beside "left_ear") is one group, "other", as a whole:
+    a name it shares with MediaPipe's set does not make that keypoint part of a human body."""
     lookup = {n: g.name for g in GROUPS for n in g.names}
+    if not all(n in lookup for n in names):
+        return {"other": list(range(len(names)))} if len(names) else {}
     out: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         out.setdefault(lookup.get(n, "other"), []).append(i)

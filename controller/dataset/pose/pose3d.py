@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.dataset.cameras import CalibrationFileError, CameraSet
+from controller.dataset.imports.calibration import load_any_calibration
 from controller.dataset.pose.keypoints import group_of
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError
 from controller.dataset.pose.triangulate import (
@@ -107,7 +108,9 @@ def load_pose3d(session: Path) -> Pose3D:
     return Pose3D.load(path)
 
 
-def _load_inputs(session: Path, calibration: Path | None) -> tuple[CameraSet, list[Pose2D], int, dict]:
+def _load_inputs(
+    session: Path, calibration: Path | None, units: str | None = None
+) -> tuple[CameraSet, list[Pose2D], int, dict]:
     """The calibrated cameras that have 2D keypoints (in that order), their keypoints, the match
     table's row count and what the report says about the calibration used."""
     session = Path(session)
@@ -125,7 +128,11 @@ def _load_inputs(session: Path, calibration: Path | None) -> tuple[CameraSet, li
             "its calibration.toml with --calibration FILE"
         )
     try:
-        calibration = CameraSet.load(calib_path)
+        if calibration:  # any format the import reads, converted to mm and fitted to the videos
+            sizes = {c["name"]: (c["width"], c["height"]) for c in read_manifest(session).cameras}
+            calibration = load_any_calibration(calib_path, units, sizes, f"session {session.name}")
+        else:
+            calibration = CameraSet.load(calib_path)
     except CalibrationFileError as exc:
         raise TriangulationError(str(exc)) from None
     files = {cam: layout.pose2d_file(cam) for cam in match_cameras}
@@ -202,10 +209,11 @@ def triangulate_session(
     min_ray_angle_deg: float = DEFAULT_MIN_RAY_ANGLE_DEG,
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
     progress: Progress | None = None,
+    units: str | None = None,  # of a --calibration file whose format does not state them
 ) -> dict:
     """Triangulate every match row; write pose3d/points.npz + report.json; return the report."""
     session = Path(session)
-    cameras, poses, rows, info = _load_inputs(session, calibration)
+    cameras, poses, rows, info = _load_inputs(session, calibration, units)
     manifest = read_manifest(session)
     fps = float(manifest.fps)
     k = len(poses[0].names)
@@ -267,6 +275,7 @@ def triangulate_session(
         "fps": fps,
         "pose_model": poses[0].meta.get("model"),
         "pose_model_version": poses[0].meta.get("model_version"),
+        "skeleton": poses[0].meta.get("skeleton", []),  # imported keypoint sets: edges by name
         "unavailable_groups": sorted({g for p in poses for g in p.meta.get("unavailable_groups", [])}),
     }
     if smooth:
