@@ -102,7 +102,14 @@ class LoopbackRay:
         self.ns, self.port, self.cpus, self.nodes = name, port, cpus, nodes
         self.address = f"127.0.0.1:{port}"
         self.temp = Path(f"/tmp/{name}-ray")
-        self.env = {**os.environ, **RAY_ENV, "PYTHONPATH": f"{ROOT}:{ROOT / 'pi-deploy'}"}
+        # A HOME of its own: a local `ray.init()` leaves ~/.ray/auth_token, which a later head node
+        # picks up (and then refuses a second node that does not send it).
+        self.env = {
+            **os.environ,
+            **RAY_ENV,
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'pi-deploy'}",
+            "HOME": str(self.temp / "home"),
+        }
         self.ray = str(Path(sys.executable).with_name("ray"))
 
     def ns_cmd(self, *cmd: str) -> list[str]:
@@ -122,6 +129,7 @@ class LoopbackRay:
         subprocess.run(["ip", "netns", "add", self.ns], check=True, capture_output=True)
         subprocess.run(["ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up"], check=True)
         shutil.rmtree(self.temp, ignore_errors=True)
+        (self.temp / "home").mkdir(parents=True)
         common = ["--num-cpus", str(self.cpus), "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
         self.run(
             self.ray,
@@ -137,7 +145,18 @@ class LoopbackRay:
             timeout=180,
         )
         for _ in range(self.nodes - 1):
-            self.run(self.ray, "start", "--address", self.address, *common, timeout=180)
+            # The same temp dir as the head: the node reads the cluster's session from it (a stale
+            # /tmp/ray/session_latest of another local Ray would be taken instead).
+            self.run(
+                self.ray,
+                "start",
+                "--address",
+                self.address,
+                "--temp-dir",
+                str(self.temp),
+                *common,
+                timeout=180,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             probe = self.run(

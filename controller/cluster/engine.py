@@ -152,8 +152,11 @@ class RayBackend:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             else:
-                # Bound to loopback: a local run opens no port on the machine's network interfaces.
+                # A new Ray of its own ("local": not the latest cluster started on this machine),
+                # asked to bind to loopback (Ray 2.60 still takes the interface address outside a
+                # loopback-only network namespace: docs/CLUSTER.md).
                 ray.init(
+                    address="local",
                     num_cpus=workers or os.cpu_count(),
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
