@@ -51,3 +51,29 @@ def test_chunked_detection_writes_what_detect_writes(tmp_path: Path) -> None:
         assert npz_members(ours) == npz_members(SessionLayout(session).detections_file(cam)), cam
     again = process([chunked], ProcessOptions(steps=["detect"], serial=True, chunk_frames=4))
     assert again["computed"] == 0 and again["reused"] == 8
+
+
+def test_process_runs_as_a_job_for_the_job_panel(tmp_path: Path) -> None:
+    from calibration_support import rigless_runtime
+    from web_support import app_client
+
+    rt = rigless_runtime(tmp_path)
+    try:
+        api = app_client(rt)
+        base = "/api/sessions/calsession/process"
+        for body, field in (
+            ({"steps": ["bogus"]}, "steps"),
+            ({"workers": 0}, "workers"),
+            ({"serial": 1}, "serial"),
+        ):
+            resp = api.post(base, body)
+            assert resp.status_code == 400 and resp.get_json()["field"] == field, body
+        job = api.wait_job(
+            api.post(base, {"steps": ["calibrate"], "serial": True}).get_json()["job_id"], timeout=120
+        )
+        assert job["state"] == "done", job
+        assert job["result"]["computed"] == 1 and job["result"]["reruns"] == []
+        assert job["progress"] == 1.0
+        assert SessionLayout(tmp_path / "sessions" / "calsession").calibration_toml.is_file()
+    finally:
+        rt.close()

@@ -44,12 +44,23 @@ def create_app(
     from controller.web.api_calibration import bp as calibration_bp
     from controller.web.api_jobs import bp as jobs_bp
     from controller.web.api_pipeline import bp as pipeline_bp
+    from controller.web.api_process import bp as process_bp
     from controller.web.api_rig import bp as rig_bp
     from controller.web.api_sessions import bp as sessions_bp
     from controller.web.api_settings import bp as settings_bp
     from controller.web.pages import bp as pages_bp
 
-    for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp, calibration_bp):
+    blueprints = (
+        pages_bp,
+        rig_bp,
+        sessions_bp,
+        settings_bp,
+        jobs_bp,
+        pipeline_bp,
+        calibration_bp,
+        process_bp,
+    )
+    for bp in blueprints:
         app.register_blueprint(bp)
 
     def api_error(message: str, status: int, field: str | None = None):  # noqa: ANN202
