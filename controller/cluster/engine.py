@@ -211,10 +211,12 @@ class RayBackend:
     def run_chunks(
         self, job: ChunkJob, tasks: list[ChunkTask], on_done: ChunkDone, on_fail: ChunkFailed
     ) -> None:
+        """Keep every worker busy with one chunk at a time. A chunk whose worker failed goes back to
+        the front of the queue, to the next free actor; the failed actor is probed (a cheap call)
+        and takes chunks again once Ray has restarted it."""
         ray = self.ray
-        queue = [(t, 1) for t in tasks]
-        queue.reverse()  # pop() from the end takes them in plan order
-        pending: dict = {}
+        queue = [(t, 1) for t in reversed(tasks)]  # pop() from the end takes them in plan order
+        pending: dict = {}  # ref → (task, attempt, actor) for chunks, (None, 0, actor) for probes
         free: list = []
         if job.step == "pose":
             self.actors = [self._actor_class.remote(job.model) for _ in range(min(self._workers, len(tasks)))]
@@ -234,15 +236,17 @@ class RayBackend:
 
         try:
             submit()
-            while pending:
+            while any(task is not None for task, _a, _actor in pending.values()) or queue:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 ref = ready[0]
                 task, attempt, actor = pending.pop(ref)
-                if actor is not None:
-                    free.append(actor)
                 try:
-                    result, where = ray.get(ref)
+                    value = ray.get(ref)
                 except ray.exceptions.RayError as exc:
+                    if task is None:  # a probe: the actor is still restarting
+                        time.sleep(0.2)
+                        pending[actor.pids.remote()] = (None, 0, actor)
+                        continue
                     retry = attempt < self.max_attempts
                     on_fail(task, attempt, _short(exc), retry)
                     if not retry:
@@ -251,9 +255,15 @@ class RayBackend:
                             f"{attempt} times; last: {_short(exc)}"
                         ) from None
                     queue.append((task, attempt + 1))
+                    if actor is not None:
+                        pending[actor.pids.remote()] = (None, 0, actor)
                 else:
-                    where["attempt"] = attempt
-                    on_done(task, result, where)
+                    if actor is not None:
+                        free.append(actor)  # after its chunk, or a probe that found it back
+                    if task is not None:
+                        result, where = value
+                        where["attempt"] = attempt
+                        on_done(task, result, where)
                 submit()
         finally:
             for actor in self.actors:
