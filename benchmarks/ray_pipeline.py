@@ -180,8 +180,6 @@ def main() -> int:
         "reruns_after_kill": results["ray_2_killed"]["reruns"],
     }
     print(json.dumps(scaling, indent=1))
-    for r in results.values():
-        r["entries_count"] = len(r.pop("entries"))
     args.json.write_text(
         json.dumps(
             {"args": vars(args) | {"json": str(args.json)}, "runs": results, "scaling": scaling}, indent=1
