@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -59,10 +60,18 @@ def demo_sessions(root: Path, frames: int, scale: float, gop: int) -> list[Path]
     return sessions
 
 
-def run(cluster: LoopbackRay, root: Path, args: argparse.Namespace, *extra: str, kill_after: int = 0) -> dict:
+def run(
+    cluster: LoopbackRay,
+    root: Path,
+    args: argparse.Namespace,
+    *extra: str,
+    kill_after: int = 0,
+    chunk_frames: int = 0,
+) -> dict:
     cmd = [sys.executable, "-m", "controller", "process", str(root), "--steps", "pose", "--quiet"]
-    cmd += ["--chunk-frames", str(args.gop), *extra]
+    cmd += ["--chunk-frames", str(chunk_frames or args.gop), *extra]
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(
         cluster.ns_cmd(*cmd), env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -81,10 +90,15 @@ def run(cluster: LoopbackRay, root: Path, args: argparse.Namespace, *extra: str,
                     continue
     out, err = proc.communicate(timeout=1800)
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the command and every process it waited for: the whole work on the serial path (the
+    # pose worker is its child), the driver's share on Ray (actors are the raylets' children).
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
     report = json.loads((root / "process-report.json").read_text())
     report["wall_s"] = round(wall, 2)
+    report["command_cpu_s"] = round(cpu, 2)
     report["killed_pid"] = killed
     return report
 
@@ -130,6 +144,15 @@ def main() -> int:
         for name in [*plans, "ray_2_killed"]:
             got = outputs_of([base / name / s.name for s in sessions], ["pose2d/*.npz"])
             results[name]["identical_to_serial"] = got == reference
+        # CPU per chunk: the same trivial work cut into chunks of one GOP and of two GOPs.
+        for name, frames_per_chunk in (
+            ("trivial_serial_1gop", args.gop),
+            ("trivial_serial_2gop", 2 * args.gop),
+        ):
+            results[name] = run(
+                cluster, fresh(base, name), args, "--serial", "--pose-model", str(trivial),
+                chunk_frames=frames_per_chunk,
+            )  # fmt: skip
         results["overhead_trivial_model"] = run(
             cluster,
             fresh(base, "trivial"),
@@ -159,11 +182,25 @@ def main() -> int:
             f"{len(r['reruns']):>7}"
             f"{r['object_store_bytes'] / 1e6:>9.2f}  {r.get('identical_to_serial', '-')}"
         )
+    one, two = results["trivial_serial_1gop"], results["trivial_serial_2gop"]
+    serial_cpu = results["serial"]["command_cpu_s"]
+    concurrency = {
+        name: round(sum(e["seconds"] for e in r["entries"]) / r["steps"]["pose"]["seconds"], 2)
+        for name, r in results.items()
+        if name.startswith("ray_")
+    }
     computed = [e for e in results["ray_1_worker"]["entries"] if not e.get("reused")]
     per_frame = sum(e["seconds"] for e in computed) / max(1, sum(e["frames"] for e in computed))
     trivial_entries = results["overhead_trivial_model"]["entries"]
     trivial_step = results["overhead_trivial_model"]["steps"]["pose"]["seconds"]
     scaling = {
+        "pose_frames_per_cpu_second_serial": round(frames / serial_cpu, 2),
+        "cpu_s_per_chunk": round(
+            (one["command_cpu_s"] - two["command_cpu_s"]) / (one["units"] - two["units"]), 4
+        ),
+        "driver_cpu_s_per_chunk_ray_2": round(results["ray_2_shared"]["command_cpu_s"] / one["units"], 4),
+        "mean_busy_workers": concurrency,
+        "load_average_1min_at_end": os.getloadavg()[0],
         "frames_per_s_per_core": round(1 / per_frame, 2),
         "chunk_task_seconds_trivial_model_mean": round(
             float(np.mean([e["seconds"] for e in trivial_entries])), 4
