@@ -60,6 +60,41 @@ def demo_sessions(root: Path, frames: int, scale: float, gop: int) -> list[Path]
     return sessions
 
 
+def detect_cpu(base: Path, frames: int, gop: int) -> dict:
+    """Board detection's CPU cost per frame on the serial path (rendered ChArUco footage, 640x480,
+    2 cameras): the chunked units of work Ray runs, in this process."""
+    from controller.cluster.process import ProcessOptions, process
+    from controller.dataset.board.spec import BoardSpec
+    from syncrig_agent.contract.layout import SessionLayout
+    from syncrig_agent.sim.charuco_scene import CharucoScene
+    from syncrig_agent.sim.charuco_sim import camera_config, scene_description
+
+    cameras = ["cam0", "cam1"]
+    description = scene_description(cameras, 640, 480)
+    session = base / "detect" / "board"
+    pictures = {}
+    for cam in cameras:
+        scene = CharucoScene(640, 480, cam, camera_config(description, cam))
+        pictures[cam] = [
+            scene.render(1_790_000_000_000_000_000 + k * 50_000_000, k).copy() for k in range(frames)
+        ]
+    write_synced_session(session, pictures, gop=gop)
+    BoardSpec(**description["board"]).save(SessionLayout(session).board_file)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    report = process([base / "detect"], ProcessOptions(steps=["detect"], serial=True, chunk_frames=gop))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    total = frames * len(cameras)
+    return {
+        "frames": total,
+        "chunks": report["units"],
+        "cpu_s": round(cpu, 2),
+        "wall_s": round(time.monotonic() - started, 2),
+        "detect_frames_per_cpu_second": round(total / cpu, 1),
+    }
+
+
 def run(
     cluster: LoopbackRay,
     root: Path,
@@ -116,8 +151,14 @@ def main() -> int:
     ap.add_argument("--gop", type=int, default=15, help="keyframe interval = chunk length")
     ap.add_argument("--pose", choices=["mediapipe", "onnx"], default="mediapipe")
     ap.add_argument("--json", type=Path, default=Path("ray_pipeline.json"))
+    ap.add_argument("--detect-only", action="store_true", help="only the detect step's CPU cost per frame")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="ray-bench-"))
+    detect = detect_cpu(base, 2 * args.frames, args.gop)
+    print(f"detect (serial path, 640x480 ChArUco footage): {json.dumps(detect)}")
+    if args.detect_only:
+        shutil.rmtree(base, ignore_errors=True)
+        return 0
     sessions = demo_sessions(base / "pristine", args.frames, args.scale, args.gop)
     model = build_tiny_pose_model(base / "tiny.onnx", side=128, channels=16, layers=3)
     trivial = build_tiny_pose_model(base / "trivial.onnx", side=4, channels=1, layers=1)
@@ -201,6 +242,7 @@ def main() -> int:
         "driver_cpu_s_per_chunk_ray_2": round(results["ray_2_shared"]["command_cpu_s"] / one["units"], 4),
         "mean_busy_workers": concurrency,
         "load_average_1min_at_end": os.getloadavg()[0],
+        "detect": detect,
         "frames_per_s_per_core": round(1 / per_frame, 2),
         "chunk_task_seconds_trivial_model_mean": round(
             float(np.mean([e["seconds"] for e in trivial_entries])), 4
