@@ -14,6 +14,7 @@ from controller.cli.dataset import add_dataset_commands
 from controller.cli.deploy import add_deploy_command
 from controller.cli.footage import add_footage_commands
 from controller.cli.pipeline import add_pipeline_commands
+from controller.cli.process import add_process_command
 from controller.cli.record import add_record_command
 from controller.cli.serve import add_serve_commands
 from controller.cli.setup import add_setup_command
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_commands(sub)  # pose, triangulate, export
     add_board_commands(sub)  # board, detect
     add_calibrate_command(sub)
+    add_process_command(sub)  # the dataset steps on a Ray cluster
     return parser
 
 

@@ -17,9 +17,12 @@ from controller.pipeline.outputs import write_map_csv
 from syncrig_agent.contract.layout import SessionLayout
 
 
-def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]], fps: int = 15) -> int:
+def write_synced_session(
+    session: Path, frames: dict[str, Iterable[np.ndarray]], fps: int = 15, gop: int | None = None
+) -> int:
     """Encode each camera's I420 pictures ((H*3/2, W) uint8) to synced/<cam>.mp4 (libx264, crf 12)
-    with its .map.csv, and the match table; returns the row count."""
+    with its .map.csv, and the match table; returns the row count. `gop`: a keyframe every `gop`
+    frames (default: libx264's 250), as a camera's encoder would set it."""
     synced = SessionLayout(session).synced
     synced.path.mkdir(parents=True, exist_ok=True)
     counts = {}
@@ -34,6 +37,8 @@ def write_synced_session(session: Path, frames: dict[str, Iterable[np.ndarray]],
                     stream.pix_fmt = "yuv420p"
                     stream.time_base = Fraction(1, fps)
                     stream.options = {"crf": "12", "preset": "ultrafast", "tune": "zerolatency"}
+                    if gop is not None:
+                        stream.options = {**stream.options, "g": str(gop)}
                 frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
                 frame.pts = count
                 container.mux(stream.encode(frame))

@@ -44,6 +44,7 @@ def create_app(
     from controller.web.api_calibration import bp as calibration_bp
     from controller.web.api_jobs import bp as jobs_bp
     from controller.web.api_pipeline import bp as pipeline_bp
+    from controller.web.api_process import bp as process_bp
     from controller.web.api_rig import bp as rig_bp
     from controller.web.api_schedules import bp as schedules_bp
     from controller.web.api_schedules import page_bp as schedule_pages_bp
@@ -52,7 +53,17 @@ def create_app(
     from controller.web.openapi import bp as openapi_bp
     from controller.web.pages import bp as pages_bp
 
-    for bp in (pages_bp, rig_bp, sessions_bp, settings_bp, jobs_bp, pipeline_bp, calibration_bp):
+    blueprints = (
+        pages_bp,
+        rig_bp,
+        sessions_bp,
+        settings_bp,
+        jobs_bp,
+        pipeline_bp,
+        calibration_bp,
+        process_bp,
+    )
+    for bp in blueprints:
         app.register_blueprint(bp)
     for bp in (schedules_bp, schedule_pages_bp, openapi_bp):  # issue 17: schedules, the API's description
         app.register_blueprint(bp)

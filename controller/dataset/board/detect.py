@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +46,13 @@ __all__ = ["BoardMismatchError", "DetectionError", "MIN_CORNERS", "detect_sessio
 
 
 @dataclass
-class _CameraScan(BoardEvidence):
+class CameraScan(BoardEvidence):
     camera: str = ""
     detections: CameraDetections | None = None
     stopped_early: bool = False  # the spec clearly does not fit (or another camera found so)
 
 
-def _read_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_rows_filled(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(match row, filled) of every output frame of a synced output's map."""
     try:
         mapping = read_map_csv(path)
@@ -61,26 +61,34 @@ def _read_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return mapping["row"], mapping["filled"].astype(bool)
 
 
-def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
+def even_sample_frames(frames: int) -> set[int]:
+    """The output frames kept for diagnosing a mismatch (SAMPLE_FRAMES, spread over the video)."""
+    return set(np.linspace(0, max(0, frames - 1), SAMPLE_FRAMES).round().astype(int).tolist())
+
+
+def board_detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
     return cv2.aruco.CharucoDetector(spec.cv_board())
 
 
 def _scan_camera(
     session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None], stop: threading.Event
-) -> _CameraScan:
+) -> CameraScan:
     synced = SessionLayout(session).synced
     video, map_path = synced.video(camera), synced.map(camera)
-    rows, filled = _read_map(map_path)
-    detector = _detector(spec)
-    even = set(np.linspace(0, max(0, len(rows) - 1), SAMPLE_FRAMES).round().astype(int).tolist())
-    scan = _CameraScan(camera=camera)
+    rows, filled = read_rows_filled(map_path)
+    detector = board_detector(spec)
+    even = even_sample_frames(len(rows))
+    scan = CameraScan(camera=camera)
     try:
         container = av.open(str(video))
     except (OSError, av.FFmpegError) as exc:
         raise DetectionError(f"cannot open {video}: {exc}") from None
     with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = enumerate(f.to_ndarray(format="gray") for f in container.decode(stream))
         try:
-            _scan_frames(container, scan, rows, filled, detector, spec, even, tick, stop, video, map_path)
+            scan_frames(frames, scan, rows, filled, detector, spec, even, tick, stop, video, map_path)
         except av.FFmpegError as exc:
             raise DetectionError(f"cannot decode {video}: {exc}") from None
     if scan.stopped_early:
@@ -90,9 +98,9 @@ def _scan_camera(
     return scan
 
 
-def _scan_frames(
-    container: av.container.InputContainer,
-    scan: _CameraScan,
+def scan_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    scan: CameraScan,
     rows: np.ndarray,
     filled: np.ndarray,
     detector: cv2.aruco.CharucoDetector,
@@ -103,18 +111,16 @@ def _scan_frames(
     video: Path,
     map_path: Path,
 ) -> None:
-    """Decode one synced output and detect the board in each frame, filling `scan`."""
+    """Detect the board in each (output frame index, gray picture) of one synced output (all of
+    it, or a chunk: the cluster's `syncrig process`), filling `scan`."""
     board_ids = spec.marker_count
     out_rows: list[np.ndarray] = []
     out_ids: list[np.ndarray] = []
     out_xy: list[np.ndarray] = []
     size = (0, 0)
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    for k, frame in enumerate(container.decode(stream)):
+    for k, gray in frames:
         if k >= len(rows):
             raise DetectionError(f"{video} has more frames than {map_path.name} has rows ({len(rows)})")
-        gray = frame.to_ndarray(format="gray")
         size = (gray.shape[1], gray.shape[0])
         scan.frames += 1
         if k in even:
@@ -160,7 +166,7 @@ def _scan_frames(
     )
 
 
-def _session_cameras(session: Path) -> list[str]:
+def detection_cameras(session: Path) -> list[str]:
     try:
         cameras = synced_cameras(session)
     except NotSynced as exc:
@@ -196,10 +202,10 @@ def scan_session(
     decoding and detection release the GIL, so cameras run in parallel)."""
     session = Path(session_dir)
     spec = spec.validate()
-    cameras = _session_cameras(session)
+    cameras = detection_cameras(session)
     total = 0
     for cam in cameras:
-        rows, _filled = _read_map(SessionLayout(session).synced.map(cam))
+        rows, _filled = read_rows_filled(SessionLayout(session).synced.map(cam))
         total += len(rows)
     done = 0
     lock = threading.Lock()
@@ -214,7 +220,7 @@ def scan_session(
     workers = workers or min(len(cameras), os.cpu_count() or 1)
     stop = threading.Event()
 
-    def scan(camera: str) -> _CameraScan:
+    def scan(camera: str) -> CameraScan:
         try:
             return _scan_camera(session, camera, spec, tick, stop)
         except BaseException:
@@ -226,11 +232,20 @@ def scan_session(
             scans = list(pool.map(scan, cameras))
     else:
         scans = [scan(cam) for cam in cameras]
+    return save_scans(session, spec, scans, stopped=stop.is_set())
+
+
+def save_scans(
+    session: Path, spec: BoardSpec, scans: list[CameraScan], stopped: bool = False
+) -> dict[str, CameraDetections]:
+    """Judge the cameras' evidence against the spec (BoardMismatchError), then write the spec and
+    every camera's detections. Shared by detect_session and the cluster's chunked detection."""
     for scan in scans:
         if scan.clearly_mismatched():
             check_board(spec, [scan])  # raises: that camera alone proves the mismatch
     check_board(spec, scans)
-    if stop.is_set():  # unreachable: a clear mismatch always raises above; never save a partial scan
+    if stopped or any(s.stopped_early for s in scans):
+        # unreachable: a clear mismatch always raises above; never save a partial scan
         raise DetectionError("detection stopped early without a verdict")
     layout = SessionLayout(session)
     spec.save(layout.board_file)

@@ -33,6 +33,7 @@ from syncrig_agent.contract.layout import SessionLayout
 
 K = len(KEYPOINT_NAMES)
 RESULT_BYTES = 8 + K * 3 * 4
+RESET_TAG = -2  # worker.py's end of a sequence (the worker stays up, tracking state dropped)
 
 
 class PoseError(RuntimeError):
@@ -49,9 +50,11 @@ class PoseWorker:
         height: int,
         static_image_mode: bool = False,
         launcher: list[str] | None = None,
+        backend: dict | None = None,
     ) -> None:
         """`launcher`: a command prefix for the worker (the tests run it under `unshare --net` to
-        prove it needs no network)."""
+        prove it needs no network). `backend`: extra configuration for worker.py (the ONNX backend:
+        {"backend": "onnx", "model": path, "providers": [...]}); None: MediaPipe."""
         self.width, self.height = width, height
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -60,7 +63,7 @@ class PoseWorker:
             stdout=subprocess.PIPE,
             stderr=self._log,
         )
-        config = {"width": width, "height": height, "static_image_mode": static_image_mode}
+        config = {"width": width, "height": height, "static_image_mode": static_image_mode, **(backend or {})}
         self._send(json.dumps(config).encode() + b"\n")
         line = self.proc.stdout.readline()
         if not line:
@@ -83,9 +86,13 @@ class PoseWorker:
         text = self._log.read().decode(errors="replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
-    def estimate(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    def estimate(
+        self, frames: Iterable[tuple[int, np.ndarray]], keep_open: bool = False
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """frames: (tag ≥ 0, RGB uint8 (H, W, 3)); results come back in order, as they are ready.
-        Frames are written from a thread, so the next one is decoded while the worker infers."""
+        Frames are written from a thread, so the next one is decoded while the worker infers.
+        keep_open: end with RESET instead of closing the stream, so the same worker (and its loaded
+        model) can estimate another sequence, starting from a fresh tracking state."""
         sent: list[int] = []
         done = threading.Event()
 
@@ -100,7 +107,7 @@ class PoseWorker:
                     self.proc.stdin.write(
                         struct.pack("<q", tag) + np.ascontiguousarray(rgb, np.uint8).tobytes()
                     )
-                self.proc.stdin.write(struct.pack("<q", -1))
+                self.proc.stdin.write(struct.pack("<q", RESET_TAG if keep_open else -1))
                 self.proc.stdin.flush()
             except BaseException as exc:  # noqa: BLE001 - reported by the reading side
                 self.worker_error = exc
@@ -113,7 +120,7 @@ class PoseWorker:
         feeder.start()
         received = 0
         while True:
-            if done.is_set() and received >= len(sent):
+            if not keep_open and done.is_set() and received >= len(sent):
                 break
             data = self.proc.stdout.read(RESULT_BYTES)
             if not data:
@@ -121,6 +128,8 @@ class PoseWorker:
             if len(data) != RESULT_BYTES:
                 raise PoseError(f"the pose worker sent a short result:\n{self.log_tail()}")
             (tag,) = struct.unpack("<q", data[:8])
+            if tag == RESET_TAG:
+                break
             received += 1
             yield tag, np.frombuffer(data[8:], dtype="<f4").reshape(K, 3).copy()
         feeder.join()
@@ -166,7 +175,7 @@ def estimate_images(
     return np.stack([out[i] for i in range(len(images))]), info
 
 
-def _signature(video: Path, frames: int) -> dict:
+def pose_signature(video: Path, frames: int) -> dict:
     st = video.stat()
     return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns, "frames": frames}
 
@@ -187,7 +196,7 @@ def pose_camera(
     sf = read_synced_frames(session, camera)
     layout = SessionLayout(session)
     final, partial_path = layout.pose2d_file(camera), layout.pose2d_partial(camera)
-    sig = _signature(sf.video, len(sf.row))
+    sig = pose_signature(sf.video, len(sf.row))
     if final.is_file() and not force:
         try:
             if Pose2D.load(final).meta.get("source") == sig:

@@ -35,6 +35,9 @@ desktop everything else, so both sides import it from the shared contract).
                                            the sample-count summary (labelled samples per hour)
 <session>/exports/<session>.trc|.csv|.nwb  TRC (OpenSim), anipose pose-3d CSV, NWB + ndx-pose
 <session>/ground_truth.json                simulated charuco sessions: true cameras, board, trajectory
+<session>/process/<step>/<cam>/<chunk>.pkl `syncrig process`: one finished chunk's result (resumable
+                                           state: not recomputed while its inputs are unchanged)
+<session>/process/<step>.done.json         a finished whole-session step and the inputs it ran on
 ```
 Times are on the session's shared clock (ns since T0), so every camera's frames and the 3D rows
 line up. A motion session is usually calibrated by another (calibration) session: commands take
@@ -64,6 +67,7 @@ CALIBRATION_DIR = "calibration"
 POSE2D_DIR = "pose2d"
 POSE3D_DIR = "pose3d"
 EXPORTS_DIR = "exports"
+PROCESS_DIR = "process"
 H264_SUFFIX = ".h264"
 MP4_SUFFIX = ".mp4"
 MAP_SUFFIX = ".map.csv"
@@ -349,3 +353,20 @@ class SessionLayout:
     def ground_truth_file(self) -> Path:
         """A simulated session's ground truth (syncrig_agent.sim.charuco_sim.scene_description)."""
         return self.root / "ground_truth.json"
+
+    # -- `syncrig process` (controller/cluster): resumable state of a run ---------------------------
+    @property
+    def process_dir(self) -> Path:
+        return self.root / PROCESS_DIR
+
+    def process_chunk(self, step: str, camera: str, chunk: int) -> Path:
+        """One finished chunk of a per-camera step (`step`: a pipeline step name, lower-case)."""
+        if not re.fullmatch(r"[a-z0-9]+", step):
+            raise ValueError(f"step name {step!r}: expected lower-case letters and digits")
+        return self.process_dir / step / validate_camera_name(camera) / f"{int(chunk):05d}.pkl"
+
+    def process_step_done(self, step: str) -> Path:
+        """A finished whole-session step, with the signature of the inputs it ran on."""
+        if not re.fullmatch(r"[a-z0-9]+", step):
+            raise ValueError(f"step name {step!r}: expected lower-case letters and digits")
+        return self.process_dir / f"{step}.done.json"
