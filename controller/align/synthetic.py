@@ -1,0 +1,200 @@
+"""External recordings made from a session's TTL out table, in every format `syncrig align` reads,
+with their own clock: they start `lead_s` before T0 and run `ppm` fast, sampled at `rate_hz`, with
+edge jitter and missing and spurious pulses. The truth (slope, offset) comes back with them.
+Used by the tests and benchmarks/align_sweep.py; each writer produces the format's real layout
+(the files neo and soundfile read)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExternalClock:
+    lead_s: float = 3.0  # the recorder starts this long before T0
+    ppm: float = 0.0  # its sample clock runs this fast
+    rate_hz: float = 30_000.0
+
+    @property
+    def slope(self) -> float:
+        return 1.0 / (1.0 + self.ppm * 1e-6)
+
+    @property
+    def offset_ns(self) -> float:
+        return -self.lead_s * 1e9
+
+    def external_s(self, session_ns: np.ndarray) -> np.ndarray:
+        return (np.asarray(session_ns, dtype=np.float64) / 1e9 + self.lead_s) * (1.0 + self.ppm * 1e-6)
+
+
+@dataclass
+class SyntheticEdges:
+    index: np.ndarray  # sample index of each edge
+    levels: np.ndarray
+    exact_s: np.ndarray  # the edge's true time on the recorder's clock (before sampling)
+    n_samples: int
+    clock: ExternalClock
+
+
+def synthesize(
+    session_ns: np.ndarray,
+    levels: np.ndarray,
+    clock: ExternalClock,
+    rng: np.random.Generator,
+    jitter_ns: float = 1000.0,
+    missing: int = 3,
+    spurious: int = 3,
+    tail_s: float = 2.0,
+) -> SyntheticEdges:
+    """One line's edges (session ns since T0, levels) as the recorder samples them. Jitter is
+    uniform in ±jitter_ns; a missing pulse loses both edges; a spurious pulse is 1 ms wide and
+    falls between pulses (≥ 2 ms from any edge: a glitch on a pulse would be a distorted pulse)."""
+    session_ns = np.asarray(session_ns, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.int8)
+    rises = np.flatnonzero(levels[:-1] == 1)
+    rises = rises[levels[rises + 1] == 0]
+    drop = rng.choice(rises, size=min(missing, rises.size), replace=False) if missing else np.zeros(0, int)
+    keep = np.ones(session_ns.size, bool)
+    keep[drop] = keep[drop + 1] = False
+    t = clock.external_s(session_ns[keep] + rng.uniform(-jitter_ns, jitter_ns, keep.sum()))
+    lv = levels[keep]
+    end_s = clock.external_s(session_ns[-1:])[0] + tail_s
+    placed = 0
+    while placed < spurious:
+        start = rng.uniform(0.2, end_s - 0.2)
+        near = np.abs(t - start).min() if t.size else np.inf
+        level_there = lv[np.searchsorted(t, start) - 1] if np.searchsorted(t, start) else 0
+        if near < 0.003 or level_there:
+            continue
+        t = np.concatenate([t, [start, start + 0.001]])
+        lv = np.concatenate([lv, [1, 0]]).astype(np.int8)
+        order = np.argsort(t, kind="stable")
+        t, lv = t[order], lv[order]
+        placed += 1
+    order = np.argsort(t, kind="stable")
+    t, lv = t[order], lv[order]
+    index = np.ceil(t * clock.rate_hz).astype(np.int64)  # the first sample that sees the new level
+    return SyntheticEdges(index, lv, t, int(np.ceil(end_s * clock.rate_hz)), clock)
+
+
+def level_trace(edges: SyntheticEdges) -> np.ndarray:
+    """0/1 per sample."""
+    step = np.zeros(edges.n_samples + 1, np.int8)
+    np.add.at(
+        step, np.clip(edges.index, 0, edges.n_samples), np.where(edges.levels == 1, 1, -1).astype(np.int8)
+    )
+    trace = np.cumsum(step[:-1], dtype=np.int16)
+    return np.clip(trace, 0, 1).astype(np.int8)
+
+
+def write_csv(edges: SyntheticEdges, path: Path) -> Path:
+    """time_s,level: event times as a DAQ logs them (exact times, no sampling)."""
+    rows = ["time_s,level"] + [f"{t:.9f},{lv}" for t, lv in zip(edges.exact_s, edges.levels, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def write_wav(edges: SyntheticEdges, path: Path, channel: int = 0, channels: int = 2, seed: int = 0) -> Path:
+    """16-bit PCM; the TTL on `channel` at 80 % of full scale over a little noise, noise elsewhere."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0, 300, (edges.n_samples, channels)).astype(np.int16)
+    data[:, channel] += level_trace(edges).astype(np.int16) * 26000
+    soundfile.write(str(path), data, int(edges.clock.rate_hz), subtype="PCM_16")
+    return path
+
+
+def write_openephys(edges: SyntheticEdges, folder: Path, line: int = 1, first_sample: int = 123_456) -> Path:
+    """Open Ephys GUI ≥ 0.6 binary format: Record Node/experiment1/recording1 with structure.oebin,
+    a one-channel continuous stream and its TTL events (states ±line, sample_numbers, timestamps)."""
+    rate = edges.clock.rate_hz
+    stream = "Acquisition_Board-100.Rhythm Data"
+    rec = folder / "Record Node 101" / "experiment1" / "recording1"
+    cont = rec / "continuous" / stream
+    ttl = rec / "events" / stream / "TTL"
+    cont.mkdir(parents=True, exist_ok=True)
+    ttl.mkdir(parents=True, exist_ok=True)
+    samples = first_sample + np.arange(edges.n_samples, dtype=np.int64)
+    np.zeros(edges.n_samples, np.int16).tofile(cont / "continuous.dat")
+    np.save(cont / "sample_numbers.npy", samples)
+    np.save(cont / "timestamps.npy", samples / rate)
+    numbers = first_sample + edges.index
+    np.save(ttl / "states.npy", np.where(edges.levels == 1, line, -line).astype(np.int16))
+    np.save(ttl / "sample_numbers.npy", numbers.astype(np.int64))
+    np.save(ttl / "timestamps.npy", numbers / rate)
+    np.save(ttl / "full_words.npy", np.where(edges.levels == 1, 1 << (line - 1), 0).astype(np.uint64))
+    channel = {"channel_name": "CH1", "description": "", "identifier": "", "history": "", "bit_volts": 0.195,
+               "units": "uV"}  # fmt: skip
+    structure = {
+        "GUI version": "0.6.7",
+        "continuous": [
+            {
+                "folder_name": f"{stream}/",
+                "sample_rate": rate,
+                "source_processor_name": "Acquisition Board",
+                "source_processor_id": 100,
+                "stream_name": "Rhythm Data",
+                "recorded_processor": "Record Node",
+                "recorded_processor_id": 101,
+                "num_channels": 1,
+                "channels": [channel],
+            }
+        ],
+        "events": [
+            {
+                "folder_name": f"{stream}/TTL/",
+                "channel_name": "Rhythm Data TTL",
+                "description": "TTL events",
+                "identifier": "",
+                "sample_rate": rate,
+                "type": "int16",
+                "source_processor": "Acquisition Board",
+                "stream_name": "Rhythm Data",
+                "initial_state": 0,
+            }
+        ],
+        "spikes": [],
+    }
+    (rec / "structure.oebin").write_text(json.dumps(structure, indent=2))
+    return folder
+
+
+def write_spikeglx(edges: SyntheticEdges, folder: Path, line: int = 0, run: str = "rec") -> Path:
+    """SpikeGLX NI-DAQ stream: `<run>_g0/<run>_g0_t0.nidq.bin` (int16: one analog channel XA0 and the
+    digital word, bit `line` = the TTL) and its `.nidq.meta`."""
+    gate = folder / f"{run}_g0"
+    gate.mkdir(parents=True, exist_ok=True)
+    bin_path = gate / f"{run}_g0_t0.nidq.bin"
+    data = np.zeros((edges.n_samples, 2), np.int16)
+    data[:, 1] = level_trace(edges).astype(np.int16) << line
+    data.tofile(bin_path)
+    meta = {
+        "acqMnMaXaDw": "0,0,1,1",
+        "appVersion": "20230815",
+        "fileCreateTime": "2026-01-01T00:00:00",
+        "fileName": str(bin_path),
+        "fileSHA1": "0",
+        "fileSizeBytes": str(data.nbytes),
+        "fileTimeSecs": f"{edges.n_samples / edges.clock.rate_hz:.6f}",
+        "firstSample": "0",
+        "gateMode": "Immediate",
+        "nSavedChans": "2",
+        "niAiRangeMax": "5",
+        "niAiRangeMin": "-5",
+        "niMAGain": "1",
+        "niMNGain": "200",
+        "niSampRate": f"{edges.clock.rate_hz:.6f}",
+        "niXDBytes1": "1",
+        "niXDChans1": "0:7",
+        "snsMnMaXaDw": "0,0,1,1",
+        "snsSaveChanSubset": "all",
+        "typeThis": "nidq",
+        "~snsChanMap": "(0,0,1,0,1)(XA0;0:0)(XD0;1:1)",
+    }
+    (gate / f"{run}_g0_t0.nidq.meta").write_text("".join(f"{k}={v}\n" for k, v in meta.items()))
+    return bin_path
