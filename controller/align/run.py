@@ -101,7 +101,9 @@ def frames_rows(session: Path, summary: dict) -> list[str]:
     slope, offset = summary["slope"], summary["offset_ns"]
     rate, n = summary["sample_rate_hz"], summary["samples"]
     rows = [",".join(FRAMES_COLUMNS)]
-    for camera in layout.raw.cameras():
+    for camera in manifest.camera_names:
+        if not layout.raw.frames(camera).exists():
+            continue
         table = read_frame_table(layout.raw.frames(camera))
         session_ns = table["wall_ns"] - manifest.t0_ns
         ext_s = (session_ns - offset) / (slope * 1e9)

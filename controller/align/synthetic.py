@@ -198,3 +198,68 @@ def write_spikeglx(edges: SyntheticEdges, folder: Path, line: int = 0, run: str 
     }
     (gate / f"{run}_g0_t0.nidq.meta").write_text("".join(f"{k}={v}\n" for k, v in meta.items()))
     return bin_path
+
+
+def synthetic_ttl_session(
+    root: Path,
+    seconds: float,
+    fps: float = 30.0,
+    roles: dict[str, int] | None = None,
+    seed: int = 0,
+    late_ns: float = 20_000.0,
+    session_id: str = "20260101-000000-0001",
+) -> Path:
+    """A session directory with what `align` reads, made without agents: the manifest, cam0's
+    frame table and its ttl/cam0.out.csv from the agent's own edge plan (ttl/schedule.py), each
+    edge measured `late_ns` ± half that after its target (a thread's wake), for long sessions."""
+    import random
+
+    from syncrig_agent.contract.formats import FrameRow, SessionManifest, write_frame_row, write_manifest
+    from syncrig_agent.contract.formats.frame_table import write_frame_header
+    from syncrig_agent.contract.formats.ttl import TTL_OUT_COLUMNS, format_out_row, write_header
+    from syncrig_agent.contract.grid import FrameGrid, period_ns_for_fps
+    from syncrig_agent.contract.layout import SessionLayout
+    from syncrig_agent.ttl.schedule import plan_edges
+
+    roles = roles or {"barcode": 13}
+    session = Path(root) / session_id
+    layout = SessionLayout(session)
+    period = period_ns_for_fps(fps)
+    t0 = 1_790_000_000_000_000_000 + seed * 1_000_000_007
+    grid = FrameGrid(t0, period)
+    frames = int(seconds * fps)
+    stop = grid.target(frames)
+    rng = np.random.default_rng(seed)
+    layout.raw.path.mkdir(parents=True)
+    layout.ttl.path.mkdir()
+    with open(layout.raw.frames("cam0"), "w", encoding="ascii") as fh:
+        write_frame_header(fh)
+        for n in range(frames):
+            t = grid.target(n)
+            write_frame_row(fh, FrameRow(n, n, t, t, t, int(n % 30 == 0), 1000, t))
+    with open(layout.ttl.out_csv("cam0"), "w", encoding="ascii") as fh:
+        write_header(fh, TTL_OUT_COLUMNS)
+        edge = 0
+        for planned in plan_edges(grid, roles, min(5_000_000, period // 2), random.Random(seed)):
+            if planned.unit_ns >= stop:
+                if planned.target_ns > stop + 1_000_000_000:
+                    break
+                continue
+            wall = planned.target_ns + round(late_ns * (1 + rng.uniform(-0.5, 0.5)))
+            fh.write(format_out_row(edge, planned.role, planned.line, planned.level, planned.target_ns, wall))
+            edge += 1
+    write_manifest(
+        session,
+        SessionManifest(
+            id=session_id,
+            subject=None,
+            project=None,
+            created="2026-01-01T00:00:00Z",
+            fps=fps,
+            period_ns=period,
+            t0_ns=t0,
+            stop_ns=stop,
+            cameras=[{"name": "cam0", "frames": frames}],
+        ),
+    )
+    return session
