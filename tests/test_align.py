@@ -68,7 +68,7 @@ def test_align_recovers_the_map(tmp_path, fmt, role, rate, ppm, seconds):
     path = _external(session, role, fmt, clock, tmp_path)
     summary = align_session(session, path, fmt, CHANNEL.get(fmt, 0))
     assert summary["role"] == role and summary["format"] == fmt
-    assert summary["pulses_matched"] >= 0.9 * (seconds / 5 * 7 if role == "barcode" else seconds * 30)
+    assert summary["pulses_matched"] >= 0.9 * (seconds / 3 * 7 if role == "barcode" else seconds * 30)
     _check(summary, clock, seconds)
     stem = path.name.split(".")[0]
     sync = SessionLayout(session).sync

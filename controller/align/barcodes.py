@@ -1,8 +1,9 @@
 """Decoding barcodes (contract/ttl.py BarcodeSpec) from a list of edges: the same decoder reads the
 session's out table and the external recording, so both sides agree on what a code is.
 
-A code is a rising edge after at least `quiet` low, a high pulse of the header's width (± half a
-bit), then the bits read at their centres. Rates within a few hundred ppm do not matter: a code
+A code is a rising edge after at least `quiet` low, a high pulse of the header's width (± one bit:
+nothing else follows a quiet stretch, and a late edge on a loaded machine must not lose the code),
+then the bits read at their centres. Rates within a few hundred ppm do not matter: a code
 lasts 0.3 s, so 100 ppm moves its last bit by 30 ns."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def decode_barcodes(
     levels = np.asarray(levels)
     if times_ns.size < 2:
         return np.zeros(0), np.zeros(0, np.int64)
-    tol = spec.bit_ns / 2
+    tol = spec.bit_ns
     last_fall = np.maximum.accumulate(np.where(levels == 0, times_ns, -np.inf))
     prev_fall = np.concatenate([[-np.inf], last_fall[:-1]])
     rises = np.flatnonzero(levels[:-1] == 1)

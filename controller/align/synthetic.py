@@ -51,13 +51,18 @@ def synthesize(
     tail_s: float = 2.0,
 ) -> SyntheticEdges:
     """One line's edges (session ns since T0, levels) as the recorder samples them. Jitter is
-    uniform in ±jitter_ns; a missing pulse loses both edges; a spurious pulse is 1 ms wide and
+    uniform in ±jitter_ns; a missing pulse (never the first) loses both edges; a spurious pulse is 1 ms wide and
     falls between pulses (≥ 2 ms from any edge: a glitch on a pulse would be a distorted pulse)."""
     session_ns = np.asarray(session_ns, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.int8)
     rises = np.flatnonzero(levels[:-1] == 1)
     rises = rises[levels[rises + 1] == 0]
-    drop = rng.choice(rises, size=min(missing, rises.size), replace=False) if missing else np.zeros(0, int)
+    # The train's first pulse is always kept: a strobe-only alignment rests on it (match.strobe_anchor)
+    drop = (
+        rng.choice(rises[1:], size=min(missing, rises.size - 1), replace=False)
+        if missing
+        else np.zeros(0, int)
+    )
     keep = np.ones(session_ns.size, bool)
     keep[drop] = keep[drop + 1] = False
     t = clock.external_s(session_ns[keep] + rng.uniform(-jitter_ns, jitter_ns, keep.sum()))

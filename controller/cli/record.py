@@ -95,7 +95,7 @@ def add_ttl_out_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="start,strobe,barcode",
         help="send TTL out on the shared clock (any combination): a start marker at T0, a strobe at every "
-        "frame, barcodes every 5 s; logged in the session's ttl/<cam>.out.csv",
+        "frame, barcodes every 3 s; logged in the session's ttl/<cam>.out.csv",
     )
     parser.add_argument("--ttl-camera", metavar="NAME", help="the camera that sends TTL out (default cam0)")
     parser.add_argument(

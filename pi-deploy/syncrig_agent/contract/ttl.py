@@ -26,8 +26,8 @@ class BarcodeSpec:
     bit_ns: int = 10_000_000
     header_ns: int = 30_000_000
     gap_ns: int = 10_000_000
-    interval_ns: int = 5_000_000_000
-    first_ns: int = 1_000_000_000  # the first code starts this long after T0 (a quiet lead-in)
+    interval_ns: int = 3_000_000_000
+    first_ns: int = 500_000_000  # the first code starts this long after T0 (a quiet lead-in)
 
     @property
     def quiet_ns(self) -> int:
