@@ -51,8 +51,9 @@ def synthesize(
     tail_s: float = 2.0,
 ) -> SyntheticEdges:
     """One line's edges (session ns since T0, levels) as the recorder samples them. Jitter is
-    uniform in ±jitter_ns; a missing pulse (never the first) loses both edges; a spurious pulse is 1 ms wide and
-    falls between pulses (≥ 2 ms from any edge: a glitch on a pulse would be a distorted pulse)."""
+    uniform in ±jitter_ns; a missing pulse (never the first) loses both edges; a spurious pulse is
+    1 ms wide and falls between pulses (≥ 2 ms from any edge: a glitch on a pulse would be a
+    distorted pulse)."""
     session_ns = np.asarray(session_ns, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.int8)
     rises = np.flatnonzero(levels[:-1] == 1)
