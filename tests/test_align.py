@@ -24,8 +24,9 @@ WRITERS = {
     "wav": lambda e, d: sy.write_wav(e, d / "mic.wav", channels=1),
     "openephys": lambda e, d: sy.write_openephys(e, d / "oe", line=1),
     "spikeglx": lambda e, d: sy.write_spikeglx(e, d / "sglx", line=0),
+    "intan": lambda e, d: sy.write_intan(e, d / "rat.rhd", line=2),
 }
-CHANNEL = {"openephys": 1}
+CHANNEL = {"openephys": 1, "intan": 2}
 
 
 def _external(session, role, fmt, clock, tmp_path, seed=1, missing=3, spurious=3, session_of=None):
@@ -58,6 +59,7 @@ def _check(summary, clock, seconds):
         ("csv", "strobe", 30_000, -100.0, 600),
         ("openephys", "barcode", 30_000, -100.0, 120),
         ("spikeglx", "barcode", 30_000, 100.0, 120),
+        ("intan", "strobe", 30_000, -100.0, 60),
         ("wav", "barcode", 250_000, 100.0, 40),
         ("wav", "strobe", 250_000, -73.0, 20),
     ],
@@ -83,10 +85,12 @@ def test_align_recovers_the_map(tmp_path, fmt, role, rate, ppm, seconds):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["csv", "wav", "openephys", "spikeglx"])
+@pytest.mark.parametrize("fmt", ["csv", "wav", "openephys", "spikeglx", "intan"])
 @pytest.mark.parametrize("rate", [30_000, 250_000])
 @pytest.mark.parametrize("role", ["barcode", "strobe"])
 def test_align_ten_minutes_every_format(tmp_path, fmt, rate, role):
+    if fmt == "intan" and rate > 30_000:
+        pytest.skip("Intan boards sample at most 30 kHz")
     session = sy.synthetic_ttl_session(tmp_path, 600, roles={"barcode": 13, "strobe": 6}, seed=3)
     clock = sy.ExternalClock(lead_s=2.0, ppm=-100.0 if rate == 30_000 else 100.0, rate_hz=rate)
     summary = align_session(session, _external(session, role, fmt, clock, tmp_path), fmt, CHANNEL.get(fmt, 0))

@@ -269,3 +269,45 @@ def synthetic_ttl_session(
         ),
     )
     return session
+
+
+def _qstring(text: str) -> bytes:
+    if not text:
+        return np.array([0xFFFFFFFF], "<u4").tobytes()
+    data = text.encode("utf-16-le")
+    return np.array([len(data)], "<u4").tobytes() + data
+
+
+def write_intan(edges: SyntheticEdges, path: Path, line: int = 0, inputs: int = 8) -> Path:
+    """An Intan RHD2000 `.rhd` (format 1.3, header attached, Intan's published layout): one amplifier
+    channel and `inputs` board digital inputs, the TTL on input `line`; 60-sample data blocks
+    (int32 timestamps, uint16 amplifier samples, the digital-input word with one bit per input)."""
+    block = 60
+    n = -(-edges.n_samples // block) * block
+    head = [np.array([0xC6912702], "<u4").tobytes(), np.array([1, 3], "<i2").tobytes()]
+    head.append(np.array([edges.clock.rate_hz], "<f4").tobytes())
+    head.append(np.array([0], "<i2").tobytes())  # dsp_enabled
+    head.append(np.array([1.0, 0.1, 7500.0, 1.0, 0.1, 7500.0], "<f4").tobytes())  # dsp / bandwidths
+    head.append(np.array([0], "<i2").tobytes())  # notch_filter_mode
+    head.append(np.array([1000.0, 1000.0], "<f4").tobytes())  # impedance test frequencies
+    head += [_qstring("syncrig synthetic"), _qstring(""), _qstring("")]
+    head.append(np.array([0, 0, 2], "<i2").tobytes())  # temp sensors, eval_board_mode, signal groups
+
+    def channel(native: str, order: int, signal_type: int) -> bytes:
+        ints = np.array([order, order, signal_type, 1, order, 0, 0, 0, 0, 0], "<i2").tobytes()
+        return _qstring(native) + _qstring(native) + ints + np.array([0.0, 0.0], "<f4").tobytes()
+
+    head += [_qstring("Port A"), _qstring("A"), np.array([1, 1, 1], "<i2").tobytes(), channel("A-000", 0, 0)]
+    head += [_qstring("Board Digital Inputs"), _qstring("DIN"), np.array([1, inputs, 0], "<i2").tobytes()]
+    head += [channel(f"DIGITAL-IN-{k + 1:02d}", k, 4) for k in range(inputs)]
+    dtype = np.dtype([("t", "<i4", block), ("amp", "<u2", block), ("din", "<u2", block)])
+    data = np.zeros(n // block, dtype)
+    data["t"] = np.arange(n, dtype=np.int32).reshape(-1, block)
+    data["amp"] = 32768
+    trace = np.zeros(n, np.uint16)
+    trace[: edges.n_samples] = level_trace(edges).astype(np.uint16) << line
+    data["din"] = trace.reshape(-1, block)
+    with open(path, "wb") as fh:
+        fh.write(b"".join(head))
+        fh.write(data.tobytes())
+    return path
