@@ -6,8 +6,8 @@ ultrasonic microphones included); the csv module for a list of event times.
 SpikeGLX, the NI-DAQ digital line XD K (the .nidq.bin digital word; imec SY channels are not read);
 Intan (.rhd, header attached), the K-th enabled board digital input (0-based); WAV/FLAC, channel
 K of the file (0-based), thresholded half-way between its low and high levels; CSV, rows whose
-`channel` column is K (all rows when there is no such column). Times are seconds since the recording's first sample; edges in sampled
-formats also carry the sample index."""
+`channel` column is K (all rows when there is no such column). Times are seconds since the
+recording's first sample; edges in sampled formats also carry the sample index."""
 
 from __future__ import annotations
 
