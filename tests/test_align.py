@@ -138,3 +138,25 @@ def test_cli_json_prints_the_map(tmp_path, capsys):
     for key in ("format", "channel", "slope", "offset_ns", "pulses_matched", "residual_us"):
         assert key in printed
     assert set(printed["residual_us"]) >= {"p50", "p99", "max"} and printed["format"] == "spikeglx"
+
+
+def test_the_nwb_export_carries_the_map(tmp_path):
+    pynwb = pytest.importorskip("pynwb", reason="NWB export needs the nwb extra (pynwb)")
+    from datetime import datetime, timezone
+
+    from controller.dataset.export.nwb import add_clock_maps
+
+    session = sy.synthetic_ttl_session(tmp_path, 15, seed=4)
+    clock = sy.ExternalClock(lead_s=1.5, ppm=20, rate_hz=30_000)
+    summary = align_session(session, _external(session, "barcode", "csv", clock, tmp_path), "csv")
+    nwb = pynwb.NWBFile(
+        session_description="t", identifier="t", session_start_time=datetime.now(timezone.utc)
+    )
+    assert add_clock_maps(nwb, session) == 1
+    out = tmp_path / "s.nwb"
+    with pynwb.NWBHDF5IO(str(out), "w") as io:
+        io.write(nwb)
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        table = io.read().processing["sync"]["external_clocks"].to_dataframe()
+    assert table["slope"][0] == summary["slope"] and table["offset_ns"][0] == summary["offset_ns"]
+    assert table["format"][0] == "csv" and table["role"][0] == "barcode"
