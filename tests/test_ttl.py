@@ -143,3 +143,32 @@ def test_gpiod_backend_imports_and_refuses_a_missing_chip():
         {"backend": "gpiod", "outputs": {"strobe": 17}, "inputs": [{"line": 27, "name": "laser"}]}
     )
     assert settings.ttl.enabled and settings.ttl.chip == "/dev/gpiochip0"
+
+
+def test_deploy_gives_the_agent_its_gpio_lines_without_root(tmp_path):
+    from test_deploy_sshd import stand_in_templates
+
+    from controller.deploy import DeployOptions, plan_rig
+    from controller.rig.config import CameraEntry, ConfigError, RigConfig
+
+    ttl = {"outputs": {"strobe": 17, "barcode": 27}, "inputs": [{"line": 22, "name": "laser"}]}
+    cams = [CameraEntry("cam0", "10.0.0.10", "server", ttl=ttl), CameraEntry("cam1", "10.0.0.11")]
+    plans = plan_rig(RigConfig(cameras=cams), DeployOptions(templates=stand_in_templates(tmp_path / "t")))
+    with_ttl, without = plans
+    dests = {f.dest: f for f in with_ttl.files}
+    rule = dests["/etc/udev/rules.d/60-syncrig-gpio.rules"].content
+    assert 'KERNEL=="gpiochip[0-9]*", GROUP="gpio", MODE="0660"' in rule
+    assert "g gpio -" in dests["/etc/sysusers.d/syncrig-gpio.conf"].content
+    assert "SupplementaryGroups=systemd-journal gpio" in with_ttl.unit("syncrig-agent.service")
+    assert "SupplementaryGroups=systemd-journal\n" in without.unit("syncrig-agent.service")
+    assert "User=" in with_ttl.unit("syncrig-agent.service")  # the agent's own user, never root
+    assert with_ttl.agent_settings["ttl"]["backend"] == "gpiod"
+    assert with_ttl.agent_settings["ttl"]["outputs"] == {"strobe": 17, "barcode": 27}
+    assert without.agent_settings["ttl"]["backend"] == "none"
+    assert AgentSettings.from_dict(with_ttl.agent_settings).ttl.enabled  # what the Pi will load
+    bad = [CameraEntry("cam0", "10.0.0.10", "server", ttl={"outputs": {"strobe": 17}, "wires": []})]
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.ttl"):
+        RigConfig(cameras=bad).validate()
+    bad = [CameraEntry("cam0", "10.0.0.10", "server", ttl={"outputs": {"strobe": 17, "start": 17}})]
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.ttl\.outputs\.start: line 17 is already"):
+        RigConfig(cameras=bad).validate()
