@@ -160,3 +160,18 @@ def test_the_nwb_export_carries_the_map(tmp_path):
         table = io.read().processing["sync"]["external_clocks"].to_dataframe()
     assert table["slope"][0] == summary["slope"] and table["offset_ns"][0] == summary["offset_ns"]
     assert table["format"][0] == "csv" and table["role"][0] == "barcode"
+
+
+def test_an_inverted_channel_is_read_active_low(tmp_path):
+    """Audio interfaces often invert: the TTL arrives upside down and still aligns."""
+    session = sy.synthetic_ttl_session(tmp_path, 20, seed=6)
+    train = session_trains(session)[0]
+    clock = sy.ExternalClock(lead_s=0.8, ppm=-40, rate_hz=48_000)
+    edges = sy.synthesize(train.times_ns, train.levels, clock, np.random.default_rng(2), 1000.0, 0, 1)
+    import soundfile
+
+    trace = ((1 - sy.level_trace(edges).astype(np.int16)) * 20000).astype(np.int16)
+    soundfile.write(str(tmp_path / "inv.wav"), trace, 48_000, subtype="PCM_16")
+    summary = align_session(session, tmp_path / "inv.wav", "wav", 0)
+    assert summary["polarity"] == "low" and summary["role"] == "barcode"
+    _check(summary, clock, 20)

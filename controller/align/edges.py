@@ -36,6 +36,13 @@ class ExternalEdges:
         if self.sample_index is not None:
             self.sample_index = np.asarray(self.sample_index, dtype=np.int64)[order]
 
+    def inverted(self) -> ExternalEdges:
+        """The same edges read as an active-low signal (an inverting input or audio interface)."""
+        return ExternalEdges(
+            self.times_s, 1 - self.levels, self.sample_index, self.rate_hz, self.n_samples,
+            self.format, self.channel, self.source,
+        )  # fmt: skip
+
     @classmethod
     def from_samples(
         cls, index: np.ndarray, levels: np.ndarray, rate_hz: float, n_samples: int, **kw: object

@@ -87,11 +87,12 @@ def _openephys(path: Path, channel: int) -> ExternalEdges:
         if not on.any():
             continue
         rise = io.rescale_event_timestamp(ts[on], dtype="float64", event_channel_index=k)
-        times += [
-            rise,
-            rise + io.rescale_epoch_duration(durations[on], dtype="float64", event_channel_index=k),
-        ]
-        levels += [np.ones(rise.size, np.int8), np.zeros(rise.size, np.int8)]
+        times.append(rise)
+        levels.append(np.ones(rise.size, np.int8))
+        if durations is not None:  # TTL with states: pulses (else rising edges only)
+            width = io.rescale_epoch_duration(durations[on], dtype="float64", event_channel_index=k)
+            times.append(rise + width)
+            levels.append(np.zeros(rise.size, np.int8))
     if not times:
         raise AlignError(f"{path}: no pulses on TTL line {channel} (openephys)")
     index = np.round((np.concatenate(times) - t_start) * rate).astype(np.int64)

@@ -4,7 +4,8 @@ The JSON (**contract** for readers of sessions, docs/ARCHITECTURE.md): format, f
 camera + role + line of the matched TTL output, slope, offset_ns (session_ns = slope ·
 external_seconds_since_file_start · 1e9 + offset_ns, session_ns since T0), pulses_matched (rising
 edges), edges_matched, residual_us {p50, p99, max} (|session − mapped| over matched edges),
-sample_rate_hz, missing/spurious edge counts, and how the first map was found (anchors). The frames
+sample_rate_hz, missing/spurious edge counts, how the first map was found (anchors) and the
+polarity the channel recorded the TTL with ("high", or "low": inverted). The frames
 table has every recorded frame of every camera: camera, frame, grid_index, session_ns, external_s,
 sample_index (empty for event lists), in_file (1 if inside the recording)."""
 
@@ -59,12 +60,17 @@ def align_recording(
     ext = read_edges(edges_source, fmt, channel)
     reasons = []
     for train in session_trains(session):
-        try:
-            result = align_train(ext, train)
-        except AlignError as exc:
-            reasons.append(f"{train.camera} {train.role} (line {train.line}): {exc}")
-            continue
-        return result, _summary(result, ext)
+        # Active high first; then inverted, as an inverting input stage (many audio interfaces) has it.
+        for polarity, edges in (("high", ext), ("low", ext.inverted())):
+            try:
+                result = align_train(edges, train)
+            except AlignError as exc:
+                if polarity == "high":
+                    reasons.append(f"{train.camera} {train.role} (line {train.line}): {exc}")
+                continue
+            summary = _summary(result, edges)
+            summary["polarity"] = polarity
+            return result, summary
     raise AlignError(f"{edges_source} does not match this session's TTL out:\n  " + "\n  ".join(reasons))
 
 
