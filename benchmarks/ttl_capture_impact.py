@@ -80,9 +80,8 @@ def main() -> int:
     print(
         f"{args.repeats} × {args.seconds:g} s at {args.fps:g} fps, cam0 software wake error (µs), interleaved"
     )
-    print(
-        f"{'run':>4} {'TTL':>4} {'frames':>7} {'wake p50':>9} {'wake p99':>9} {'wake max':>9}   TTL edge late p50/p99/max"
-    )
+    head = f"{'run':>4} {'TTL':>4} {'frames':>7} {'wake p50':>9} {'wake p99':>9} {'wake max':>9}"
+    print(head + "   TTL edge late p50/p99/max")
     for i, r in enumerate(runs):
         w = r["wake_us"]
         late = r.get("ttl_late_us")
