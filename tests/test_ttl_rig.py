@@ -27,6 +27,10 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def sent_count(out: dict, line: int) -> int:
+    return int((out["line"] == line).sum())
+
+
 def test_ttl_out_on_the_grid_over_a_wire_and_aligned(make_rig, tmp_path):
     port = _free_udp_port()
     strobe = SIM_TTL_LINES["strobe"]
@@ -69,6 +73,9 @@ def test_ttl_out_on_the_grid_over_a_wire_and_aligned(make_rig, tmp_path):
     assert np.all(out["wall_ns"] >= out["target_ns"])
     assert set(out["role"]) == {"start", "strobe", "barcode"}
     assert out["level"][out["line"] == strobe][-1] == 0  # left low
+    report = manifest.camera("cam0")["ttl"]
+    assert report["out"]["edges"] == out["edge"].size and report["error"] is None
+    assert manifest.camera("cam1")["ttl"]["in"]["edges"] == sent_count(out, strobe)
     # The wire: TTL-in minus TTL-out within the latency ± 100 µs (both clocks are the host's here).
     seen = read_ttl_in(ttl.in_csv("cam1"))
     sent = out["line"] == strobe

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -111,7 +112,9 @@ class TtlOutputRun:
 
     def _run(self) -> None:
         enable_realtime(self.fifo_priority, want_fifo=self.realtime)
-        waiter = GridWaiter(self.clock, self.spin_ns)
+        # The line is set before the thread drops to the base priority: at that priority the encoder
+        # (same SCHED_FIFO level) could hold the core for milliseconds between wake and write.
+        waiter = GridWaiter(self.clock, self.spin_ns, relax_after_wake=False)
         longest_unit = max(START_MARKER_NS, BARCODE.duration_ns, self.strobe_width_ns)
         try:
             for edge in plan_edges(self.grid, self.outputs, self.strobe_width_ns, self._rng):
@@ -125,6 +128,7 @@ class TtlOutputRun:
                 if wake is None:
                     continue
                 self._send(edge.role, edge.line, edge.level, edge.target_ns)
+                waiter.relax()
         except Exception as exc:
             log.exception("TTL out failed")
             self.error = f"TTL out failed: {exc}"
@@ -176,6 +180,7 @@ class TtlInputMonitor:
         self._lock = threading.Lock()
         self._fh: TextIO | None = None
         self._rows = 0
+        self._reads = 0  # reader loop iterations (end() waits for two)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ttl-in", daemon=True)
 
@@ -191,6 +196,13 @@ class TtlInputMonitor:
             self._rows = 0
 
     def end(self) -> dict:
+        """Close the in table once the reader has taken what the lines already hold (two reads:
+        edges stamped before the stop but not yet read are not lost)."""
+        if self._thread.is_alive():
+            seen = self._reads
+            deadline = time.monotonic() + 1.0
+            while self._reads < seen + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
         with self._lock:
             if self._fh is not None:
                 self._fh.close()
@@ -200,7 +212,8 @@ class TtlInputMonitor:
     def _run(self) -> None:
         while not self._closed.is_set():
             try:
-                edges = self.lines.read_edges(0.2)
+                edges = self.lines.read_edges(0.05)
+                self._reads += 1
             except Exception as exc:
                 log.error("TTL in: reading edges failed: %s", exc)
                 self._closed.wait(1.0)
@@ -221,5 +234,5 @@ class TtlInputMonitor:
             return {name: {"edges": self.counts[name], **self.last.get(name, {})} for name in self.counts}
 
     def close(self) -> None:
-        self._closed.set()
         self.end()
+        self._closed.set()
