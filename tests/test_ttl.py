@@ -172,3 +172,22 @@ def test_deploy_gives_the_agent_its_gpio_lines_without_root(tmp_path):
     bad = [CameraEntry("cam0", "10.0.0.10", "server", ttl={"outputs": {"strobe": 17, "start": 17}})]
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.ttl\.outputs\.start: line 17 is already"):
         RigConfig(cameras=bad).validate()
+
+
+def test_a_strobe_wider_than_half_a_period_is_refused_at_start(tmp_path):
+    from syncrig_agent.camera_agent import CameraAgent
+    from syncrig_agent.contract.protocol import RequestError
+
+    settings = AgentSettings.from_dict(
+        {"name": "cam0", "role": "server", "data_dir": str(tmp_path), "secret_file": "s", "width": 320,
+         "height": 240, "ttl": {"backend": "simulated", "outputs": {"strobe": 6}, "strobe_width_us": 10000}}
+    )  # fmt: skip
+    agent = CameraAgent(settings)
+    try:
+        with pytest.raises(
+            RequestError, match=r"strobe_width_us 10000 µs is more than half the frame period"
+        ):
+            agent.start("20260101-000000-0001", time.time_ns() + 10**9, 16_666_667, 60.0, None)
+        assert not (tmp_path / "20260101-000000-0001").exists()  # refused before anything was created
+    finally:
+        agent.close()
