@@ -24,6 +24,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
 from syncrig_agent.contract.formats import read_manifest, read_pts
 from syncrig_agent.contract.layout import SessionLayout
+
+if TYPE_CHECKING:
+    import pynwb
 
 
 def _imports():
@@ -228,7 +232,7 @@ CLOCK_MAP_COLUMNS = {
 }
 
 
-def add_clock_maps(nwb, session: Path) -> int:
+def add_clock_maps(nwb: pynwb.NWBFile, session: Path) -> int:
     """The session's sync/*.json maps as the `external_clocks` table (module `sync`); how many."""
     from hdmf.common import DynamicTable
 
