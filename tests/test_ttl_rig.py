@@ -129,3 +129,52 @@ def test_record_cli_sends_ttl_from_the_named_camera(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--ttl-out", "strobe", "--ttl-camera", "cam7"]) == 2
     assert "--ttl-camera: no camera 'cam7'" in capsys.readouterr().err
+
+
+def test_a_ttl_input_gates_a_recording(make_rig, tmp_path):
+    """An input marked `record` on cam0 (a simulated pin; the "device" sends edges over the wire's
+    own protocol): high starts a recording through the controller, low stops it; the falling edge
+    is in the session's in table."""
+    import json
+    import time
+
+    from web_support import controller_for
+
+    port = _free_udp_port()
+    gate = {"line": 21, "name": "gate", "record": True}
+    rig = make_rig(
+        cameras=[
+            SimCamera(
+                "cam0", ttl={"backend": "simulated", "sim_listen": f"127.0.0.1:{port}", "inputs": [gate]}
+            )
+        ]
+    )
+    runtime = controller_for(rig, tmp_path / "ctl")
+
+    def edge(level: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(
+                json.dumps({"line": 21, "level": level, "realtime_ns": time.time_ns()}).encode(),
+                ("127.0.0.1", port),
+            )
+
+    def wait_for(state: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while runtime.rig.recording_state != state:
+            assert time.monotonic() < deadline, f"still {runtime.rig.recording_state}, wanted {state}"
+            time.sleep(0.05)
+
+    try:
+        time.sleep(1.0)  # the controller has seen the gate's first status
+        edge(1)
+        wait_for("recording")
+        time.sleep(1.5)
+        edge(0)
+        wait_for("idle", 60.0)
+    finally:
+        runtime.close()
+    sessions = [p for p in runtime.sessions_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(sessions) == 1
+    seen = read_ttl_in(SessionLayout(sessions[0]).ttl.in_csv("cam0"))
+    assert seen["name"].tolist()[-1] == "gate" and seen["level"].tolist()[-1] == 0
+    assert read_manifest(sessions[0]).camera("cam0")["frames"] > 0

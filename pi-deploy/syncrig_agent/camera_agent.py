@@ -258,7 +258,14 @@ class CameraAgent:
             preview=self.preview.status() if self.preview else disabled_status(),
             # Free-running sensors only (None for triggered ones): the servo's lock state, phase error.
             phase_lock=self.phase_lock_status(),
+            ttl=self.ttl_status(),
         )
+
+    def ttl_status(self) -> dict | None:
+        if self.ttl_lines is None:
+            return None
+        inputs = self.ttl_inputs.status() if self.ttl_inputs is not None else {}
+        return {"lines": self.ttl_lines.describe(), "inputs": inputs}
 
     def phase_lock_status(self) -> dict | None:
         backend = self.backend

@@ -118,7 +118,9 @@ class TtlSettings:
     Pi); `inputs` lists {"line", "name", "edges": both|rising|falling, "debounce_us"}. A simulated
     agent has virtual pins: `sim_listen` (HOST:PORT) is where its input pins receive edges and
     `wires` ({"line", "to": HOST:PORT, "to_line", "latency_us", "jitter_us"}) connect an output of
-    this agent to an input of any agent (itself included)."""
+    this agent to an input of any agent (itself included). An input with `"record": true` is a
+    gate for the controller: it starts a recording when the line goes high and stops it when it
+    goes low (controller/rig/ttl_trigger.py)."""
 
     backend: str = "none"
     chip: str = "/dev/gpiochip0"
@@ -156,8 +158,10 @@ class TtlSettings:
         names = set()
         for i, entry in enumerate(self.inputs):
             where = f"ttl.inputs[{i}]"
-            if not isinstance(entry, dict) or set(entry) - {"line", "name", "edges", "debounce_us"}:
-                raise SettingsError(f"{where}: must be an object with line, name, edges, debounce_us")
+            if not isinstance(entry, dict) or set(entry) - {"line", "name", "edges", "debounce_us", "record"}:
+                raise SettingsError(f"{where}: must be an object of line, name, edges, debounce_us, record")
+            if not isinstance(entry.get("record", False), bool):
+                raise SettingsError(f"{where}.record: must be true or false")
             _check_line(f"{where}.line", entry.get("line"), used)
             name = entry.get("name", f"in{entry['line']}")
             try:

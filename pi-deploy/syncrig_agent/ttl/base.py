@@ -18,6 +18,7 @@ class InputLine:
     name: str
     edges: str = "both"  # "both", "rising", "falling"
     debounce_us: float = 0.0
+    record: bool = False  # a gate: the controller records while it is high
 
     @classmethod
     def from_setting(cls, entry: dict) -> InputLine:
@@ -26,6 +27,7 @@ class InputLine:
             name=str(entry.get("name", f"in{entry['line']}")),
             edges=str(entry.get("edges", "both")),
             debounce_us=float(entry.get("debounce_us", 0.0)),
+            record=bool(entry.get("record", False)),
         )
 
 

@@ -175,6 +175,7 @@ class TtlInputMonitor:
     def __init__(self, lines: TtlLines) -> None:
         self.lines = lines
         self.names = {spec.line: spec.name for spec in lines.inputs}
+        self.gates = {spec.name for spec in lines.inputs if spec.record}
         self.counts = {name: 0 for name in self.names.values()}
         self.last: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -230,8 +231,13 @@ class TtlInputMonitor:
                     self._fh.flush()
 
     def status(self) -> dict:
+        """Per input: edges seen since the agent started, the last level and its time, and whether
+        it is a recording gate (STATUS `ttl.inputs`)."""
         with self._lock:
-            return {name: {"edges": self.counts[name], **self.last.get(name, {})} for name in self.counts}
+            return {
+                name: {"edges": self.counts[name], "record": name in self.gates, **self.last.get(name, {})}
+                for name in self.counts
+            }
 
     def close(self) -> None:
         self.end()
