@@ -58,6 +58,10 @@ def camera_status(name: str, state: str = "recording") -> dict:
         "health": {"disk": {"free_bytes": 10, "total_bytes": 20}, "temperature_c": None, "throttled": None},
         "preview": {"available": False},
         "phase_lock": None,
+        "ttl": {
+            "lines": {"kind": "simulated", "outputs": [6], "inputs": [20]},
+            "inputs": {"gate": {"edges": 2, "record": True, "level": 0, "wall_ns": 2_999_000_000}},
+        },
     }
 
 

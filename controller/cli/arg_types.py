@@ -46,6 +46,19 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def ttl_roles(text: str) -> list[str]:
+    """Comma-separated TTL output roles (contract.ttl.TTL_ROLES), each at most once."""
+    from syncrig_agent.contract.ttl import TTL_ROLES
+
+    roles = [r.strip() for r in text.split(",") if r.strip()]
+    bad = [r for r in roles if r not in TTL_ROLES]
+    if bad or not roles or len(set(roles)) != len(roles):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated combination of {','.join(TTL_ROLES)}, got {text!r}"
+        )
+    return roles
+
+
 def subject_id(kind: str) -> Callable[[str], str]:
     """A subject or project ID as the session manifest accepts it; `kind` names it in the error."""
 

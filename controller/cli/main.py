@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from controller.cli.align import add_align_command
 from controller.cli.board import add_board_commands
 from controller.cli.calibrate import add_calibrate_command
 from controller.cli.dataset import add_dataset_commands
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_board_commands(sub)  # board, detect
     add_calibrate_command(sub)
     add_process_command(sub)  # the dataset steps on a Ray cluster
+    add_align_command(sub)  # external recordings onto the session clock (TTL)
     return parser
 
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.cli.arg_types import float_list, positive, subject_id
+from controller.cli.arg_types import float_list, positive, subject_id, ttl_roles
 from controller.progress import ProgressBar
 from controller.session.create import missing_id_warnings
 from syncrig_agent.contract.ids import InvalidName
@@ -98,6 +98,7 @@ def add_record_command(sub: argparse._SubParsersAction) -> None:
     rec.add_argument(
         "--rig-dir", type=Path, help="keep the simulated Pis' own files here (default: temporary)"
     )
+    add_ttl_out_arguments(rec)
     rec.add_argument("--quiet", action="store_true")
     rec.add_argument(
         "--no-stream",
@@ -108,6 +109,25 @@ def add_record_command(sub: argparse._SubParsersAction) -> None:
     rec.set_defaults(handler=cmd_record)
 
 
+def add_ttl_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--ttl-out` and its companions (record and demo): TTL out on a simulated Pi's virtual pins."""
+    parser.add_argument(
+        "--ttl-out",
+        type=ttl_roles,
+        default=[],
+        metavar="start,strobe,barcode",
+        help="send TTL out on the shared clock (any combination): a start marker at T0, a strobe at every "
+        "frame, barcodes every 3 s; logged in the session's ttl/<cam>.out.csv",
+    )
+    parser.add_argument("--ttl-camera", metavar="NAME", help="the camera that sends TTL out (default cam0)")
+    parser.add_argument(
+        "--ttl-strobe-width-us",
+        type=positive(float),
+        default=5000.0,
+        help="strobe pulse width (µs; at most half a frame period; default 5000)",
+    )
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     if args.config is not None:
         return _record_with_config(args)
@@ -115,7 +135,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         print("syncrig record: --out DIR is required with --sim", file=sys.stderr)
         return 2
     from controller.rig.recording import RecordingError, RecordingRequest, record
-    from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras
+    from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras, with_ttl_out
     from controller.transfer import Collection
 
     cams = sim_cameras(
@@ -127,6 +147,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.sim_jitter_us,
         args.sim_crystal_ppm,
     )
+    try:
+        cams = with_ttl_out(cams, args.ttl_out, args.ttl_camera, args.ttl_strobe_width_us)
+    except ValueError as exc:
+        print(f"syncrig record: {exc}", file=sys.stderr)
+        return 2
     board = None
     if args.sim_board is not None:
         from controller.dataset.board.spec import BoardSpec, BoardSpecError

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from controller.cli.record import add_ttl_out_arguments
 from controller.jobs import JobContext
 from controller.rig.config import ConfigError, RigConfig, default_home, load_config, save_config
 from controller.runtime import ControllerRuntime
@@ -47,6 +48,7 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
         help="simulated sensors: exposed at each grid instant (scheduled), or free-running like a Pi's "
         "and phase-locked to the grid by the agent's servo (freerun: the cards show the lock)",
     )
+    add_ttl_out_arguments(demo)
     _add_http_args(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -113,7 +115,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller.rig.simulated import RigStartError, SimCamera, SimulatedRig, sim_cameras
+    from controller.rig.simulated import RigStartError, SimCamera, SimulatedRig, sim_cameras, with_ttl_out
 
     if not 1 <= args.cameras <= 16:
         print("syncrig demo: --cameras must be 1..16", file=sys.stderr)
@@ -143,6 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             SimCamera(name=n, clock_offset_us=offsets[i] if i < len(offsets) else 0.0, trigger=args.sensor)
             for i, n in enumerate(cams)
         ]
+        sims = with_ttl_out(sims, args.ttl_out, args.ttl_camera, args.ttl_strobe_width_us)
         rig = SimulatedRig(
             workdir,
             sims,

@@ -27,6 +27,9 @@ UNIT_DIR = "/etc/systemd/system"
 SUDOERS_PATH = "/etc/sudoers.d/syncrig"
 PTP_CONF_PATH = "/etc/syncrig/ptp4l.conf"
 CHRONY_DROPIN_PATH = "/etc/chrony/conf.d/syncrig.conf"
+GPIO_UDEV_PATH = "/etc/udev/rules.d/60-syncrig-gpio.rules"
+GPIO_SYSUSERS_PATH = "/etc/sysusers.d/syncrig-gpio.conf"
+GPIO_GROUP = "gpio"
 
 
 @dataclass
@@ -126,6 +129,22 @@ def _template(options: DeployOptions, rel: str, why: str) -> str:
         raise ConfigError(f"{why} needs {path}, which this checkout does not have") from None
 
 
+def gpio_access_files() -> list[SystemFile]:
+    """The GPIO character devices to the `gpio` group, read/write (0660): the udev rule and the
+    group itself (sysusers.d: created at boot too; deploy runs groupadd at once, steps.py)."""
+    rule = (
+        "# SyncRig: the agent drives TTL lines through /dev/gpiochip* as its own user (group gpio).\n"
+        f'SUBSYSTEM=="gpio", KERNEL=="gpiochip[0-9]*", GROUP="{GPIO_GROUP}", MODE="0660"\n'
+    )
+    group = (
+        f"# SyncRig: the group that owns /dev/gpiochip* (udev rule 60-syncrig-gpio.rules)\ng {GPIO_GROUP} -\n"
+    )
+    return [
+        SystemFile(posixpath.basename(GPIO_UDEV_PATH), rule, GPIO_UDEV_PATH, 0o644),
+        SystemFile(posixpath.basename(GPIO_SYSUSERS_PATH), group, GPIO_SYSUSERS_PATH, 0o644),
+    ]
+
+
 def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployOptions) -> CameraPlan:
     install_dir = expand_home(config.pi_install_dir, home).rstrip("/")
     data_dir = expand_home(config.pi_data_dir, home).rstrip("/")
@@ -143,6 +162,8 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
             if cam.role == "server"
             else config.server.host
         ).strip("[]"),
+        # TTL lines: the agent gets the gpio group (Raspberry Pi OS has it; deploy creates it elsewhere)
+        "GROUPS": "systemd-journal gpio" if cam.ttl else "systemd-journal",
     }
 
     def render(rel: str, why: str) -> str:
@@ -171,6 +192,8 @@ def plan_camera(config: RigConfig, cam: CameraEntry, home: str, options: DeployO
         files.append(SystemFile(posixpath.basename(CHRONY_DROPIN_PATH), dropin, CHRONY_DROPIN_PATH, 0o644))
         restart_only.append(CHRONY_UNIT)
         stale_files = []
+    if cam.ttl:
+        files += gpio_access_files()
     units.append(AGENT_UNIT)
     # With ptp4l the agent reads its state through pmc; the socket is root's, so that one query is
     # allowed through sudo (syncrig_agent.clock_state.readers.pmc_sudo_argv: one home for the line).

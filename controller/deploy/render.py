@@ -13,8 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 
-from controller.rig.config import CameraEntry, RigConfig
-from syncrig_agent.settings import AgentSettings
+from controller.rig.config import CameraEntry, RigConfig, pi_ttl_settings
+from syncrig_agent.settings import AgentSettings, TtlSettings
 
 _PLACEHOLDER_RE = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 _SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9 ._/@:+,=-]*")
@@ -59,6 +59,7 @@ def agent_settings_for(config: RigConfig, cam: CameraEntry, install_dir: str, da
         keyframe_interval_s=config.keyframe_interval_s,
         heartbeat_interval_s=config.heartbeat_interval_s,
         heartbeat_timeout_s=config.heartbeat_timeout_s,
+        ttl=pi_ttl_settings(cam.ttl) if cam.ttl else TtlSettings(),
     ).validate()
     data = settings.as_dict()
     data.pop("simulation", None)

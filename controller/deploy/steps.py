@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.deploy.errors import DeployError, RemoteCommandError
-from controller.deploy.plan import AGENT_UNIT, CameraPlan, DeployOptions
+from controller.deploy.plan import AGENT_UNIT, GPIO_GROUP, GPIO_UDEV_PATH, CameraPlan, DeployOptions
 from controller.deploy.session import SshSession
 from controller.progress import Progress
 
@@ -199,6 +199,12 @@ class CameraDeploy:
             self._sudo(
                 "install", "-D", "-o", "root", "-g", "root", "-m", f"{mode:04o}", "-t", target, *sources
             )
+        if any(f.dest == GPIO_UDEV_PATH for f in p.files) and o.destdir_for(cam) == "/":
+            # TTL lines: the gpio group now (sysusers.d makes it at boot), the rule applied to the
+            # chips present. Only on a real root: these act on the running system, not on destdir.
+            self._sudo("groupadd", "-f", "--system", GPIO_GROUP)
+            self._sudo("udevadm", "control", "--reload-rules")
+            self._sudo("udevadm", "trigger", "--subsystem-match=gpio", "--action=change")
         # sudoers last and atomically: install under a name sudo ignores (it contains a dot),
         # check the installed copy again, then rename it into place.
         final = _root(o, cam, p.sudoers.dest)

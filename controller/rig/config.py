@@ -14,8 +14,13 @@ from pathlib import Path
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.ids import InvalidName, validate_camera_name
 from syncrig_agent.contract.limits import ranges
-from syncrig_agent.contract.validation import check_frame_size, check_ranges
-from syncrig_agent.settings import DEFAULT_CONTROL_PORT, DEFAULT_FANOUT_PORT, DEFAULT_PREVIEW_PORT
+from syncrig_agent.contract.validation import SettingsError, check_frame_size, check_ranges
+from syncrig_agent.settings import (
+    DEFAULT_CONTROL_PORT,
+    DEFAULT_FANOUT_PORT,
+    DEFAULT_PREVIEW_PORT,
+    TtlSettings,
+)
 
 CONFIG_VERSION = 1
 # Hostnames / IPv4 / IPv6 literals only: these end up as ssh arguments, so nothing else passes.
@@ -59,6 +64,10 @@ class CameraEntry:
     # Simulated cameras only: the agent's data directory on this machine (files are copied from
     # there, not pulled over SFTP). Empty for a real Pi.
     local_data_dir: str = ""
+    # TTL lines of this Pi (the agent settings' "ttl" section without "backend": deploy writes
+    # backend "gpiod"): outputs {role: line}, inputs [{line, name, edges, debounce_us}], chip,
+    # strobe_width_us. Empty: no TTL.
+    ttl: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -113,6 +122,11 @@ class RigConfig:
             local = cam.local_data_dir
             if not isinstance(local, str) or (local and not Path(local).is_absolute()) or "\0" in local:
                 raise ConfigError(f"{where}.local_data_dir: must be empty or an absolute path, got {local!r}")
+            if cam.ttl:
+                try:
+                    pi_ttl_settings(cam.ttl)
+                except SettingsError as exc:
+                    raise ConfigError(f"{where}.{exc}") from None
         servers = [c.name for c in self.cameras if c.role == "server"]
         if len(servers) != 1:
             raise ConfigError(
@@ -203,6 +217,20 @@ def check_desktop_dir(name: str, value: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"{name}: {path} is not writable: {exc.strerror or exc}") from None
     return path
+
+
+def pi_ttl_settings(ttl: dict) -> TtlSettings:
+    """A camera entry's `ttl` as the Pi's agent settings take it (gpiod lines), validated."""
+    if not isinstance(ttl, dict) or "backend" in ttl or "wires" in ttl or "sim_listen" in ttl:
+        raise SettingsError(
+            "ttl: an object of outputs, inputs, chip, strobe_width_us (a Pi's are gpiod lines)"
+        )
+    try:
+        settings = TtlSettings(**{"backend": "gpiod", **ttl})
+    except TypeError as exc:
+        raise SettingsError(f"ttl: {exc}") from None
+    settings.validate()
+    return settings
 
 
 def load_config(path: Path | str) -> RigConfig:

@@ -306,6 +306,8 @@ def _camera_entry(
         "error": summary.get("error"),
         "backend": summary.get("backend", {}),
         "realtime": summary.get("realtime"),
+        # TTL lines, edges sent (and how late), input edges logged; None without TTL (ttl/ has the edges)
+        "ttl": summary.get("ttl"),
         "files": {
             k: str((raw.path / Path(v).name).relative_to(session_dir))
             for k, v in summary.get("files", {}).items()

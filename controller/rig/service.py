@@ -34,6 +34,7 @@ from controller.rig.recording import (
     finish_recording,
 )
 from controller.rig.state import RecordingState, move
+from controller.rig.ttl_trigger import TtlRecordTrigger
 from controller.transfer.collect import Collection, local_sources, sftp_sources
 from controller.transfer.ledger import footage_safe
 from controller.transfer.pull import TransportFactory
@@ -95,7 +96,12 @@ class RigService:
         self.camera_logs: dict[str, dict] = {}
         self._stop_requested = threading.Event()
         self._lock = threading.RLock()
-        self._poller = StatusPoller(self.link, self._publish, self._stream_status, poll_interval_s)
+        self._poller = StatusPoller(self.link, self._on_poll, self._stream_status, poll_interval_s)
+        self._ttl_gate = TtlRecordTrigger(
+            lambda: self.start_recording(None, None, None),
+            self.stop_recording,
+            lambda: self.recording_state != RecordingState.IDLE,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> RigService:
@@ -285,6 +291,10 @@ class RigService:
             self._stop_requested.set()
         self._publish()
         return self.record_job_id or ""
+
+    def _on_poll(self) -> None:
+        self._ttl_gate.observe(self._poller.latest().status)  # TTL inputs that gate recording
+        self._publish()
 
     def _publish(self) -> None:
         self.bus.publish("status", self.snapshot())

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from controller.rig.cameras import CameraInfo
@@ -36,6 +36,8 @@ class SimCamera:
     # charuco scene: this camera's model (JSON dict: matrix, distortions, rotation, translation);
     # None = its place on the simulated camera arc (syncrig_agent.sim.charuco_sim).
     scene_camera: dict | None = None
+    # TTL lines of this simulated Pi (the agent settings' "ttl" section; virtual pins and wires).
+    ttl: dict | None = None
 
 
 class RigStartError(RuntimeError):
@@ -180,6 +182,8 @@ class SimulatedRig:
         ]
         if cam.crystal_ppm is not None:
             cmd += ["--sim-crystal-ppm", str(cam.crystal_ppm)]
+        if cam.ttl:
+            cmd += ["--ttl-json", json.dumps(cam.ttl)]
         if not self.realtime:
             cmd.append("--no-realtime")
         if self.scene != "default":
@@ -350,6 +354,28 @@ class SimulatedRig:
         self.stop()
 
 
+# The simulated Pis' virtual TTL output lines (BCM numbers a Pi would use; any free lines do).
+SIM_TTL_LINES = {"start": 5, "strobe": 6, "barcode": 13}
+
+
+def with_ttl_out(
+    cameras: list[SimCamera], roles: list[str], camera: str | None = None, strobe_width_us: float = 5000.0
+) -> list[SimCamera]:
+    """`cameras` with TTL out of `roles` on `camera` (default the first, cam0) on virtual pins."""
+    if not roles:
+        return cameras
+    name = camera or cameras[0].name
+    if name not in [c.name for c in cameras]:
+        names = ", ".join(c.name for c in cameras)
+        raise ValueError(f"--ttl-camera: no camera {name!r} in this rig ({names})")
+    ttl = {
+        "backend": "simulated",
+        "outputs": {role: SIM_TTL_LINES[role] for role in roles},
+        "strobe_width_us": strobe_width_us,
+    }
+    return [replace(c, ttl={**(c.ttl or {}), **ttl}) if c.name == name else c for c in cameras]
+
+
 def sim_cameras(
     count: int,
     offsets_us: list[float] | None = None,
@@ -378,4 +404,4 @@ def sim_cameras(
     ]
 
 
-__all__ = ["RigStartError", "SimCamera", "SimulatedRig", "sim_cameras"]
+__all__ = ["SIM_TTL_LINES", "RigStartError", "SimCamera", "SimulatedRig", "sim_cameras", "with_ttl_out"]

@@ -186,9 +186,36 @@ def pull_camera(
         # Informative (the manifest already has the summary): copied, not part of the verified set.
         with transport.open(capture_report) as src, open(raw.capture_report(camera), "xb") as dst:
             dst.write(src.read())
+    entry["ttl"] = _pull_ttl(session_dir, pi, camera, transport)
     entry["pi"] = transport.label
     update_ledger(session_dir, camera, entry)
     return entry
+
+
+def _pull_ttl(session_dir: Path, pi: SessionLayout, camera: str, transport: Transport) -> dict:
+    """The camera's TTL tables (small), copied whole and checked against the Pi's SHA-256."""
+    local = SessionLayout(session_dir).ttl
+    pulled = {}
+    for kind, path in local.files(camera).items():
+        remote = (pi.ttl.path / path.name).as_posix()
+        size = transport.size(remote)
+        if size is None:
+            continue
+        sha = transport.sha256(remote)
+        if path.exists():
+            if sha256_file(path) != sha:
+                raise PullError(f"{path} exists and differs from the Pi's copy; refusing to overwrite it")
+        else:
+            local.path.mkdir(exist_ok=True)
+            part = path.with_name(path.name + ".part")
+            with transport.open(remote) as src, open(part, "wb") as dst:
+                dst.write(src.read())
+            if sha256_file(part) != sha:
+                part.unlink()
+                raise PullError(f"{camera}: {remote} changed while it was copied (SHA-256 differs)")
+            part.rename(path)
+        pulled[kind] = {"file": path.name, "size": size, "sha256": sha}
+    return pulled
 
 
 def _try_stream(
@@ -308,6 +335,12 @@ def delete_pi_copy(session_dir: Path | str, camera: str, transport: Transport, c
     if transport.size(report) is not None:
         transport.remove(report)
         deleted.append(report)
+    for info in (read_ledger(session_dir)["cameras"][camera].get("ttl") or {}).values():
+        rel = (pi.ttl.path / info["file"]).as_posix()  # only the copy the desktop holds verified
+        if transport.size(rel) is not None and transport.sha256(rel) == info["sha256"]:
+            transport.remove(rel)
+            deleted.append(rel)
+    transport.rmdir(pi.ttl.path.as_posix())
     transport.rmdir(pi.raw.path.as_posix())
     transport.rmdir(pi.root.as_posix())
     update_ledger(session_dir, camera, {"deleted_from_pi": {"at": time.time(), "files": deleted}})

@@ -26,6 +26,8 @@ from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.outputs.stream import StreamOutput
 from syncrig_agent.preview import PreviewService, disabled_status
 from syncrig_agent.settings import AgentSettings
+from syncrig_agent.ttl.factory import open_lines
+from syncrig_agent.ttl.session import TtlInputMonitor, TtlOutputRun
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ class CameraAgent:
         self._lock = threading.Lock()
         # Clock state in the background: pmc/chronyc can take seconds, STATUS must not wait.
         self.clock_monitor = ClockMonitor(camera.read_clock_state, settings.clock_refresh_s).start()
+        # TTL lines for the agent's lifetime: outputs held low between recordings, inputs watched.
+        self.ttl_lines = open_lines(settings.ttl, self.clock)
+        self.ttl_inputs = TtlInputMonitor(self.ttl_lines).start() if self.ttl_lines else None
+        self.ttl_out: TtlOutputRun | None = None
+        self.ttl_error: str | None = None
 
     def start_preview(self, secret: bytes) -> int | None:
         """Serve the live preview (settings permitting); returns its port."""
@@ -96,6 +103,7 @@ class CameraAgent:
                 fifo_priority=s.fifo_priority,
                 min_free_bytes=s.min_free_mb * 1024 * 1024,
             )
+            self._check_ttl(period_ns)
             extra_outputs = []
             if stream_to is not None:
                 if not stream_secret:
@@ -135,6 +143,11 @@ class CameraAgent:
                         "io_error", f"{self.name}: cannot create recording files: {exc}"
                     ) from None
                 self.session = session
+            try:
+                self._start_ttl(session, camera_file)
+            except OSError as exc:  # the frames matter more: record on, and say so in the summary
+                log.error("%s: TTL not started: %s", self.name, exc)
+                self.ttl_error = f"TTL not started: {exc}"
             log.info("%s armed for session %s, T0=%d", self.name, session_id, t0_ns)
             return CameraArmed(camera=self.name, **info)
 
@@ -144,11 +157,13 @@ class CameraAgent:
         if session is None:
             return CameraStopResult(camera=self.name, recording=False, summary=self.last_summary)
         if session.running:
-            session.stop_at(stop_ns if stop_ns is not None else self.clock.now_ns())
+            stop_ns = stop_ns if stop_ns is not None else self.clock.now_ns()
+            session.stop_at(stop_ns)  # the TTL out run follows the capture's end
         if not session.wait(timeout):
             session.abort("stop timed out")
             session.wait(5.0)
         summary = session.summary()
+        summary["ttl"] = self._end_ttl()
         self.last_summary = summary
         return CameraStopResult(camera=self.name, recording=False, summary=summary)
 
@@ -157,7 +172,57 @@ class CameraAgent:
         if session is not None and session.running:
             session.abort(reason)
             session.wait(10.0)
-            self.last_summary = session.summary()
+            self.last_summary = {**session.summary(), "ttl": self._end_ttl(abort=True)}
+
+    # -- TTL ----------------------------------------------------------------------------------
+    def _check_ttl(self, period_ns: int) -> None:
+        ttl = self.settings.ttl
+        if self.ttl_lines is not None and "strobe" in ttl.outputs and ttl.strobe_width_us * 2000 > period_ns:
+            raise RequestError(
+                "bad_field",
+                f"{self.name}: ttl.strobe_width_us {ttl.strobe_width_us:g} µs is more than half the frame "
+                f"period ({period_ns / 1000:g} µs); use at most {period_ns // 2000} µs",
+            )
+
+    def _start_ttl(self, session: CameraSession, camera_file: str) -> None:
+        """TTL out from T0 on the session's grid, TTL in into the session, beside raw/."""
+        if self.ttl_lines is None:
+            return
+        ttl = self.settings.ttl
+        files = session.layout.ttl.files(camera_file)
+        if ttl.outputs:
+            self.ttl_out = TtlOutputRun(
+                self.ttl_lines,
+                self.clock,
+                session.grid,
+                session.control,
+                ttl.outputs,
+                round(ttl.strobe_width_us * 1000),
+                files["out"],
+                fifo_priority=max(1, self.settings.fifo_priority - 1),
+                realtime=self.settings.realtime,
+                spin_ns=round(self.settings.spin_us * 1000),
+                seed=ttl.barcode_seed,
+            ).start()
+        if self.ttl_inputs is not None and self.ttl_lines.inputs:
+            self.ttl_inputs.begin(files["in"])
+
+    def _end_ttl(self, abort: bool = False) -> dict | None:
+        if self.ttl_lines is None:
+            return None
+        report: dict = {"lines": self.ttl_lines.describe(), "error": self.ttl_error}
+        self.ttl_error = None
+        out, self.ttl_out = self.ttl_out, None
+        if out is not None:
+            if abort:
+                out.abort()
+            if not out.wait(10.0):
+                out.abort()
+                out.wait(2.0)
+            report["out"] = out.report()
+        if self.ttl_inputs is not None:
+            report["in"] = self.ttl_inputs.end()
+        return report
 
     @property
     def recording(self) -> bool:
@@ -193,7 +258,14 @@ class CameraAgent:
             preview=self.preview.status() if self.preview else disabled_status(),
             # Free-running sensors only (None for triggered ones): the servo's lock state, phase error.
             phase_lock=self.phase_lock_status(),
+            ttl=self.ttl_status(),
         )
+
+    def ttl_status(self) -> dict | None:
+        if self.ttl_lines is None:
+            return None
+        inputs = self.ttl_inputs.status() if self.ttl_inputs is not None else {}
+        return {"lines": self.ttl_lines.describe(), "inputs": inputs}
 
     def phase_lock_status(self) -> dict | None:
         backend = self.backend
@@ -204,4 +276,8 @@ class CameraAgent:
         if self.preview is not None:
             self.preview.close()
         self.abort("agent shutting down")
+        if self.ttl_inputs is not None:
+            self.ttl_inputs.close()
+        if self.ttl_lines is not None:
+            self.ttl_lines.close()
         self.backend.close()

@@ -112,6 +112,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--sim-scene", choices=["default", "charuco"], help="synthetic: test picture or a moving ChArUco board")
     a("--sim-scene-file", help="synthetic: JSON charuco scene settings (board, trajectory, camera model)")
+    a(
+        "--ttl-json",
+        help='TTL lines as a JSON object (the agent settings\' "ttl" section), e.g. '
+        '\'{"backend": "simulated", "outputs": {"strobe": 17}}\'',
+    )
     a("--log-level", default="INFO")
     a(
         "--earlier-log",
@@ -161,6 +166,16 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         except (OSError, ValueError) as exc:
             raise SettingsError(f"--sim-scene-file: {exc}") from None
     data["simulation"] = sim
+    if getattr(args, "ttl_json", None):
+        import json
+
+        try:
+            ttl = json.loads(args.ttl_json)
+        except ValueError as exc:
+            raise SettingsError(f"--ttl-json: not JSON: {exc}") from None
+        if not isinstance(ttl, dict):
+            raise SettingsError("--ttl-json: must be a JSON object (the ttl settings section)")
+        data["ttl"] = {**(data.get("ttl") or {}), **ttl}
     for required in ("name", "role", "data_dir", "secret_file"):
         if not data.get(required):
             raise SettingsError(f"{required}: required (flag --{required.replace('_', '-')} or config)")

@@ -106,6 +106,103 @@ class PiCameraSettings:
             raise SettingsError("picamera2.line_time_ns: must be 0..1000000 (0: IMX708 default)")
 
 
+TTL_BACKENDS = ("none", "simulated", "gpiod")  # ttl/factory.py builds each
+TTL_INPUT_EDGES = ("both", "rising", "falling")
+
+
+@dataclass
+class TtlSettings:
+    """GPIO lines for TTL out (scheduled on the shared clock) and TTL in (timestamped on it).
+
+    `outputs` maps a role of contract.ttl.TTL_ROLES to a line offset on `chip` (BCM numbers on a
+    Pi); `inputs` lists {"line", "name", "edges": both|rising|falling, "debounce_us"}. A simulated
+    agent has virtual pins: `sim_listen` (HOST:PORT) is where its input pins receive edges and
+    `wires` ({"line", "to": HOST:PORT, "to_line", "latency_us", "jitter_us"}) connect an output of
+    this agent to an input of any agent (itself included). An input with `"record": true` is a
+    gate for the controller: it starts a recording when the line goes high and stops it when it
+    goes low (controller/rig/ttl_trigger.py)."""
+
+    backend: str = "none"
+    chip: str = "/dev/gpiochip0"
+    outputs: dict[str, int] = field(default_factory=dict)
+    strobe_width_us: float = 5000.0  # ≤ half a frame period (checked at START, when fps is known)
+    inputs: list[dict] = field(default_factory=list)
+    sim_listen: str = ""
+    wires: list[dict] = field(default_factory=list)
+    barcode_seed: int | None = None  # None: fresh random codes every session
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend != "none" and bool(self.outputs or self.inputs)
+
+    def validate(self) -> None:
+        from syncrig_agent.contract.ttl import MIN_PULSE_NS, TTL_ROLES
+
+        if self.backend not in TTL_BACKENDS:
+            kinds = ", ".join(TTL_BACKENDS)
+            raise SettingsError(f"ttl.backend: must be one of {kinds}, got {self.backend!r}")
+        if not isinstance(self.outputs, dict):
+            raise SettingsError(f"ttl.outputs: must be an object role → line, got {self.outputs!r}")
+        used: dict[int, str] = {}
+        for role, line in self.outputs.items():
+            if role not in TTL_ROLES:
+                raise SettingsError(f"ttl.outputs: unknown role {role!r}; roles: {', '.join(TTL_ROLES)}")
+            _check_line(f"ttl.outputs.{role}", line, used)
+        if not MIN_PULSE_NS / 1000 <= self.strobe_width_us <= 1_000_000:
+            raise SettingsError(
+                f"ttl.strobe_width_us: must be {MIN_PULSE_NS // 1000}..1000000 µs (boards drop shorter "
+                f"pulses), got {self.strobe_width_us}"
+            )
+        if not isinstance(self.inputs, list):
+            raise SettingsError("ttl.inputs: must be a list of {line, name, edges, debounce_us}")
+        names = set()
+        for i, entry in enumerate(self.inputs):
+            where = f"ttl.inputs[{i}]"
+            if not isinstance(entry, dict) or set(entry) - {"line", "name", "edges", "debounce_us", "record"}:
+                raise SettingsError(f"{where}: must be an object of line, name, edges, debounce_us, record")
+            if not isinstance(entry.get("record", False), bool):
+                raise SettingsError(f"{where}.record: must be true or false")
+            _check_line(f"{where}.line", entry.get("line"), used)
+            name = entry.get("name", f"in{entry['line']}")
+            try:
+                validate_camera_name(name)  # the same safe-name rule: it goes into a CSV column
+            except InvalidName as exc:
+                raise SettingsError(f"{where}.name: {exc}") from None
+            if name in names:
+                raise SettingsError(f"{where}.name: {name!r} is used twice")
+            names.add(name)
+            if entry.get("edges", "both") not in TTL_INPUT_EDGES:
+                raise SettingsError(f"{where}.edges: must be one of {', '.join(TTL_INPUT_EDGES)}")
+            if not 0 <= float(entry.get("debounce_us", 0)) <= 100_000:
+                raise SettingsError(f"{where}.debounce_us: must be 0..100000")
+        if self.backend == "gpiod" and not str(self.chip).startswith("/dev/gpiochip"):
+            raise SettingsError(f"ttl.chip: must be a GPIO character device /dev/gpiochipN: {self.chip!r}")
+        if self.sim_listen:
+            parse_address(self.sim_listen, 0, "ttl.sim_listen")
+        for i, wire in enumerate(self.wires):
+            where = f"ttl.wires[{i}]"
+            if not isinstance(wire, dict) or set(wire) - {"line", "to", "to_line", "latency_us", "jitter_us"}:
+                raise SettingsError(f"{where}: must be an object of line, to, to_line, latency_us, jitter_us")
+            if wire.get("line") not in self.outputs.values():
+                raise SettingsError(f"{where}.line: {wire.get('line')!r} is not one of ttl.outputs' lines")
+            parse_address(str(wire.get("to", "")), 0, f"{where}.to")
+            _check_line(f"{where}.to_line", wire.get("to_line"), {})
+            if not 0 <= float(wire.get("latency_us", 0)) <= 1_000_000:
+                raise SettingsError(f"{where}.latency_us: must be 0..1000000")
+            if not 0 <= float(wire.get("jitter_us", 0)) <= 10_000:
+                raise SettingsError(f"{where}.jitter_us: must be 0..10000")
+        if self.wires and self.backend != "simulated":
+            raise SettingsError("ttl.wires: only simulated pins have wires (ttl.backend 'simulated')")
+
+
+def _check_line(where: str, line: object, used: dict[int, str]) -> None:
+    if not isinstance(line, int) or isinstance(line, bool) or not 0 <= line <= 511:
+        raise SettingsError(f"{where}: must be a GPIO line offset 0..511, got {line!r}")
+    if line in used:
+        raise SettingsError(f"{where}: line {line} is already {used[line]}")
+    used[line] = where
+
+
 @dataclass
 class AgentSettings:
     name: str
@@ -150,6 +247,7 @@ class AgentSettings:
     lock_threshold_us: float = 50.0  # |phase error| that counts as locked
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
     picamera2: PiCameraSettings = field(default_factory=PiCameraSettings)
+    ttl: TtlSettings = field(default_factory=TtlSettings)
 
     def validate(self) -> AgentSettings:
         try:
@@ -192,6 +290,7 @@ class AgentSettings:
         if not isinstance(self.wait_for_lock, bool):
             raise SettingsError(f"wait_for_lock: must be true or false, got {self.wait_for_lock!r}")
         self.picamera2.validate()
+        self.ttl.validate()
         if not 0.0 <= sim.jitter_us <= 10_000:
             raise SettingsError(f"simulation.jitter_us: must be in 0..10000, got {sim.jitter_us}")
         if abs(sim.drift_ppm) > 1000:
@@ -235,9 +334,16 @@ class AgentSettings:
         bad_pi = sorted(set(pi) - pi_known)
         if bad_pi:
             raise SettingsError(f"unknown setting(s): picamera2.{', picamera2.'.join(bad_pi)}")
+        ttl = data.pop("ttl", None) or {}
+        bad_ttl = sorted(set(ttl) - {f.name for f in fields(TtlSettings)})
+        if bad_ttl:
+            raise SettingsError(f"unknown setting(s): ttl.{', ttl.'.join(bad_ttl)}")
         try:
             return cls(
-                simulation=SimulationSettings(**sim), picamera2=PiCameraSettings(**pi), **data
+                simulation=SimulationSettings(**sim),
+                picamera2=PiCameraSettings(**pi),
+                ttl=TtlSettings(**ttl),
+                **data,
             ).validate()
         except TypeError as exc:
             raise SettingsError(str(exc)) from None

@@ -12,14 +12,19 @@ What goes in, under the `behavior` processing module:
   (relative to the NWB file) with the video's own frame timestamps.
 All timestamps are seconds since the session's T0 on the shared clock (session_start_time = T0):
 3D series at the match rows' times, 2D series and videos at each frame's capture time.
+- the clock maps of external recordings aligned with `syncrig align` (sync/<stem>.json), as the
+  `external_clocks` table of a `sync` processing module: nwb_time_s = slope · external_s +
+  offset_ns / 1e9, external_s = seconds since that recording's first sample.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +35,9 @@ from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
 from syncrig_agent.contract.formats import read_manifest, read_pts
 from syncrig_agent.contract.layout import SessionLayout
+
+if TYPE_CHECKING:
+    import pynwb
 
 
 def _imports():
@@ -207,8 +215,44 @@ def export(
         )
         if progress is not None:
             progress((gi + 1) / (len(groups) + 1), f"NWB: {group}")
+    add_clock_maps(nwb, session)
     tmp = out.with_name(f".{out.stem}.tmp.nwb")
     with pynwb.NWBHDF5IO(str(tmp), "w") as io:
         io.write(nwb)
     tmp.replace(out)
     return out
+
+
+CLOCK_MAP_COLUMNS = {
+    "file": "the external recording",
+    "format": "its format (openephys, spikeglx, intan, wav, csv)",
+    "channel": "the channel that recorded SyncRig's TTL",
+    "camera": "the camera whose TTL output it matched",
+    "role": "which TTL signal matched (barcode, strobe, start)",
+    "slope": "nwb_time_s = slope * external_s + offset_ns / 1e9",
+    "offset_ns": "see slope",
+    "pulses_matched": "TTL pulses matched",
+    "residual_max_us": "largest |residual| over matched edges (µs)",
+}
+
+
+def add_clock_maps(nwb: pynwb.NWBFile, session: Path) -> int:
+    """The session's sync/*.json maps as the `external_clocks` table (module `sync`); how many."""
+    from hdmf.common import DynamicTable
+
+    maps = [json.loads(p.read_text()) for p in SessionLayout(session).sync.maps()]
+    if not maps:
+        return 0
+    table = DynamicTable(
+        name="external_clocks",
+        description="external recordings aligned to this session by syncrig align (TTL pulses): "
+        "nwb_time_s = slope * external_seconds_since_file_start + offset_ns / 1e9",
+    )
+    for column, description in CLOCK_MAP_COLUMNS.items():
+        table.add_column(column, description)
+    for m in maps:
+        row = {c: m[c] for c in CLOCK_MAP_COLUMNS if c != "residual_max_us"}
+        table.add_row(**row, residual_max_us=m["residual_us"]["max"])
+    module = nwb.create_processing_module("sync", "clock maps of other instruments' recordings")
+    module.add(table)
+    return len(maps)

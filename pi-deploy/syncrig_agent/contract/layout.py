@@ -38,6 +38,11 @@ desktop everything else, so both sides import it from the shared contract).
 <session>/process/<step>/<cam>/<chunk>.pkl `syncrig process`: one finished chunk's result (resumable
                                            state: not recomputed while its inputs are unchanged)
 <session>/process/<step>.done.json         a finished whole-session step and the inputs it ran on
+<session>/ttl/<cam>.out.csv, <cam>.in.csv  TTL edges the camera's agent sent / saw (formats/ttl.py);
+                                           the agent writes them beside raw/, the pull copies them
+<session>/sync/<stem>.json, <stem>.frames.csv
+                                           `syncrig align`: an external recording's clock map onto the
+                                           session, and every frame's time in that recording
 ```
 Times are on the session's shared clock (ns since T0), so every camera's frames and the 3D rows
 line up. A motion session is usually calibrated by another (calibration) session: commands take
@@ -72,6 +77,10 @@ H264_SUFFIX = ".h264"
 MP4_SUFFIX = ".mp4"
 MAP_SUFFIX = ".map.csv"
 VERIFY_NAME = "verify.json"
+TTL_DIR = "ttl"
+SYNC_DIR = "sync"
+TTL_OUT_SUFFIX = ".out.csv"
+TTL_IN_SUFFIX = ".in.csv"
 
 
 def _camera_file(folder: Path, camera: str, suffix: str) -> Path:
@@ -234,6 +243,50 @@ class TrimFolder(OutputFolder):
         return self.path / "trim.json"
 
 
+class TtlFolder:
+    """`ttl/`: the TTL edges each camera's agent sent (`<cam>.out.csv`) and saw (`<cam>.in.csv`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def out_csv(self, camera: str) -> Path:
+        return _camera_file(self.path, camera, TTL_OUT_SUFFIX)
+
+    def in_csv(self, camera: str) -> Path:
+        return _camera_file(self.path, camera, TTL_IN_SUFFIX)
+
+    def files(self, camera: str) -> dict[str, Path]:
+        """By kind: "out", "in"."""
+        return {"out": self.out_csv(camera), "in": self.in_csv(camera)}
+
+    def out_files(self) -> dict[str, Path]:
+        """Every camera's out table present, by camera name."""
+        found = sorted(self.path.glob(f"*{TTL_OUT_SUFFIX}"))
+        return {p.name[: -len(TTL_OUT_SUFFIX)]: p for p in found}
+
+
+class SyncFolder:
+    """`sync/`: external recordings aligned to the session (`syncrig align`), by the file's stem."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def _stem(stem: str) -> str:
+        if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+            raise ValueError(f"not a usable file stem for sync/: {stem!r}")
+        return stem
+
+    def map_json(self, stem: str) -> Path:
+        return self.path / f"{self._stem(stem)}.json"
+
+    def frames_csv(self, stem: str) -> Path:
+        return self.path / f"{self._stem(stem)}{FRAME_TABLE_SUFFIX}"
+
+    def maps(self) -> list[Path]:
+        return sorted(self.path.glob("*.json"))
+
+
 class SessionLayout:
     """Where everything of one session lives, from its root directory. Paths only: nothing is
     read, written or created here."""
@@ -260,6 +313,14 @@ class SessionLayout:
     def agent_capture_report(self, camera: str) -> Path:
         """Where the agent writes its capture report, beside raw/ (pull copies it into raw/)."""
         return _camera_file(self.root, camera, ".capture.json")
+
+    @property
+    def ttl(self) -> TtlFolder:
+        return TtlFolder(self.root / TTL_DIR)
+
+    @property
+    def sync(self) -> SyncFolder:
+        return SyncFolder(self.root / SYNC_DIR)
 
     @property
     def stream(self) -> StreamFolder:

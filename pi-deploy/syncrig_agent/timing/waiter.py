@@ -108,9 +108,14 @@ def realtime_not_before(clock: CameraClock, target_ns: int) -> int:
 
 
 class GridWaiter:
-    def __init__(self, clock: CameraClock, spin_ns: int = 0, use_native: bool = True) -> None:
+    def __init__(
+        self, clock: CameraClock, spin_ns: int = 0, use_native: bool = True, relax_after_wake: bool = True
+    ) -> None:
+        """`relax_after_wake` False: the thread keeps its high priority after the wake until it calls
+        `relax()` (TTL out sets its line first; the capture thread drops at once)."""
         self.clock = clock
         self.spin_ns = max(0, int(spin_ns))
+        self.relax_after_wake = relax_after_wake
         self._timer = MonotonicTimer()
         # Sampled on the thread that will wait (the capture thread, after enable_realtime).
         self._fifo = _FifoWindow()
@@ -157,7 +162,11 @@ class GridWaiter:
         if self._native is not None:
             # The C helper drops the priority itself, immediately after a stamp on target.
             return self._native.wait_and_stamp(
-                target_real, target_mono, self.spin_ns, _SPIN_CAP_NS, self._fifo.relaxed()
+                target_real,
+                target_mono,
+                self.spin_ns,
+                _SPIN_CAP_NS,
+                self._fifo.relaxed() if self.relax_after_wake else None,
             )
         self._timer.sleep_until(target_mono - self.spin_ns)
         # Bounded spin: never longer than spin_ns past the timer (a clock step could otherwise
@@ -171,9 +180,13 @@ class GridWaiter:
             os.sched_yield()
             real = time.time_ns()
         mono = time.monotonic_ns()
-        if real >= target_real:
+        if real >= target_real and self.relax_after_wake:
             self._fifo.relax()
         return real, mono
+
+    def relax(self) -> None:
+        """Back to the process's base priority (after a wake with `relax_after_wake` False)."""
+        self._fifo.relax()
 
     def close(self) -> None:
         self._timer.close()

@@ -200,6 +200,8 @@ class CameraStatus(WireRecord):
     health: dict | None = None  # disk, temperature, throttling
     preview: dict | None = None
     phase_lock: dict | None = None  # free-running sensors only: the servo's lock onto the grid
+    # TTL lines: {"lines": {kind, outputs, inputs}, "inputs": {name: {edges, level, wall_ns, record}}}
+    ttl: dict | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
