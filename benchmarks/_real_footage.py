@@ -46,7 +46,9 @@ def qca_cameras(qca: Path, sizes: dict[str, tuple[int, int]]) -> CameraSet:
     for tag in root.findall("cameras/camera"):
         name = tag.attrib["serial"]
         if float(tag.attrib.get("viewrotation", 0)) != 0:
-            raise ValueError(f"{qca}: camera {name} has viewrotation {tag.attrib['viewrotation']}, expected 0")
+            raise ValueError(
+                f"{qca}: camera {name} has viewrotation {tag.attrib['viewrotation']}, expected 0"
+            )
         fov = tag.find("fov_video").attrib
         intr = tag.find("intrinsic").attrib
         tr = tag.find("transform").attrib
