@@ -49,16 +49,19 @@ DEFAULT_SIGMA_PX = 8.0  # the spread of a 2D model's placement between views
 DEFAULT_ACCEL_MM_S2 = 20000.0  # ~2 g: accelerations beyond cost linearly (soft-L1)
 DEFAULT_BONE_REL = 0.02
 DEFAULT_AGREE_PX = 30.0  # a view farther than this from the solved point counts as down-weighted
-RELATIVE_TOLERANCE = 5e-4  # stop when a step lowers the cost by less than this fraction
+RELATIVE_TOLERANCE = 1e-3  # stop when a step lowers the cost by less than this fraction
 WINDOW_FRAMES = 1200  # longer sequences are solved in overlapping windows (bounded memory)
 WINDOW_OVERLAP = 60
 
 # Drop causes per (frame, keypoint), in report order.
-KEPT, UNSEEN, ONE_VIEW, EXCLUDED = 0, 1, 2, 3
+# AMBIGUOUS and REJECTED are the per-frame method's (triangulate.py): views voted off.
+KEPT, UNSEEN, ONE_VIEW, EXCLUDED, AMBIGUOUS, REJECTED = 0, 1, 2, 3, 4, 5
 CAUSES = {
     UNSEEN: "seen by no camera",
     ONE_VIEW: "seen by one camera",
     EXCLUDED: "views excluded (identity/subject)",
+    AMBIGUOUS: "ambiguous (camera pairs disagree)",
+    REJECTED: "views rejected as outliers",
 }
 
 
@@ -94,36 +97,32 @@ def _cauchy_soft_l1(z: np.ndarray, split: int) -> np.ndarray:
     return out
 
 
-def _block_jacobi(a, n_points: int):
-    """Preconditioner: the inverse of each point's 3×3 diagonal block (its x, y, z are coupled by
-    the reprojection terms), plain Jacobi on the bone-length unknowns after them."""
-    from scipy.sparse import block_diag, bsr_matrix, diags
+def _track_preconditioner(a, var_track: np.ndarray):
+    """Preconditioner: the normal matrix with only the entries that couple a keypoint's track with
+    itself (its x, y, z through reprojection, its frames through the temporal term; a band per
+    keypoint), factorised exactly (SuperLU: no fill beyond the bands). What it leaves out, the
+    bone terms between keypoints, is what conjugate gradients then iterates on; without it the
+    smooth modes of long tracks took hundreds of iterations."""
+    from scipy.sparse.linalg import LinearOperator, splu
 
-    m = 3 * n_points
-    idx = np.arange(m).reshape(n_points, 3)
-    blocks = np.asarray(a[:m, :m].todense()) if m <= 3 else None
-    if blocks is None:
-        sub = a[:m, :m].tocsr()
-        rows = idx[:, :, None].repeat(3, axis=2)
-        cols = idx[:, None, :].repeat(3, axis=1)
-        blocks = np.asarray(sub[rows.ravel(), cols.ravel()]).reshape(n_points, 3, 3)
-    else:
-        blocks = blocks.reshape(1, 3, 3)
-    inv = np.linalg.inv(blocks + np.eye(3) * 1e-12)
-    pts = bsr_matrix((inv, np.arange(n_points), np.arange(n_points + 1)), shape=(m, m))
-    rest = a.diagonal()[m:]
-    return block_diag([pts, diags(1 / np.maximum(rest, 1e-12))], format="csr")
+    coo = a.tocoo()
+    keep = var_track[coo.row] == var_track[coo.col]
+    from scipy.sparse import csc_matrix
+
+    m = csc_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=a.shape)
+    lu = splu(m, permc_spec="COLAMD")
+    return LinearOperator(a.shape, matvec=lu.solve, dtype=np.float64)
 
 
 def _robust_gauss_newton(
-    fun, jac, x0: np.ndarray, split: int, max_iterations: int, n_points: int
+    fun, jac, x0: np.ndarray, split: int, max_iterations: int, var_track: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """Levenberg-Marquardt on the robust cost Σρ(r²) by iteratively reweighted Gauss-Newton: each
     step solves the sparse normal equations (JᵀWJ + λ·diag) δ = −JᵀW r by conjugate gradients
-    (block-Jacobi preconditioned, to 1e-3), W the loss's ρ'. Measured on real footage: this converges in
-    ~20 steps, where scipy's least_squares (trust region, LSMR) needed hundreds on the stiff
-    bone-length terms, and a sparse direct solve fills in (the keypoint × time grid) to millions
-    of entries."""
+    (preconditioned by each keypoint track's own band, to 1e-3), W the loss's ρ'. Measured on
+    real footage: this converges in ~20 steps, where scipy's least_squares (trust region, LSMR)
+    needed hundreds on the stiff bone-length terms, and a sparse direct solve fills in (the
+    keypoint × time grid) to millions of entries."""
     from scipy.sparse import diags
     from scipy.sparse.linalg import cg
 
@@ -141,7 +140,8 @@ def _robust_gauss_newton(
         improved = False
         while evaluations < max_iterations * 3:
             damped = (normal + diags(lam * np.maximum(d, 1e-12))).tocsr()
-            step, _info = cg(damped, -grad, rtol=1e-3, maxiter=300, M=_block_jacobi(damped, n_points))
+            precondition = _track_preconditioner(damped, var_track)
+            step, _info = cg(damped, -grad, rtol=1e-3, maxiter=200, M=precondition)
             candidate = x + step
             r_new = fun(candidate)
             evaluations += 1
@@ -287,7 +287,9 @@ def _solve_window(proj, focal, xy, weight, init, solvable, rigid, lengths0, fps,
         vals = np.concatenate([vals_r.ravel(), vals_t, vals_b])
         return csr_matrix((vals, (rows, cols)), shape=(n_res, nx))
 
-    x, nfev = _robust_gauss_newton(fun, jac, x0, split, opt.max_nfev, n)
+    # Each unknown's track: a keypoint's x, y, z over all frames; each bone length its own.
+    var_track = np.concatenate([np.repeat(np.nonzero(solvable)[1], 3), k + np.arange(len(edge_ids))])
+    x, nfev = _robust_gauss_newton(fun, jac, x0, split, opt.max_nfev, var_track)
     pts, lens = unpack(x)
     out[solvable] = pts
     lengths = np.full(len(rigid), np.nan)
@@ -403,7 +405,9 @@ def triangulate_sequence(
     # Round 1 judges each view by the others' robust triangulation; round 2 by the solved
     # sequence, which the views excluded in round 1 no longer pull (it catches a view that drifts
     # between two people, and gives back a view excluded on a poor leave-one-out reference).
-    ref = reference_points(cams, norm, weight)
+    checked = judge.copy()
+    checked[[i for pair in pairs for i in pair]] = True
+    ref = reference_points(cams, norm, weight, checked)
     points = init = excluded = swapped = None
     for round_ in (1, 2):
         checks = check_views(proj, focal, ref, norm, weight, pairs, identity_px=identity_px, judge=judge)

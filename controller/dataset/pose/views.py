@@ -19,7 +19,7 @@ before it solves, each vectorised over every frame, keypoint and camera.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,14 +41,18 @@ class ViewChecks:
     decided: np.ndarray  # (T, C) bool: enough keypoints to judge the view in that frame
 
 
-def reference_points(cameras, xy_norm: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(T, K, C, 3): for each camera, the keypoints triangulated from the other cameras."""
+def reference_points(
+    cameras, xy_norm: np.ndarray, weight: np.ndarray, keypoints: np.ndarray | None = None
+) -> np.ndarray:
+    """(T, K, C, 3): for each camera, the keypoints triangulated from the other cameras (only
+    `keypoints` (K,) bool, the ones the checks look at; NaN elsewhere)."""
     cams = list(cameras)
     out = np.full((*weight.shape, 3), np.nan)
+    pick = np.ones(weight.shape[1], bool) if keypoints is None else np.asarray(keypoints, bool)
     for c in range(len(cams)):
-        w = weight.copy()
+        w = weight[:, pick].copy()
         w[..., c] = 0
-        out[..., c, :] = triangulate_robust(cams, xy_norm, w, min_confidence=1e-9).points
+        out[:, pick, c, :] = triangulate_robust(cams, xy_norm[:, pick], w, min_confidence=1e-9).points
     return out
 
 
@@ -167,3 +171,34 @@ def volume_regions(
         r = float(cam.matrix[0, 0]) * radius_mm / depth
         out[ci] = (u - r, v - r, u + r, v + r)
     return out
+
+
+@dataclass
+class Subject:
+    """Where the chosen person is: a box per camera (x0, y0, x1, y1 pixels) and/or a sphere in
+    the world (x, y, z, radius mm)."""
+
+    regions: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    volume: tuple[float, float, float, float] | None = None
+
+
+def subject_text(subject: Subject | None) -> dict | None:
+    if subject is None:
+        return None
+    return {"regions": {k: list(v) for k, v in subject.regions.items()}, "volume": subject.volume}
+
+
+def subject_mask(subject: Subject, cameras, pixels: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """(T, C) bool: the views that show the chosen subject (every camera's region and the
+    volume's projection must hold most of the view's confident keypoints)."""
+    names = list(cameras.names)
+    unknown = [n for n in subject.regions if n not in names]
+    if unknown:
+        raise ValueError(
+            f"subject region for unknown camera(s) {', '.join(unknown)}; cameras: {', '.join(names)}"
+        )
+    mask = region_mask(pixels, confidence, {names.index(n): box for n, box in subject.regions.items()})
+    if subject.volume is not None:
+        x, y, z, r = subject.volume
+        mask &= region_mask(pixels, confidence, volume_regions(list(cameras), np.array([x, y, z]), r))
+    return mask
