@@ -110,7 +110,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     tri.set_defaults(handler=cmd_triangulate)
 
     exp = sub.add_parser(
-        "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV or NWB (ndx-pose)"
+        "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV, NWB (ndx-pose) or C3D"
     )
     exp.add_argument("session", type=Path)
     exp.add_argument("--format", choices=EXPORT_FORMATS, required=True)
@@ -257,4 +257,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     print(f"wrote {path}")
+    from controller.dataset.export import seen_keypoints
+    from controller.dataset.pose.pose3d import load_pose3d
+
+    _keep, left_out = seen_keypoints(load_pose3d(args.session))
+    if left_out:
+        print(f"left out (never seen by any camera in 3D): {', '.join(left_out)}")
     return 0
