@@ -8,7 +8,9 @@ and `pose3d/report.json` (quality + the sample-count summary). `syncrig triangul
   (R, K) uint32, bit c set = camera c (in `cameras` order) was used;
 - `rows` (R,), `time_ns` (R,) the row's time on the session's shared clock (ns since T0: median
   capture time of the cameras that have a frame in it; rows no camera recorded are interpolated);
-- `names`, `cameras`, `meta` (JSON: units, calibration file, parameters, smoothing).
+- `names`, `cameras`, `meta` (JSON: units, calibration file, method, parameters, smoothing);
+- `cause` (R, K) int8: 0 = triangulated, else why not (sequence.CAUSES); absent in older files.
+`report.json` adds quality per joint, bone and camera (pose/quality.py) and `plots` (pose3d/plots/).
 """
 
 from __future__ import annotations
