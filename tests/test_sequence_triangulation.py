@@ -120,3 +120,34 @@ def test_bone_constancy_only_on_declared_rigid_edges():
     upper_arm = (BODY.index("left_shoulder"), BODY.index("left_elbow"))
     assert mouth in sk.edges and mouth not in sk.rigid
     assert upper_arm in sk.rigid
+
+
+def test_long_sessions_in_chunks_and_windows_match_one_solve(monkeypatch):
+    """Rows solved in chunks (methods.py) and frames in windows (sequence.py), each with context
+    on both sides, give the same tracks as one solve: no seam at the borders."""
+    from controller.dataset.cameras import CameraSet
+    from controller.dataset.pose import methods, sequence
+    from controller.dataset.pose.pose2d import Pose2D
+
+    cams, truth, pixels, conf = _scene(frames=60)
+    period = round(1e9 / FPS)
+    # No rigid edge (the synthetic bones stretch): the chunks then share nothing but the tracks.
+    edges = [[BODY[a], BODY[b]] for a, b in skeleton_of(BODY).edges]
+    meta = {"skeleton": {"edges": edges, "rigid": []}}
+    poses = [
+        Pose2D(c.name, np.concatenate([pixels[:, :, i], conf[:, :, i, None]], -1), np.arange(60),
+               np.arange(60) * period, BODY, c.size, meta)
+        for i, c in enumerate(cams)
+    ]  # fmt: skip
+    args = (CameraSet(cams), poses, 60, FPS, 0.3, None, 60.0, None)
+    whole, _ = methods.triangulate_sequence_rows(*args)
+    monkeypatch.setattr(methods, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(methods, "CHUNK_OVERLAP", 10)
+    monkeypatch.setattr(sequence, "WINDOW_FRAMES", 15)
+    monkeypatch.setattr(sequence, "WINDOW_OVERLAP", 8)
+    pieces, extra = methods.triangulate_sequence_rows(*args)
+    assert np.isfinite(pieces["points"]).all()
+    assert np.abs(pieces["points"] - whole["points"]).max() < 5.0
+    steps = np.linalg.norm(np.diff(pieces["points"], axis=0), axis=-1)
+    assert steps.max() < 60.0
+    assert extra["views"]["cam0"]["frames_judged"] == 60

@@ -22,6 +22,8 @@ from controller.dataset.pose.sequence import (
 from controller.dataset.pose.views import subject_mask
 
 ROWS_PER_BLOCK = 256
+CHUNK_ROWS = 3000  # sequence method: rows solved together (~50 s at 60 fps; ~100 MB of 2D)
+CHUNK_OVERLAP = 60
 
 
 def _gather(poses: list[Pose2D], rows: int, start: int = 0, stop: int | None = None):
@@ -106,40 +108,67 @@ def triangulate_frames(cameras, poses, rows, min_confidence, outlier_px, min_ray
 
 
 def triangulate_sequence_rows(cameras, poses, rows, fps, min_confidence, subject, identity_px, progress):
+    """The sequence method over a session, in chunks of CHUNK_ROWS rows (memory stays bounded on
+    long sessions), each solved with CHUNK_OVERLAP rows of context on both sides so that tracks
+    continue across chunk borders; each keeps its central rows."""
     names = poses[0].names
-    xy, conf = _gather(poses, rows)
-    if progress is not None:
-        progress(0.05, "checking views")
-    allowed = None if subject is None else subject_mask(subject, cameras, xy, conf)
+    k, c = len(names), len(cameras)
     skeleton = skeleton_of(names, poses[0].meta)
-    seq = triangulate_sequence(
-        list(cameras),
-        xy,
-        conf,
-        names,
-        skeleton,
-        fps,
-        min_confidence,
-        subject=allowed,
-        identity_px=identity_px,
-    )
-    if progress is not None:
-        progress(0.9, "triangulated")
-    out = _outputs(rows, len(names))
-    out["points"][:] = seq.points
-    out["error_px"][:] = seq.error_px
-    out["ncams"][:] = np.where(np.isfinite(seq.points).all(-1), seq.ncams, 0)
-    out["score"][:] = _lowest_confidence(out["ncams"], seq.inliers, conf)
-    out["inliers"][:] = _bits(seq.inliers & np.isfinite(seq.points).all(-1)[..., None])
-    out["cause"][:] = seq.cause
+    out = _outputs(rows, k)
+    observed = np.zeros((rows, k, c), bool)
+    used = np.zeros((rows, k, c), bool)
+    checks = {
+        "decided": np.zeros((rows, c), bool),
+        "inconsistent": np.zeros((rows, c), bool),
+        "swapped_view": np.zeros((rows, c), bool),
+        "swapped_pairs": None,
+        "outside": np.zeros((rows, c), bool),
+    }
+    down_weighted = np.zeros(c, np.int64)
+    seconds = 0.0
+    for start in range(0, rows, CHUNK_ROWS):
+        lo, hi = max(0, start - CHUNK_OVERLAP), min(rows, start + CHUNK_ROWS + CHUNK_OVERLAP)
+        stop = min(rows, start + CHUNK_ROWS)
+        keep = slice(start - lo, stop - lo)
+        xy, conf = _gather(poses, rows, lo, hi)
+        allowed = None if subject is None else subject_mask(subject, cameras, xy, conf)
+        seq = triangulate_sequence(
+            list(cameras),
+            xy,
+            conf,
+            names,
+            skeleton,
+            fps,
+            min_confidence,
+            subject=allowed,
+            identity_px=identity_px,
+        )
+        sl = slice(start, stop)
+        valid = np.isfinite(seq.points[keep]).all(-1)
+        out["points"][sl] = seq.points[keep]
+        out["error_px"][sl] = seq.error_px[keep]
+        out["ncams"][sl] = np.where(valid, seq.ncams[keep], 0)
+        out["score"][sl] = _lowest_confidence(out["ncams"][sl], seq.inliers[keep], conf[keep])
+        out["inliers"][sl] = _bits(seq.inliers[keep] & valid[..., None])
+        out["cause"][sl] = seq.cause[keep]
+        observed[sl], used[sl] = seq.observed[keep], seq.used[keep]
+        down_weighted += (seq.used[keep] & ~seq.inliers[keep]).sum((0, 1))
+        for name in ("decided", "inconsistent", "swapped_view"):
+            checks[name][sl] = getattr(seq.checks, name)[keep]
+        if checks["swapped_pairs"] is None:
+            checks["swapped_pairs"] = np.zeros((rows, *seq.checks.swapped_pairs.shape[1:]), bool)
+        checks["swapped_pairs"][sl] = seq.checks.swapped_pairs[keep]
+        checks["outside"][sl] = seq.outside_subject[keep]
+        seconds += seq.seconds["total"]
+        if progress is not None:
+            progress(0.9 * stop / rows, f"triangulating rows {stop}/{rows}")
     extra = {
-        "observed": seq.observed.sum((0, 1)),
-        "rejected": (seq.used & ~seq.inliers).sum((0, 1)),  # down-weighted: farther than agree_px
+        "observed": observed.sum((0, 1)),
+        "rejected": down_weighted,  # down-weighted: farther than agree_px from the solved point
         "ambiguous": 0,
-        "observed_mask": seq.observed,
-        "used_mask": seq.used,
-        "views": view_report(seq, cameras.names),
-        "bone_lengths": seq.bone_lengths,
-        "seconds": seq.seconds,
+        "observed_mask": observed,
+        "used_mask": used,
+        "views": view_report(checks, cameras.names),
+        "seconds": round(seconds, 3),
     }
     return out, extra

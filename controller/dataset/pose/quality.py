@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.dataset.pose.keypoints import Skeleton, group_of
-from controller.dataset.pose.sequence import CAUSES, KEPT, SequenceTriangulation
+from controller.dataset.pose.sequence import CAUSES, KEPT
 from controller.dataset.pose.views import DEFAULT_FOLLOWS_OTHER_SHARE
 
 JUMP_MM = 100.0
@@ -27,15 +27,16 @@ def _r(value, digits: int = 4):
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def view_report(seq: SequenceTriangulation, cameras: tuple[str, ...]) -> dict:
-    """Per camera: frames excluded (identity), whether it follows another person, swaps."""
-    checks = seq.checks
+def view_report(checks: dict, cameras: tuple[str, ...]) -> dict:
+    """Per camera: frames excluded (identity), whether it follows another person, swaps. checks:
+    decided, inconsistent, swapped_view (R, C), swapped_pairs (R, P, C), outside (R, C)."""
     out = {}
+    pairs = checks["swapped_pairs"]
     for i, cam in enumerate(cameras):
-        decided = int(checks.decided[:, i].sum())
-        excluded = int(checks.inconsistent[:, i].sum())
+        decided = int(checks["decided"][:, i].sum())
+        frames = np.flatnonzero(checks["inconsistent"][:, i])
+        excluded = int(frames.size)
         share = excluded / decided if decided else 0.0
-        frames = np.flatnonzero(checks.inconsistent[:, i])
         out[cam] = {
             "frames_judged": decided,
             "frames_excluded": excluded,
@@ -48,9 +49,9 @@ def view_report(seq: SequenceTriangulation, cameras: tuple[str, ...]) -> dict:
                 if excluded
                 else None
             ),
-            "frames_swapped_whole_view": int(checks.swapped_view[:, i].sum()),
-            "left_right_pairs_swapped": int(checks.swapped_pairs[:, :, i].sum()),
-            "frames_outside_subject": int(seq.outside_subject[:, i].sum()),
+            "frames_swapped_whole_view": int(checks["swapped_view"][:, i].sum()),
+            "left_right_pairs_swapped": int(pairs[:, :, i].sum()) if pairs is not None else 0,
+            "frames_outside_subject": int(checks["outside"][:, i].sum()),
         }
     return out
 
