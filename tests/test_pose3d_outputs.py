@@ -78,3 +78,18 @@ def test_smoothing_says_what_it_filtered():
     assert np.array_equal(out[:10, 0], pts[:10, 0]) and not np.allclose(out[11:, 0], pts[11:, 0])
     _out, above = smooth_points_report(pts, FPS, cutoff_hz=20.0)
     assert above["samples_filtered"] == 0 and "Nyquist" in above["why_unfiltered"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--subject-region", "cam0:10,10,5,20", "x0 < x1"),
+        ("--subject-region", "cam0-10,10,50,20", "CAM:x0,y0,x1,y1"),
+        ("--subject-volume", "0,0,1000", "x,y,z,radius"),
+        ("--subject-volume", "0,0,1000,-5", "radius must be > 0"),
+    ],
+)
+def test_subject_options_say_what_is_wrong(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["triangulate", str(tmp_path), option, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
