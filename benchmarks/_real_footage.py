@@ -113,3 +113,49 @@ if __name__ == "__main__":
         cams, poses = demo_pose2d(name)
         for p in poses:
             print(name, p.camera, p.keypoints.shape, p.meta.get("seconds"))
+
+
+def demo_session(demo: str, session: Path, cache: Path = CACHE) -> Path:
+    """A SyncRig session of the demo, as `syncrig import` will make one: session.json, a match
+    table (every camera has every frame: the demo's videos are frame-aligned), the calibration
+    and the cached 2D keypoints; `syncrig triangulate` and `export` then run on it."""
+    from controller.dataset.cameras import save_calibration_toml
+    from controller.pipeline.matching import MatchTable, write_match_csv
+    from syncrig_agent.contract.formats import SessionManifest, write_manifest
+    from syncrig_agent.contract.layout import SessionLayout
+
+    cameras, poses = demo_pose2d(demo, cache)
+    layout = SessionLayout(session)
+    frames = max(len(p.rows) for p in poses)
+    period = round(1e9 / FPS)
+    manifest = SessionManifest(
+        id=session.name,
+        subject=demo,
+        project="pose2sim-demo",
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        fps=FPS,
+        period_ns=period,
+        t0_ns=0,
+        cameras=[
+            {
+                "name": c.name,
+                "host": "pose2sim",
+                "role": "client",
+                "width": c.size[0],
+                "height": c.size[1],
+                "frames": frames,
+                "expected_frames": frames,
+                "dropped": 0,
+            }
+            for c in cameras
+        ],  # fmt: skip
+        notes=[f"Pose2Sim's {demo}, built by benchmarks/_real_footage.py"],
+    )
+    layout.synced.path.mkdir(parents=True, exist_ok=True)
+    write_manifest(session, manifest)
+    cells = np.tile(np.arange(frames)[:, None], (1, len(cameras)))
+    write_match_csv(layout.synced.match_csv, MatchTable.on_grid(list(cameras.names), cells, period))
+    for p in poses:
+        p.save(layout.pose2d_file(p.camera))
+    save_calibration_toml(layout.calibration_toml, list(cameras), {"source": f"{demo} Calib.qca.txt"})
+    return session

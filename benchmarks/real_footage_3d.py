@@ -16,6 +16,7 @@ On Demo_MultiPerson the report also names the cameras SyncRig flags as following
 aniposelib needs JAX (`pip install jax`; the `compare` extra).
 
     .venv/bin/python benchmarks/real_footage_3d.py [--demos Demo_SinglePerson Demo_MultiPerson]
+        [--sessions /tmp/sessions] [--no-aniposelib]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _real_footage import CACHE, FPS, demo_pose2d  # noqa: E402
+from _real_footage import CACHE, FPS, demo_pose2d, demo_session  # noqa: E402
 
 from controller.dataset.pose.keypoints import BODY, MAIN_JOINTS, mirror_pairs, skeleton_of  # noqa: E402
 from controller.dataset.pose.sequence import triangulate_sequence  # noqa: E402
@@ -143,6 +144,12 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=CACHE, help="where the 2D keypoints are cached")
     ap.add_argument("--json", type=Path, default=Path("real_footage_3d.json"))
     ap.add_argument("--no-aniposelib", action="store_true", help="leave the aniposelib comparison out")
+    ap.add_argument(
+        "--sessions",
+        type=Path,
+        help="also build a SyncRig session per demo here and run `syncrig triangulate` + `export` on it "
+        "(all 553 keypoints; prints the CLI's summary)",
+    )
     args = ap.parse_args()
     results = [run_demo(d, args.cache, not args.no_aniposelib) for d in args.demos]
     cols = (
@@ -171,6 +178,14 @@ def main() -> None:
                 print(f"  {method:<26}" + "".join(f"{f[c]!s:>24}" for c in cols))
         for cam, v in r["syncrig_views"].items():
             print(f"  syncrig {cam}: {v}")
+    if args.sessions:
+        from controller.cli.main import main as syncrig
+
+        for demo in args.demos:
+            session = demo_session(demo, args.sessions / demo, args.cache)
+            print(f"\n$ syncrig triangulate {session}")
+            syncrig(["triangulate", str(session), "--quiet"])
+            syncrig(["export", str(session), "--format", "c3d", "--quiet"])
     args.json.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.json}")
 

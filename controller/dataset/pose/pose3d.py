@@ -343,6 +343,7 @@ def build_report(
     for name, idx in group_of(pose.names).items():
         v = valid[:, idx]
         err = pose.error_px[:, idx][v]
+        err = err[np.isfinite(err)]
         groups[name] = {
             "triangulated_fraction": round(float(v.mean()), 4) if v.size else 0.0,
             "reprojection_px": {

@@ -19,7 +19,8 @@ loss at a multiple of it (SPREAD_FACTOR): gross 2D errors stop pulling at all.
 The views are checked first (views.py): left/right swaps are corrected per frame and view, views
 showing someone else (or outside the chosen subject) are excluded. A keypoint gets a 3D point when
 two or more cameras with confidence ≥ `min_confidence` (after exclusions) see it; no other point is
-made (nothing invented across gaps). The start is the per-frame robust triangulation
+made (nothing invented across gaps), and a solved point that no view lies near (within
+`agree_px`) is dropped too. The start is the per-frame robust triangulation
 (triangulate.py), interpolated along time where it dropped a point.
 """
 
@@ -63,13 +64,14 @@ WINDOW_OVERLAP = 60
 
 # Drop causes per (frame, keypoint), in report order.
 # AMBIGUOUS and REJECTED are the per-frame method's (triangulate.py): views voted off.
-KEPT, UNSEEN, ONE_VIEW, EXCLUDED, AMBIGUOUS, REJECTED = 0, 1, 2, 3, 4, 5
+KEPT, UNSEEN, ONE_VIEW, EXCLUDED, AMBIGUOUS, REJECTED, UNSUPPORTED = 0, 1, 2, 3, 4, 5, 6
 CAUSES = {
     UNSEEN: "seen by no camera",
     ONE_VIEW: "seen by one camera",
     EXCLUDED: "views excluded (identity/subject)",
     AMBIGUOUS: "ambiguous (camera pairs disagree)",
     REJECTED: "views rejected as outliers",
+    UNSUPPORTED: "no view within agree_px of the solved point (views disagree)",
 }
 
 
@@ -411,6 +413,8 @@ def triangulate_sequence(
     cause[n_obs == 0] = UNSEEN
     cause[n_obs == 1] = ONE_VIEW
     cause[(n_obs >= 2) & (n_used < 2)] = EXCLUDED
+    # Seen, but no view lies near the point the priors settled on: it would be invented.
+    cause[(cause == KEPT) & (ncams == 0)] = UNSUPPORTED
     points[cause != KEPT] = np.nan
     seconds = {
         "total": round(time.monotonic() - clock["start"], 3),
