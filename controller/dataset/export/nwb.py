@@ -143,6 +143,11 @@ def export(
     t3d = pose.time_ns / 1e9
     valid_score = np.nan_to_num(pose.score, nan=0.0)
     model_name = str(pose.meta.get("pose_model") or "unknown")
+    how = {
+        "sequence": "sequence triangulation over the calibrated cameras: robust, temporally continuous, "
+        "constant bone lengths",
+        "frame": "robust DLT over the calibrated cameras, each frame on its own",
+    }.get(str(pose.meta.get("method", "frame")), "triangulated from the calibrated cameras")
     for gi, (group, idx) in enumerate(groups.items()):
         names = [pose.names[i] for i in idx]
         skeleton = skeletons[group]
@@ -151,7 +156,7 @@ def export(
             series3d.append(
                 ndx_pose.PoseEstimationSeries(
                     name=pose.names[i],
-                    description=f"3D position of {pose.names[i]} (robust DLT over the calibrated cameras)",
+                    description=f"3D position of {pose.names[i]} ({how})",
                     data=pose.points[:, i].astype(np.float64) / 1000.0,
                     unit="meters",
                     reference_frame="calibration world frame (the ChArUco board's; metres)",
