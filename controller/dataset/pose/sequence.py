@@ -42,6 +42,7 @@ from controller.dataset.pose.triangulate import (
     triangulate_robust,
 )
 from controller.dataset.pose.views import (
+    DEFAULT_FOLLOWS_OTHER_SHARE,
     DEFAULT_IDENTITY_PX,
     ViewChecks,
     apply_swaps,
@@ -376,6 +377,15 @@ def triangulate_sequence(
             proj, focal, fixed_norm, fixed_weight, init, names, skeleton.rigid, fps, options
         )
         ref = np.repeat(points[:, :, None, :], len(cams), axis=2)
+    # A camera that follows another person in a large share of its frames drifts between the two:
+    # its remaining frames are held to half the identity gate.
+    decided = np.maximum(checks.decided.sum(axis=0), 1)
+    drifting = checks.inconsistent.sum(axis=0) >= DEFAULT_FOLLOWS_OTHER_SHARE * decided
+    stricter = checks.decided & drifting[None, :] & (np.nan_to_num(checks.view_error_px) > identity_px / 2)
+    if (stricter & ~excluded).any():
+        excluded = excluded | stricter
+        checks.inconsistent = excluded
+        fixed_weight = np.where(excluded[:, None, :], 0.0, fixed_weight)
     norm, weight = fixed_norm, fixed_weight
     # The 2D's placement spread, measured on the solved sequence, replaces the guessed scale for
     # a last solve under a redescending loss: on precise 2D (synthetic, 1 px) the scale shrinks
