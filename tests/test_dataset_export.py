@@ -1,7 +1,7 @@
 """End to end after 2D pose, no model needed: a synthetic synced session (known cameras, a moving
 skeleton projected with noise, missing points, outliers and dropped frames, small synced videos)
-→ `syncrig triangulate` → `syncrig export` in all three formats, each read back by its reader
-(TRC header, anipose CSV columns, pynwb). Plus the clear errors."""
+→ `syncrig triangulate` → `syncrig export` in every format, each read back by its reader
+(TRC header, anipose CSV columns, pynwb, ezc3d). Plus the clear errors."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def test_triangulate_export_and_read_back(session, capsys):
     assert main(["triangulate", str(path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "labelled samples" in out and "per hour" not in out.split("labelled samples")[0]
+    assert "(sequence)" in out and "dropped:" in out
     pose = load_pose3d(path)
     assert pose.points.shape == (FRAMES, len(KEYPOINT_NAMES), 3)
     err = np.linalg.norm(pose.points - truth, axis=-1)
@@ -53,6 +54,16 @@ def test_triangulate_export_and_read_back(session, capsys):
     assert body["labelled_rows"] > 0.8 * FRAMES
     assert body["per_hour"] == pytest.approx(body["labelled_rows"] / samples["recording_hours"], rel=1e-3)
     assert all(0 < c["outlier_rate"] < 0.15 for c in report["cameras"].values())
+    # Quality per joint, bones, drop causes, views, plots.
+    wrist = report["joints"]["left_wrist"]
+    assert wrist["coverage"] > 0.9 and wrist["reprojection_px"]["p90"] < 10 and wrist["jumps"] == 0
+    assert set(wrist["cameras"]) == {c.name for c in ring_cameras(4, seed=5)}
+    assert report["bones"]["left_shoulder-left_elbow"]["length_mm_median"] == pytest.approx(290, abs=30)
+    assert not report["drop_causes"]["body"]["never_seen"] and report["drop_causes"]["body"]["coverage"] > 0.9
+    assert all(v["frames_excluded"] == 0 for v in report["views"].values())
+    plots = SessionLayout(path).pose3d_plots
+    assert {"bone_lengths", "coverage"} <= set(report["plots"])
+    assert (plots / "bone_lengths.png").stat().st_size > 1000 and (plots / "coverage.svg").is_file()
     # Row times: the shared clock, one period apart.
     assert np.allclose(np.diff(pose.time_ns), 1e9 / FPS, atol=5e5)
 
@@ -87,6 +98,23 @@ def test_triangulate_export_and_read_back(session, capsys):
     if r0["left_wrist_x"]:
         assert float(r0["left_wrist_x"]) == pytest.approx(pose.points[3, k, 0], rel=1e-5)
         assert int(r0["left_wrist_ncams"]) == pose.ncams[3, k]
+
+    # C3D, read back with ezc3d
+    ezc3d = pytest.importorskip("ezc3d", reason="C3D export needs ezc3d (the c3d/test extras)")
+    assert main(["export", str(path), "--format", "c3d", "--quiet"]) == 0
+    back = ezc3d.c3d(str(SessionLayout(path).exports_dir / f"{path.name}.c3d"))
+    point = back["parameters"]["POINT"]
+    labels = [
+        *point["LABELS"]["value"],
+        *point.get("LABELS2", {}).get("value", []),
+        *point.get("LABELS3", {}).get("value", []),
+    ]
+    assert labels == list(KEYPOINT_NAMES) and point["RATE"]["value"][0] == FPS
+    assert point["UNITS"]["value"] == ["mm"]
+    xyz = back["data"]["points"][:3].transpose(2, 1, 0)  # (frames, points, 3)
+    assert xyz.shape == pose.points.shape
+    assert np.array_equal(np.isnan(xyz).any(-1), ~pose.valid)
+    assert np.allclose(xyz[pose.valid], pose.points[pose.valid], atol=1e-3)
 
 
 def test_nwb_export_reads_back_with_pynwb(session):

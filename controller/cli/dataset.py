@@ -20,6 +20,29 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _region(text: str) -> tuple[str, tuple[float, float, float, float]]:
+    """CAM:x0,y0,x1,y1 (pixels)."""
+    cam, _, box = text.partition(":")
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CAM:x0,y0,x1,y1 in pixels, got {text!r}") from None
+    if not cam or x1 <= x0 or y1 <= y0:
+        raise argparse.ArgumentTypeError(f"expected CAM:x0,y0,x1,y1 with x0 < x1 and y0 < y1, got {text!r}")
+    return cam, (x0, y0, x1, y1)
+
+
+def _volume(text: str) -> tuple[float, float, float, float]:
+    """x,y,z,radius (mm, the calibration's world frame)."""
+    try:
+        x, y, z, r = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,z,radius in mm, got {text!r}") from None
+    if r <= 0:
+        raise argparse.ArgumentTypeError(f"the radius must be > 0 mm, got {r}")
+    return x, y, z, r
+
+
 def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     pose = sub.add_parser(
         "pose", help="2D keypoints (body, hands, face) for every synced frame of every camera"
@@ -63,6 +86,32 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         choices=["mm", "m"],
         help="the --calibration file's translation unit, where its format does not say",
     )
+    tri.add_argument(
+        "--method",
+        choices=["sequence", "frame"],
+        default="sequence",
+        help="sequence (default): the whole sequence at once, views checked and down-weighted; "
+        "frame: each row on its own, outlier views voted off",
+    )
+    tri.add_argument(
+        "--subject-region",
+        type=_region,
+        action="append",
+        metavar="CAM:x0,y0,x1,y1",
+        help="the chosen person is inside this box of camera CAM (pixels); repeat per camera",
+    )
+    tri.add_argument(
+        "--subject-volume",
+        type=_volume,
+        metavar="x,y,z,r",
+        help="the chosen person is inside this sphere (mm, calibration frame)",
+    )
+    tri.add_argument(
+        "--identity-px",
+        type=positive_float,
+        default=60.0,
+        help="sequence: a view whose median error over the body exceeds this shows someone else",
+    )
     tri.add_argument("--smooth", action="store_true", help="zero-phase low-pass along time (gaps kept)")
     tri.add_argument("--cutoff-hz", type=positive_float, default=6.0, help="smoothing cutoff (default 6 Hz)")
     tri.add_argument("--min-confidence", type=_fraction, default=0.3, help="2D confidence to use a keypoint")
@@ -70,7 +119,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         "--outlier-px",
         type=positive_float,
         default=15.0,
-        help="reprojection error above which a view is an outlier",
+        help="frame method: reprojection error above which a view is an outlier",
     )
     tri.add_argument(
         "--min-valid-fraction",
@@ -83,7 +132,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     tri.set_defaults(handler=cmd_triangulate)
 
     exp = sub.add_parser(
-        "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV or NWB (ndx-pose)"
+        "export", help="write the 3D keypoints as TRC (OpenSim), anipose CSV, NWB (ndx-pose) or C3D"
     )
     exp.add_argument("session", type=Path)
     exp.add_argument("--format", choices=EXPORT_FORMATS, required=True)
@@ -152,8 +201,12 @@ def _import_pose(args: argparse.Namespace) -> int:
 
 
 def cmd_triangulate(args: argparse.Namespace) -> int:
-    from controller.dataset.pose.pose3d import TriangulationError, format_samples, triangulate_session
+    from controller.dataset.pose.pose3d import TriangulationError, triangulate_session
+    from controller.dataset.pose.views import Subject
 
+    subject = None
+    if args.subject_region or args.subject_volume:
+        subject = Subject(dict(args.subject_region or []), args.subject_volume)
     bar, progress = _bar(args, "triangulating")
     try:
         report = triangulate_session(
@@ -166,6 +219,9 @@ def cmd_triangulate(args: argparse.Namespace) -> int:
             outlier_px=args.outlier_px,
             min_valid_fraction=args.min_valid_fraction,
             progress=progress,
+            method=args.method,
+            subject=subject,
+            identity_px=args.identity_px,
         )
     except (TriangulationError, ValueError, OSError) as exc:
         print(f"\nsyncrig triangulate: {exc}", file=sys.stderr)
@@ -175,21 +231,60 @@ def cmd_triangulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{report['rows']} rows x {report['keypoints']} keypoints -> {args.session / 'pose3d'}")
+    print(format_triangulation(report, args.session))
+    return 0
+
+
+def format_triangulation(report: dict, session: Path) -> str:
+    """The printed summary: per group coverage, error and why points were dropped; per camera
+    what was used, excluded or swapped; smoothing; the sample counts."""
+    from controller.dataset.pose.pose3d import format_samples
+
+    head = f"{report['rows']} rows x {report['keypoints']} keypoints ({report['method']})"
+    lines = [f"{head} -> {session / 'pose3d'}"]
     for name, g in report["groups"].items():
+        d = report["drop_causes"][name]
+        if d["never_seen"]:
+            lines.append(f"  {name:<11} never seen by any camera (left out of exports)")
+            continue
         rep = g["reprojection_px"]
-        print(
-            f"  {name:<11} {g['triangulated_fraction']:.1%} triangulated, reprojection p50 {rep['p50']} px "
-            f"p95 {rep['p95']} px, {g['cameras_used_mean']} cameras on average"
+        dropped = ", ".join(f"{n} {why}" for why, n in d["dropped"].items() if n) or "none"
+        lines.append(
+            f"  {name:<11} {d['coverage']:.1%} triangulated, "
+            f"reprojection p50 {rep['p50']} px p95 {rep['p95']} px, "
+            f"{g['cameras_used_mean']} cameras on average; dropped: {dropped}"
         )
+    views = report.get("views") or {}
     for cam, c in report["cameras"].items():
-        print(f"  {cam}: {c['observations']} observations, {c['rejected_as_outliers']} rejected as outliers")
+        line = f"  {cam}: {c['observations']} observations, {c['rejected_as_outliers']} " + (
+            "down-weighted (farther than 30 px from the 3D)" if views else "rejected as outliers"
+        )
+        v = views.get(cam)
+        if v:
+            line += (
+                f"; {v['frames_swapped_whole_view']} frames swapped left/right, "
+                f"{v['left_right_pairs_swapped']} pairs"
+            )
+            if v["frames_excluded"]:
+                line += f"; {v['frames_excluded']} frames EXCLUDED"
+                if v["follows_another_person"]:
+                    line += " (follows another person)"
+            if v["frames_outside_subject"]:
+                line += f"; {v['frames_outside_subject']} frames outside the chosen subject"
+        lines.append(line)
+    smoothing = report.get("smoothing")
+    if smoothing:
+        lines.append(
+            f"  smoothing {smoothing['cutoff_hz']} Hz: {smoothing['samples_filtered']} samples filtered, "
+            f"{smoothing['samples_left_unfiltered']} left as they were"
+            + (f" ({smoothing['why_unfiltered']})" if smoothing["samples_left_unfiltered"] else "")
+        )
     if report["unavailable_groups"]:
-        print(
+        lines.append(
             f"  NOTE: the pose model could not run {', '.join(report['unavailable_groups'])}: those are empty"
         )
-    print(format_samples(report))
-    return 0
+    lines.append(format_samples(report))
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -208,4 +303,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     print(f"wrote {path}")
+    from controller.dataset.export import seen_keypoints
+    from controller.dataset.pose.pose3d import load_pose3d
+
+    _keep, left_out = seen_keypoints(load_pose3d(args.session))
+    if left_out:
+        print(f"left out (never seen by any camera in 3D): {', '.join(left_out)}")
     return 0

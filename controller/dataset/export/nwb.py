@@ -10,6 +10,7 @@ What goes in, under the `behavior` processing module:
   and to its synced video;
 - per camera an `ImageSeries` in acquisition that references `synced/<cam>.mp4` as an external file
   (relative to the NWB file) with the video's own frame timestamps.
+Groups no camera ever saw in 3D are left out (export.seen_keypoints).
 All timestamps are seconds since the session's T0 on the shared clock (session_start_time = T0):
 3D series at the match rows' times, 2D series and videos at each frame's capture time.
 - the clock maps of external recordings aligned with `syncrig align` (sync/<stem>.json), as the
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from controller.dataset.cameras import CameraSet
-from controller.dataset.export import ExportError
+from controller.dataset.export import ExportError, seen_keypoints
 from controller.dataset.pose.keypoints import GROUPS, group_of
 from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
@@ -128,7 +129,12 @@ def export(
         if include_2d and p2d.is_file():
             poses2d[cam] = Pose2D.load(p2d)
 
-    groups = {g: idx for g, idx in group_of(pose.names).items() if only_groups is None or g in only_groups}
+    _keep, never_seen = seen_keypoints(pose)
+    groups = {
+        g: idx
+        for g, idx in group_of(pose.names).items()
+        if (only_groups is None or g in only_groups) and g not in never_seen
+    }
     if not groups:
         raise ExportError(f"no keypoints in the groups {only_groups}")
     edges_by_group = {g.name: g.edges for g in GROUPS}
@@ -149,6 +155,11 @@ def export(
     t3d = pose.time_ns / 1e9
     valid_score = np.nan_to_num(pose.score, nan=0.0)
     model_name = str(pose.meta.get("pose_model") or "unknown")
+    how = {
+        "sequence": "sequence triangulation over the calibrated cameras: robust, temporally continuous, "
+        "constant bone lengths",
+        "frame": "robust DLT over the calibrated cameras, each frame on its own",
+    }.get(str(pose.meta.get("method", "frame")), "triangulated from the calibrated cameras")
     for gi, (group, idx) in enumerate(groups.items()):
         names = [pose.names[i] for i in idx]
         skeleton = skeletons[group]
@@ -157,7 +168,7 @@ def export(
             series3d.append(
                 ndx_pose.PoseEstimationSeries(
                     name=pose.names[i],
-                    description=f"3D position of {pose.names[i]} (robust DLT over the calibrated cameras)",
+                    description=f"3D position of {pose.names[i]} ({how})",
                     data=pose.points[:, i].astype(np.float64) / 1000.0,
                     unit="meters",
                     reference_frame="calibration world frame (the ChArUco board's; metres)",

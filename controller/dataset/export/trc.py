@@ -2,7 +2,8 @@
 frame: `Frame#`, `Time`, X Y Z per marker; missing markers are empty fields (OpenSim reads them as
 NaN). OpenSim is Y-up; our world frame (the calibration board's) is Z-up, so by default the
 coordinates are turned to Y-up (X stays, Y = Z, Z = −Y: a rotation, handedness kept);
-`up="z"` writes the world frame unchanged. Units mm (as triangulated) or m."""
+`up="z"` writes the world frame unchanged. Units mm (as triangulated) or m. Groups never seen
+are left out (export.seen_keypoints)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.dataset.export import seen_keypoints
 from controller.dataset.pose.pose3d import load_pose3d
 
 Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
@@ -25,7 +27,9 @@ def export(session: Path, out: Path, progress=None, units: str = "mm", up: str =
     if up not in ("y", "z"):
         raise ValueError(f"TRC up axis must be y or z, got {up!r}")
     pose = load_pose3d(session)
-    pts = pose.points.astype(np.float64)
+    keep, _left_out = seen_keypoints(pose)  # groups never seen are not written
+    names = [pose.names[i] for i in keep]
+    pts = pose.points[:, keep].astype(np.float64)
     if up == "y":
         pts = pts @ Z_UP_TO_Y_UP.T
     if units == "m":
@@ -37,7 +41,7 @@ def export(session: Path, out: Path, progress=None, units: str = "mm", up: str =
         f"PathFileType\t4\t(X/Y/Z)\t{out.name}",
         "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame\tOrigNumFrames",
         f"{rate:.6g}\t{rate:.6g}\t{frames}\t{markers}\t{units}\t{rate:.6g}\t1\t{frames}",
-        "\t".join(["Frame#", "Time"] + [f"{n}\t\t" for n in pose.names]).rstrip("\t"),
+        "\t".join(["Frame#", "Time"] + [f"{n}\t\t" for n in names]).rstrip("\t"),
         "\t".join(["", ""] + [f"X{i}\tY{i}\tZ{i}" for i in range(1, markers + 1)]),
         "",
     ]

@@ -37,6 +37,18 @@ HAND_EDGES = (
     (0, 1), (0, 5), (0, 17), (1, 2), (2, 3), (3, 4), (5, 6), (5, 9), (6, 7), (7, 8), (9, 10),
     (9, 13), (10, 11), (11, 12), (13, 14), (13, 17), (14, 15), (15, 16), (17, 18), (18, 19), (19, 20),
 )  # fmt: skip
+# Edges that keep their length while the body moves (along one bone, or across the skull): the
+# sequence triangulation holds these constant; the others (mouth corners, finger tips of the body
+# model, thumb) join points whose distance changes and are drawn, never constrained.
+BODY_RIGID = (
+    (0, 1), (0, 4), (1, 2), (2, 3), (3, 7), (4, 5), (5, 6), (6, 8), (11, 12), (11, 13), (11, 23),
+    (12, 14), (12, 24), (13, 15), (14, 16), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),
+    (27, 29), (27, 31), (28, 30), (28, 32), (29, 31), (30, 32),
+)  # fmt: skip
+MAIN_JOINTS = (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,15 +56,17 @@ class KeypointGroup:
     name: str
     names: tuple[str, ...]  # full keypoint names (unique across groups)
     edges: tuple[tuple[int, int], ...]  # indices within the group
+    rigid: tuple[tuple[int, int], ...] = ()  # the edges whose length is constant (a subset of edges)
 
     def __len__(self) -> int:
         return len(self.names)
 
 
 GROUPS = (
-    KeypointGroup("body", BODY, BODY_EDGES),
-    KeypointGroup("left_hand", tuple(f"left_hand_{n}" for n in HAND), HAND_EDGES),
-    KeypointGroup("right_hand", tuple(f"right_hand_{n}" for n in HAND), HAND_EDGES),
+    KeypointGroup("body", BODY, BODY_EDGES, BODY_RIGID),
+    # Every hand edge is a phalanx or a metacarpal: all rigid.
+    KeypointGroup("left_hand", tuple(f"left_hand_{n}" for n in HAND), HAND_EDGES, HAND_EDGES),
+    KeypointGroup("right_hand", tuple(f"right_hand_{n}" for n in HAND), HAND_EDGES, HAND_EDGES),
     # Face mesh edges are left out: 478 nodes do not fit NWB Skeleton's uint8 edge indices, and
     # the mesh triangulation is a rendering aid, not anatomy.
     KeypointGroup("face", tuple(f"face_{i:03d}" for i in range(FACE_POINTS)), ()),
@@ -82,3 +96,48 @@ def group_of(names: list[str] | tuple[str, ...]) -> dict[str, list[int]]:
     for i, n in enumerate(names):
         out.setdefault(lookup.get(n, "other"), []).append(i)
     return {g: out[g] for g in [*GROUP_NAMES, "other"] if g in out}
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Edges of any keypoint list, as indices into it, and which of them are rigid."""
+
+    edges: tuple[tuple[int, int], ...]
+    rigid: tuple[tuple[int, int], ...]
+
+
+def skeleton_of(names: list[str] | tuple[str, ...], meta: dict | None = None) -> Skeleton:
+    """The skeleton of a keypoint list: the source's own when its 2D metadata carries one
+    (`meta["skeleton"] = {"edges": [[name, name], ...], "rigid": [[name, name], ...]}`, e.g. a
+    DeepLabCut/SLEAP import: rigid only where the user declared it), else keypoints.py's groups for
+    the names they know. Edges naming a keypoint not in the list are left out."""
+    index = {n: i for i, n in enumerate(names)}
+
+    def pairs(items) -> tuple[tuple[int, int], ...]:
+        return tuple((index[a], index[b]) for a, b in items if a in index and b in index and a != b)
+
+    declared = (meta or {}).get("skeleton")
+    if declared:
+        edges = pairs(declared.get("edges", []))
+        rigid = tuple(e for e in pairs(declared.get("rigid", [])) if e in set(edges) or e[::-1] in set(edges))
+        return Skeleton(edges, rigid)
+    edges, rigid = [], []
+    for g in GROUPS:
+        edges += pairs((g.names[a], g.names[b]) for a, b in g.edges)
+        rigid += pairs((g.names[a], g.names[b]) for a, b in g.rigid)
+    return Skeleton(tuple(edges), tuple(rigid))
+
+
+def mirror_pairs(names: list[str] | tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """(left, right) index pairs of keypoints whose names differ only in left ↔ right (any keypoint
+    set: "left_elbow"/"right_elbow", "leftEar"/"rightEar", "LeftPaw"/"RightPaw")."""
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for n, i in index.items():
+        for left, right in (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT")):
+            if left in n:
+                j = index.get(n.replace(left, right))
+                if j is not None and j != i:
+                    out.append((i, j))
+                break
+    return tuple(out)

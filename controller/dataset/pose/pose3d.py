@@ -8,7 +8,9 @@ and `pose3d/report.json` (quality + the sample-count summary). `syncrig triangul
   (R, K) uint32, bit c set = camera c (in `cameras` order) was used;
 - `rows` (R,), `time_ns` (R,) the row's time on the session's shared clock (ns since T0: median
   capture time of the cameras that have a frame in it; rows no camera recorded are interpolated);
-- `names`, `cameras`, `meta` (JSON: units, calibration file, parameters, smoothing).
+- `names`, `cameras`, `meta` (JSON: units, calibration file, method, parameters, smoothing);
+- `cause` (R, K) int8: 0 = triangulated, else why not (sequence.CAUSES); absent in older files.
+`report.json` adds quality per joint, bone and camera (pose/quality.py) and `plots` (pose3d/plots/).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import numpy as np
 
 from controller.dataset.cameras import CalibrationFileError, CameraSet
 from controller.dataset.imports.calibration import load_any_calibration
-from controller.dataset.pose.keypoints import group_of
+from controller.dataset.pose.keypoints import group_of, skeleton_of
+from controller.dataset.pose.methods import triangulate_frames, triangulate_sequence_rows
 from controller.dataset.pose.pose2d import Pose2D, Pose2DError
+from controller.dataset.pose.quality import quality_report, write_plots
 from controller.dataset.pose.triangulate import (
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_MIN_RAY_ANGLE_DEG,
     DEFAULT_OUTLIER_PX,
-    smooth_points,
+    smooth_points_report,
 )
+from controller.dataset.pose.views import DEFAULT_IDENTITY_PX, Subject, subject_text
 from controller.pipeline.matching import read_match_csv
 from controller.progress import Progress
 from controller.session.synced import NotSynced, synced_cameras
@@ -37,7 +42,7 @@ from syncrig_agent.contract.formats import read_manifest
 from syncrig_agent.contract.formats.atomic import write_json_atomic
 from syncrig_agent.contract.layout import SessionLayout
 
-ROWS_PER_BLOCK = 256
+METHODS = ("sequence", "frame")
 DEFAULT_MIN_VALID_FRACTION = 0.8
 
 
@@ -57,6 +62,7 @@ class Pose3D:
     names: tuple[str, ...]
     cameras: tuple[str, ...]
     meta: dict = field(default_factory=dict)
+    cause: np.ndarray | None = None  # (R, K) int8: 0 = triangulated, else why not (sequence.CAUSES)
 
     @property
     def valid(self) -> np.ndarray:
@@ -78,6 +84,7 @@ class Pose3D:
             names=np.array(self.names),
             cameras=np.array(self.cameras),
             meta=np.array(json.dumps(self.meta)),
+            **({} if self.cause is None else {"cause": self.cause.astype(np.int8)}),
         )
         tmp.replace(path)
 
@@ -96,6 +103,7 @@ class Pose3D:
                     names=tuple(d["names"].tolist()),
                     cameras=tuple(d["cameras"].tolist()),
                     meta=json.loads(str(d["meta"])),
+                    cause=d["cause"] if "cause" in d.files else None,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise TriangulationError(f"cannot read 3D keypoints {path}: {exc}") from None
@@ -210,67 +218,42 @@ def triangulate_session(
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
     progress: Progress | None = None,
     units: str | None = None,  # of a --calibration file whose format does not state them
+    method: str = "sequence",
+    subject: Subject | None = None,
+    identity_px: float = DEFAULT_IDENTITY_PX,
 ) -> dict:
-    """Triangulate every match row; write pose3d/points.npz + report.json; return the report."""
+    """Triangulate every match row; write pose3d/points.npz, report.json and plots; return the
+    report. method "sequence" (default): the whole sequence at once (sequence.py); "frame": each
+    row on its own with outlier voting (triangulate.py)."""
+    if method not in METHODS:
+        raise TriangulationError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     session = Path(session)
     cameras, poses, rows, info = _load_inputs(session, calibration, units)
     manifest = read_manifest(session)
     fps = float(manifest.fps)
-    k = len(poses[0].names)
-    c = len(cameras)
-    out_pts = np.full((rows, k, 3), np.nan, np.float32)
-    out_err = np.full((rows, k), np.nan, np.float32)
-    out_n = np.zeros((rows, k), np.int8)
-    out_score = np.full((rows, k), np.nan, np.float32)
-    out_inl = np.zeros((rows, k), np.uint32)
-    observed_total = np.zeros(c, np.int64)
-    rejected_total = np.zeros(c, np.int64)
-    ambiguous = 0
-    # Each camera's 2D keypoints by match row (index into its arrays, -1 where it has no frame).
-    lookup = []
-    for p in poses:
-        where = np.full(rows, -1, np.int64)
-        where[p.rows] = np.arange(len(p.rows))
-        lookup.append(where)
-    bits = (1 << np.arange(c)).astype(np.uint32)
-    for start in range(0, rows, ROWS_PER_BLOCK):
-        stop = min(rows, start + ROWS_PER_BLOCK)
-        xy = np.full((stop - start, k, c, 2), np.nan)
-        conf = np.zeros((stop - start, k, c))
-        for ci, p in enumerate(poses):
-            idx = lookup[ci][start:stop]
-            have = idx >= 0
-            if not have.any():
-                continue
-            kp = p.keypoints[idx[have]].astype(np.float64)  # (h, K, 3)
-            xy[have, :, ci] = kp[..., :2]
-            conf[have, :, ci] = np.nan_to_num(kp[..., 2])
-        tri = cameras.triangulate(
-            xy,
-            conf,
-            min_confidence=min_confidence,
-            outlier_px=outlier_px,
-            min_ray_angle_deg=min_ray_angle_deg,
+    if method == "frame":
+        out, extra = triangulate_frames(
+            cameras, poses, rows, min_confidence, outlier_px, min_ray_angle_deg, progress
         )
-        sl = slice(start, stop)
-        out_pts[sl] = tri.points
-        out_err[sl] = tri.error_px
-        out_n[sl] = tri.ncams
-        with np.errstate(invalid="ignore"):
-            # anipose's definition: the lowest 2D confidence among the cameras used.
-            out_score[sl] = np.where(tri.ncams > 0, np.where(tri.inliers, conf, np.inf).min(-1), np.nan)
-        out_inl[sl] = (tri.inliers * bits).sum(-1).astype(np.uint32)
-        observed_total += tri.observed.reshape(-1, c).sum(0)
-        rejected_total += tri.outliers.reshape(-1, c).sum(0)
-        ambiguous += int(tri.ambiguous.sum())
-        if progress is not None:
-            progress(stop / rows, f"triangulating rows {stop}/{rows}")
+        params = {
+            "min_confidence": min_confidence,
+            "outlier_px": outlier_px,
+            "min_ray_angle_deg": min_ray_angle_deg,
+        }
+    else:
+        out, extra = triangulate_sequence_rows(
+            cameras, poses, rows, fps, min_confidence, subject, identity_px, progress
+        )
+        params = {
+            "min_confidence": min_confidence,
+            "identity_px": identity_px,
+            "subject": subject_text(subject),
+        }
     meta = {
         "units": "mm",
         **info,
-        "min_confidence": min_confidence,
-        "outlier_px": outlier_px,
-        "min_ray_angle_deg": min_ray_angle_deg,
+        "method": method,
+        **params,
         "smoothing": None,
         "fps": fps,
         "pose_model": poses[0].meta.get("model"),
@@ -279,27 +262,37 @@ def triangulate_session(
         "unavailable_groups": sorted({g for p in poses for g in p.meta.get("unavailable_groups", [])}),
     }
     if smooth:
-        out_pts = smooth_points(out_pts, fps, cutoff_hz).astype(np.float32)
-        meta["smoothing"] = {
-            "method": "zero-phase Butterworth, order 4, per run of valid frames",
-            "cutoff_hz": cutoff_hz,
-        }
+        smoothed, smoothing = smooth_points_report(out["points"], fps, cutoff_hz)
+        out["points"] = smoothed.astype(np.float32)
+        meta["smoothing"] = smoothing
     result = Pose3D(
-        out_pts,
-        out_err,
-        out_n,
-        out_score,
-        out_inl,
+        out["points"],
+        out["error_px"],
+        out["ncams"],
+        out["score"],
+        out["inliers"],
         np.arange(rows),
         _row_times(poses, rows, manifest.period_ns),
         poses[0].names,
         cameras.names,
         meta,
+        out["cause"],
     )
     layout = SessionLayout(session)
     result.save(layout.pose3d_file)
     report = build_report(
-        result, observed_total, rejected_total, ambiguous, manifest.period_ns, min_valid_fraction
+        result,
+        extra["observed"],
+        extra["rejected"],
+        extra["ambiguous"],
+        manifest.period_ns,
+        min_valid_fraction,
+    )
+    report.update(quality_report(result, extra, skeleton_of(poses[0].names, poses[0].meta)))
+    if progress is not None:
+        progress(0.97, "plots")
+    report["plots"] = write_plots(
+        result, extra, skeleton_of(poses[0].names, poses[0].meta), layout.pose3d_plots
     )
     write_json_atomic(layout.pose3d_report, report)
     return report
@@ -322,11 +315,15 @@ def sample_summary(
     for name, idx in group_of(pose.names).items():
         need = max(1, math.ceil(min_valid_fraction * len(idx)))
         labelled = valid[:, idx].sum(axis=1) >= need
-        if name not in pose.meta.get("unavailable_groups", []):
+        # A group the model could not run, or that no camera ever saw, says nothing about the
+        # others: "all groups" means all the groups that were seen.
+        never_seen = not valid[:, idx].any()
+        if name not in pose.meta.get("unavailable_groups", []) and not never_seen:
             all_groups &= labelled
         groups[name] = {
             "keypoints": len(idx),
             "min_valid": need,
+            "never_seen": bool(not valid[:, idx].any()),
             "labelled_rows": int(labelled.sum()),
             "per_hour": round(labelled.sum() / hours, 1) if hours > 0 else None,
         }
@@ -355,6 +352,7 @@ def build_report(
     for name, idx in group_of(pose.names).items():
         v = valid[:, idx]
         err = pose.error_px[:, idx][v]
+        err = err[np.isfinite(err)]
         groups[name] = {
             "triangulated_fraction": round(float(v.mean()), 4) if v.size else 0.0,
             "reprojection_px": {
@@ -380,8 +378,11 @@ def build_report(
         "groups": groups,
         "samples": sample_summary(pose, period_ns, min_valid_fraction),
         "parameters": {
-            k: pose.meta.get(k) for k in ("min_confidence", "outlier_px", "min_ray_angle_deg", "smoothing")
+            k: pose.meta.get(k)
+            for k in ("method", "min_confidence", "outlier_px", "min_ray_angle_deg", "identity_px", "subject")
+            if k in pose.meta
         },
+        "smoothing": pose.meta.get("smoothing"),
         "calibration": pose.meta.get("calibration"),
         "unavailable_groups": pose.meta.get("unavailable_groups", []),
     }
@@ -401,5 +402,9 @@ def format_samples(report: dict) -> str:
             f"(>= {g['min_valid']}/{g['keypoints']} keypoints)"
         )
     a = s["all_groups"]
-    lines.append(f"  {'all groups':<11} {a['labelled_rows']:>8} rows  {a['per_hour']} / hour")
+    seen = [n for n, g in s["groups"].items() if not g.get("never_seen")]
+    lines.append(
+        f"  {'all groups':<11} {a['labelled_rows']:>8} rows  {a['per_hour']} / hour  "
+        f"(the groups seen: {', '.join(seen)})"
+    )
     return "\n".join(lines)

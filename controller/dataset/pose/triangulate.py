@@ -318,3 +318,36 @@ def smooth_points(
             if stop - start >= min_run:
                 out[start:stop, m] = sosfiltfilt(sos, flat[start:stop, m], axis=0)
     return out.reshape(pts.shape)
+
+
+def smooth_points_report(
+    points: np.ndarray, fps: float, cutoff_hz: float = 6.0, order: int = 4
+) -> tuple[np.ndarray, dict]:
+    """`smooth_points` and what it did: how many samples it filtered and how many it left as they
+    were (in runs of valid frames shorter than the filter needs, or everything when the cutoff is
+    at or above Nyquist), so a smoothing that changed nothing says so."""
+    pts = np.asarray(points, dtype=np.float64)
+    padlen = 3 * (2 * ((order + 1) // 2) + 1)
+    min_run = padlen + 1
+    valid = np.isfinite(pts.reshape(pts.shape[0], -1, pts.shape[-1])).all(axis=-1)  # (T, M)
+    filtered = short = 0
+    for m in range(valid.shape[1]):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], valid[:, m].astype(np.int8), [0]])))
+        runs = edges[1::2] - edges[::2]
+        filtered += int(runs[runs >= min_run].sum())
+        short += int(runs[runs < min_run].sum())
+    above_nyquist = cutoff_hz >= fps / 2
+    if above_nyquist:
+        filtered, short = 0, filtered + short
+    info = {
+        "method": f"zero-phase Butterworth, order {order}, per run of valid frames (gaps kept)",
+        "cutoff_hz": cutoff_hz,
+        "samples_filtered": filtered,
+        "samples_left_unfiltered": short,
+        "why_unfiltered": (
+            f"cutoff {cutoff_hz} Hz is at or above Nyquist ({fps / 2} Hz)"
+            if above_nyquist
+            else f"runs of valid frames shorter than {min_run} frames are too short for the filter"
+        ),
+    }
+    return smooth_points(pts, fps, cutoff_hz, order), info

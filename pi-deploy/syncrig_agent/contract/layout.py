@@ -31,8 +31,9 @@ desktop everything else, so both sides import it from the shared contract).
                                            names, model + version; .<cam>.partial.npz while running
 <session>/pose3d/points.npz                3D keypoints per match row (pose3d.py): mm, reprojection
                                            error, camera count, score, cameras used, row time
-<session>/pose3d/report.json               triangulation quality per group and camera, outliers, and
-                                           the sample-count summary (labelled samples per hour)
+<session>/pose3d/report.json               triangulation quality per group, joint, bone and camera,
+                                           drop causes, views excluded, the sample-count summary
+<session>/pose3d/plots/                    bone lengths over time, coverage per joint per camera
 <session>/exports/<session>.trc|.csv|.nwb  TRC (OpenSim), anipose pose-3d CSV, NWB + ndx-pose
 <session>/ground_truth.json                simulated charuco sessions: true cameras, board, trajectory
 <session>/process/<step>/<cam>/<chunk>.pkl `syncrig process`: one finished chunk's result (resumable
@@ -401,6 +402,10 @@ class SessionLayout:
     @property
     def pose3d_report(self) -> Path:
         return self.root / POSE3D_DIR / "report.json"
+
+    @property
+    def pose3d_plots(self) -> Path:
+        return self.root / POSE3D_DIR / "plots"
 
     @property
     def exports_dir(self) -> Path:
