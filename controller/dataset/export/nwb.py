@@ -31,7 +31,7 @@ import numpy as np
 
 from controller.dataset.cameras import CameraSet
 from controller.dataset.export import ExportError, seen_keypoints
-from controller.dataset.pose.keypoints import GROUPS, group_of
+from controller.dataset.pose.keypoints import GROUPS, declared_skeleton, group_of
 from controller.dataset.pose.pose2d import Pose2D
 from controller.dataset.pose.pose3d import load_pose3d
 from syncrig_agent.contract.formats import read_manifest, read_pts
@@ -140,7 +140,7 @@ def export(
     edges_by_group = {g.name: g.edges for g in GROUPS}
     # Keypoints outside SyncRig's own set (imported from other tools): their edges come by name.
     other = {pose.names[i]: j for j, i in enumerate(groups.get("other", []))}
-    named = [(other[a], other[b]) for a, b in pose.meta.get("skeleton", []) if a in other and b in other]
+    named = [(other[a], other[b]) for a, b in declared_skeleton(pose.meta)[0] if a in other and b in other]
     edges_by_group["other"] = tuple(named)
     # Skeletons first: PoseEstimation links to its Skeleton, which must already have its parent.
     skeletons = {

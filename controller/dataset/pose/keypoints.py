@@ -106,6 +106,18 @@ class Skeleton:
     rigid: tuple[tuple[int, int], ...]
 
 
+def declared_skeleton(meta: dict | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A source's own skeleton from its 2D metadata, as (edges, rigid) name pairs. Two forms are
+    read: a list of [name, name] edges (what `pose --import` writes from DeepLabCut/SLEAP; no edge
+    declared rigid) or {"edges": [...], "rigid": [...]}."""
+    declared = (meta or {}).get("skeleton") or []
+    if isinstance(declared, dict):
+        edges, rigid = declared.get("edges", []), declared.get("rigid", [])
+    else:
+        edges, rigid = declared, []
+    return [(str(a), str(b)) for a, b in edges], [(str(a), str(b)) for a, b in rigid]
+
+
 def skeleton_of(names: list[str] | tuple[str, ...], meta: dict | None = None) -> Skeleton:
     """The skeleton of a keypoint list: the source's own when its 2D metadata carries one
     (`meta["skeleton"] = {"edges": [[name, name], ...], "rigid": [[name, name], ...]}`, e.g. a
@@ -116,10 +128,10 @@ def skeleton_of(names: list[str] | tuple[str, ...], meta: dict | None = None) ->
     def pairs(items) -> tuple[tuple[int, int], ...]:
         return tuple((index[a], index[b]) for a, b in items if a in index and b in index and a != b)
 
-    declared = (meta or {}).get("skeleton")
-    if declared:
-        edges = pairs(declared.get("edges", []))
-        rigid = tuple(e for e in pairs(declared.get("rigid", [])) if e in set(edges) or e[::-1] in set(edges))
+    declared_edges, declared_rigid = declared_skeleton(meta)
+    if declared_edges:
+        edges = pairs(declared_edges)
+        rigid = tuple(e for e in pairs(declared_rigid) if e in set(edges) or e[::-1] in set(edges))
         return Skeleton(edges, rigid)
     edges, rigid = [], []
     for g in GROUPS:
