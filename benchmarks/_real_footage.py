@@ -1,30 +1,24 @@
-"""Pose2Sim's real demo as triangulation input, built by hand for the 3D benchmark: its Qualisys
-calibration converted the way Pose2Sim's `calib_qca_fun` does, and SyncRig's own 2D pose of its
-four videos (run once through the pose side environment, cached, then reused).
-
-The conversion, after Pose2Sim's calibration.py: intrinsics are in sensor units (pixels × 64);
-the transform's rows, read by column, are the camera's pose in the world (mm), so world → camera is
-the row-wise matrix R and −R·x, followed by
-a half-turn about the camera's x axis (Qualisys cameras look along −z with y up; OpenCV along +z
-with y down). Distortion k1 k2 p1 p2 are divided by 64 exactly as Pose2Sim does. The file says
-1088 pixels wide for every camera while cam01/cam02's videos are 1080 wide (the encoder cropped
-the right edge): the size comes from the video, the principal point stays where it was.
+"""Pose2Sim's real demo as triangulation input for the 3D benchmark: its Qualisys calibration read by
+the calibration importer (`controller/dataset/imports/calibration.py`, the one home of that
+conversion: Pose2Sim's `calib_qca_fun`, kept in mm; the file's 1088-pixel width against the
+1080-pixel videos of cam01/cam02 is encoder padding, accepted with a note), and SyncRig's own 2D
+pose of its four videos (run once through the pose side environment, cached, then reused).
 """
 
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from controller.dataset.cameras import CameraModel, CameraSet
+from controller.dataset.cameras import CameraSet
+from controller.dataset.imports.calibration import load_any_calibration
 from controller.dataset.pose.keypoints import KEYPOINT_NAMES
 from controller.dataset.pose.pose2d import Pose2D
-from controller.dataset.sample_data import pose2sim_demo
+from controller.dataset.sample_data import pose2sim_demo, sample_data_dir
 
-CACHE = Path("/work/data/tri-cache")
+CACHE = sample_data_dir() / "pose2d-cache"  # SyncRig's 2D of the demo videos, made once
 FPS = 60.0
 
 
@@ -37,39 +31,8 @@ def video_size(path: Path) -> tuple[int, int]:
 
 
 def qca_cameras(qca: Path, sizes: dict[str, tuple[int, int]]) -> CameraSet:
-    """Qualisys .qca.txt → CameraSet (mm), as Pose2Sim's calib_qca_fun reads it."""
-    import cv2
-
-    root = ET.parse(qca).getroot()
-    half_turn_x = np.diag([1.0, -1.0, -1.0])
-    cams = []
-    for tag in root.findall("cameras/camera"):
-        name = tag.attrib["serial"]
-        if float(tag.attrib.get("viewrotation", 0)) != 0:
-            raise ValueError(
-                f"{qca}: camera {name} has viewrotation {tag.attrib['viewrotation']}, expected 0"
-            )
-        fov = tag.find("fov_video").attrib
-        intr = tag.find("intrinsic").attrib
-        tr = tag.find("transform").attrib
-        k = np.array(
-            [
-                [float(intr["focalLengthU"]) / 64, 0, float(intr["centerPointU"]) / 64 - float(fov["left"])],
-                [0, float(intr["focalLengthV"]) / 64, float(intr["centerPointV"]) / 64 - float(fov["top"])],
-                [0, 0, 1],
-            ]
-        )
-        dist = [float(intr[f]) / 64 for f in ("radialDistortion1", "radialDistortion2")]
-        dist += [float(intr[f]) / 64 for f in ("tangentalDistortion1", "tangentalDistortion2")]
-        pose_r = np.array([[float(tr[f"r{i}{j}"]) for j in (1, 2, 3)] for i in (1, 2, 3)])
-        pose_t = np.array([float(tr[a]) for a in "xyz"])
-        # Pose2Sim reads the matrix by column (its .T), then inverts the pose: world → camera is
-        # the row-wise matrix itself, t = −R·x.
-        r = half_turn_x @ pose_r
-        t = half_turn_x @ (-pose_r @ pose_t)
-        rvec = cv2.Rodrigues(r)[0].ravel()
-        cams.append(CameraModel(name, sizes[name], k, [*dist, 0.0], rvec, t))
-    return CameraSet(sorted(cams, key=lambda c: c.name), {"source": str(qca)})
+    """Qualisys .qca.txt → CameraSet (mm) through the calibration importer."""
+    return load_any_calibration(qca, None, sizes, f"the videos beside {qca.parent}")
 
 
 def demo_pose2d(demo: str, cache: Path = CACHE, say=print) -> tuple[CameraSet, list[Pose2D]]:
