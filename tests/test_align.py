@@ -129,6 +129,23 @@ def test_a_strobe_already_running_is_refused(tmp_path):
         align_session(session, sy.write_csv(edges, tmp_path / "late.csv"), "csv")
 
 
+def test_a_glitch_before_the_strobe_train_is_not_the_train_running(tmp_path):
+    """A 1 ms glitch 250 ms before the first strobe pulse (a clean-CI run drew one there) must not
+    make the strobe look already running; the map still comes back within a sample."""
+    session = sy.synthetic_ttl_session(tmp_path, 20, roles={"strobe": 6}, seed=1)
+    train = session_trains(session)[0]
+    clock = sy.ExternalClock(lead_s=2.0, rate_hz=30_000)
+    edges = sy.synthesize(train.times_ns, train.levels, clock, np.random.default_rng(0), 1000.0, 0, 0)
+    first = edges.exact_s[np.flatnonzero(edges.levels == 1)[0]]
+    glitch = np.array([first - 0.25, first - 0.249])
+    order = np.argsort(np.concatenate([edges.exact_s, glitch]), kind="stable")
+    edges.exact_s = np.concatenate([edges.exact_s, glitch])[order]
+    edges.levels = np.concatenate([edges.levels, [1, 0]]).astype(np.int8)[order]
+    edges.index = np.ceil(edges.exact_s * clock.rate_hz).astype(np.int64)
+    summary = align_session(session, sy.write_csv(edges, tmp_path / "glitch.csv"), "csv")
+    _check(summary, clock, 20)
+
+
 def test_cli_json_prints_the_map(tmp_path, capsys):
     session = sy.synthetic_ttl_session(tmp_path, 15, seed=4)
     clock = sy.ExternalClock(lead_s=1.5, ppm=20, rate_hz=30_000)

@@ -183,7 +183,9 @@ def strobe_anchor(ext: ExternalEdges, train: SessionTrain) -> tuple[ClockMap, fl
     if like.sum() < 2:
         raise AlignError(f"no strobe train ({like.sum()} pulse(s) {width_s * 1e3:g} ms wide)")
     first = rises[like][0]
-    before = rises[rises < first]
+    # A glitch (narrower than half a strobe pulse) before the train is not the train running: the
+    # acquisition boards' inputs pick them up, and refusing for one would lose a good recording.
+    before = rises[(rises < first) & (widths >= 0.5 * width_s)]
     quiet = first - (before[-1] if before.size else 0.0)
     if quiet < 10 * period_s:
         raise AlignError(
