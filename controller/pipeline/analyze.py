@@ -78,6 +78,7 @@ def analyze_session(
         absolute=source.absolute,
         source_format=source.manifest.software.get("imported_from", "syncrig"),
     )
+    _note_lost_cameras(report, source.manifest.cameras)
     report["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report["matching"]["requested_mode"] = mode
     step(0.6, "plots")
@@ -85,6 +86,21 @@ def analyze_session(
     write_json_atomic(synced.report, report)
     step(1.0, "done")
     return report
+
+
+def _note_lost_cameras(report: dict, manifest_cameras: list[dict]) -> None:
+    """Which camera was lost, when and why (the manifest's `lost`), in the report and its reasons:
+    its rows are empty after the loss, the other cameras are unaffected."""
+    for cam in manifest_cameras:
+        lost = cam.get("lost")
+        if not lost or cam.get("name") not in report["cameras"]:
+            continue
+        report["cameras"][cam["name"]]["lost"] = lost
+        report["verdict_reasons"].insert(
+            0,
+            f"{cam['name']} was lost {lost['at_s']:.2f} s into the recording ({lost['reason']}): "
+            f"its rows are empty from grid slot {(lost.get('last_grid_index') or -1) + 1} on",
+        )
 
 
 def current_match(source: SessionSource) -> tuple[MatchTable, dict]:

@@ -20,7 +20,7 @@ from controller.rig.recorder import wait_for_planned_end
 from controller.session.create import create_session_dir, remove_unused_session_dir, utc_now_iso
 from controller.transfer.collect import Collection
 from syncrig_agent import __version__
-from syncrig_agent.contract.drops import NOT_REACHED, drops_by_cause
+from syncrig_agent.contract.drops import CAMERA_LOST, NOT_REACHED, drops_by_cause
 from syncrig_agent.contract.formats import SessionManifest, write_manifest
 from syncrig_agent.contract.grid import period_ns_for_fps
 from syncrig_agent.contract.layout import SessionLayout
@@ -178,12 +178,19 @@ def finish_recording(
         # The cameras had finished by themselves: the recording ended at its planned end.
         final_stop = min(final_stop, active.planned_stop_ns)
     summaries: dict[str, dict] = {}
+    lost: dict[str, str] = {}  # camera → why STOP could not reach it
     for cam in active.cameras:
         result = stopped.cameras.get(cam.name)
         if result is not None and result.error:
             log.error("%s: %s", cam.name, result.error)
         summaries[cam.name] = (result.summary if result is not None else None) or {}
-    transfer = (collection or Collection()).finish(active.session_dir, active.cameras)
+        if not summaries[cam.name]:
+            lost[cam.name] = (result.error if result is not None else None) or "no answer to STOP"
+    for name, why in _link_close_reasons(link, lost).items():
+        lost[name] = why
+    transfer = (collection or Collection()).finish(
+        active.session_dir, active.cameras, t0_ns=active.t0_ns, lost=set(lost)
+    )
     for name, result in transfer["cameras"].items():
         if not result.get("ok"):
             log.error("%s: footage not on the desktop yet: %s", name, result.get("error"))
@@ -211,6 +218,7 @@ def finish_recording(
                 active.period_ns,
                 final_stop,
                 active.session_dir,
+                lost.get(cam.name) if not summaries.get(cam.name) else None,
             )
             for cam in active.cameras
         ],
@@ -282,13 +290,41 @@ def record(
     )
 
 
+def _link_close_reasons(link: ClusterLink, lost: dict[str, str]) -> dict[str, str]:
+    """Why cam0 lost each of these cameras (its link's close reason), where cam0 knows."""
+    if not lost:
+        return {}
+    try:
+        clients = link.status(timeout=5.0).clients
+    except (RemoteError, RequestTimeout, ConnectionClosed, OSError):
+        return {}
+    reasons = {}
+    for name in lost:
+        entry = clients.get(name)
+        if entry is not None and entry.close_reason:
+            reasons[name] = f"link to cam0 closed: {entry.close_reason}"
+    return reasons
+
+
 def _camera_entry(
-    cam: CameraInfo, summary: dict, t0: int, period: int, stop_ns: int, session_dir: Path
+    cam: CameraInfo,
+    summary: dict,
+    t0: int,
+    period: int,
+    stop_ns: int,
+    session_dir: Path,
+    lost_reason: str | None = None,
 ) -> dict:
     stats = summary.get("stats", {})
     raw = SessionLayout(session_dir).raw
     expected = max(0, -((t0 - stop_ns) // period))
     frames = int(summary.get("frames", 0))
+    if lost_reason is not None and raw.frames(cam.name).exists():
+        # A lost camera sent no summary: what it produced is what reached raw/ (whole frames).
+        from syncrig_agent.contract.formats import read_frame_table
+
+        grid = read_frame_table(raw.frames(cam.name))["grid_index"]
+        frames = int(np.count_nonzero((grid >= 0) & (grid < expected)))
     entry = {
         "name": cam.name,
         "host": cam.host,
@@ -311,14 +347,28 @@ def _camera_entry(
             for k, v in summary.get("files", {}).items()
         },
     }
-    # Slots after a camera stopped early (error, abort, lost server) were never attempted.
-    entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
     frames_csv = raw.frames(cam.name)
+    grid = np.zeros(0, dtype=np.int64)
     if frames_csv.exists():
         from syncrig_agent.contract.formats import read_frame_table
 
-        table = read_frame_table(frames_csv)
-        grid = table["grid_index"]
+        grid = read_frame_table(frames_csv)["grid_index"]
+    if lost_reason is not None:
+        # Every slot after its last whole frame was lost with the camera.
+        last = int(grid[-1]) if grid.size else -1
+        lost_slots = max(0, expected - (last + 1))
+        entry["drops"][CAMERA_LOST] = lost_slots
+        entry["lost"] = {
+            "reason": lost_reason,
+            "last_grid_index": last if grid.size else None,
+            "at_ns": t0 + (last + 1) * period,
+            "at_s": round((last + 1) * period / 1e9, 3),
+            "slots_lost": lost_slots,
+        }
+        entry["error"] = entry["error"] or f"camera lost {entry['lost']['at_s']:.2f} s in: {lost_reason}"
+    # Slots after a camera stopped early (error, abort, lost server) were never attempted.
+    entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
+    if frames_csv.exists():
         entry["first_grid_index"] = int(grid[0]) if grid.size else None
         entry["last_grid_index"] = int(grid[-1]) if grid.size else None
         present = np.zeros(expected, dtype=bool)

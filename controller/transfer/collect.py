@@ -94,18 +94,26 @@ class Collection:
         if self.receivers is not None:
             self.receivers.stop(timeout=5.0)
 
-    def finish(self, session_dir: Path, cameras: list[CameraInfo]) -> dict:
-        """After STOP: streams ended → receivers stopped → pull, verify, gap-fill. JSON result."""
+    def finish(
+        self,
+        session_dir: Path,
+        cameras: list[CameraInfo],
+        t0_ns: int | None = None,
+        lost: set[str] | frozenset[str] = frozenset(),
+    ) -> dict:
+        """After STOP: streams ended → receivers stopped → pull, verify, gap-fill. JSON result.
+        `lost` cameras (STOP could not reach them) send no END: their streams are not waited for.
+        `t0_ns` rebuilds a lost camera's `.pts` (transfer/reconcile.py)."""
         stream_status = None
         if self.receivers is not None:
-            if not self.receivers.wait_complete(self.stream_end_timeout_s):
+            if not self.receivers.wait_complete(self.stream_end_timeout_s, skip=lost):
                 log.warning(
                     "not every stream ended within %.0f s; stopping the receivers", self.stream_end_timeout_s
                 )
             stream_status = self.receivers.stop()
         sources = self.sources if self.sources is not None else local_sources(cameras)
         result = (
-            pull_session(session_dir, sources, progress=self.progress)
+            pull_session(session_dir, sources, progress=self.progress, t0_ns=t0_ns)
             if sources
             else {"ok": True, "cameras": {}}
         )

@@ -24,7 +24,9 @@ from pathlib import Path
 from controller.progress import Progress
 from controller.transfer.gapfill import assemble_from_stream
 from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
+from controller.transfer.reconcile import reconcile_camera
 from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
+from syncrig_agent.contract.formats import read_manifest_data
 from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
 from syncrig_agent.contract.layout import RawFolder, SessionLayout
 
@@ -136,8 +138,11 @@ def pull_camera(
     transport: Transport,
     progress: _Progress | None = None,
     use_stream: bool = True,
+    t0_ns: int | None = None,
 ) -> dict:
-    """Pull and verify one camera's raw files; returns its ledger entry."""
+    """Pull and verify one camera's raw files; returns its ledger entry. A camera whose agent
+    never closed the recording is reconciled from the Pi's copy and the stream (reconcile.py);
+    `t0_ns` (else the manifest's) rebuilds its `.pts`."""
     raw = SessionLayout(session_dir).raw
     raw.path.mkdir(exist_ok=True)
     pi = SessionLayout(session_id)  # the Pi's copy, relative to its data directory
@@ -158,6 +163,10 @@ def pull_camera(
     entry: dict = {"files": {}}
     # The Pi hashes every file while we download (concurrent commands), not before.
     pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
+    capture_report = pi.agent_capture_report(camera).as_posix()
+    if transport.size(capture_report) is None and not raw.video(camera).exists():
+        # No capture report: the agent never closed this recording (killed, frozen, cut off).
+        return _pull_lost_camera(session_dir, camera, transport, remote, sizes, pending, on_bytes, t0_ns)
     for name, rel in remote.items():
         final = raw.path / name
         if final.exists():
@@ -181,12 +190,78 @@ def pull_camera(
             info = download_file(transport, rel, final, sizes[name], pending[name], on_bytes)
         record = {"size": sizes[name], "sha256": info.pop("sha256")}
         entry["files"][name] = {**record, **info, "verified": True, "verified_at": time.time()}
-    capture_report = pi.agent_capture_report(camera).as_posix()
     if transport.size(capture_report) is not None and not raw.capture_report(camera).exists():
         # Informative (the manifest already has the summary): copied, not part of the verified set.
         with transport.open(capture_report) as src, open(raw.capture_report(camera), "xb") as dst:
             dst.write(src.read())
     entry["pi"] = transport.label
+    update_ledger(session_dir, camera, entry)
+    return entry
+
+
+def _pull_lost_camera(
+    session_dir: Path,
+    camera: str,
+    transport: Transport,
+    remote: dict[str, str],
+    sizes: dict[str, int],
+    pending: dict[str, Callable[[], str]],
+    on_bytes: Callable[[int], None],
+    t0_ns: int | None,
+) -> dict:
+    """Verified copies of the Pi's (torn) files, then whole frames from them and the stream into
+    raw/. The ledger keeps the Pi's size + SHA-256 (what a delete compares) beside the desktop's."""
+    raw = SessionLayout(session_dir).raw
+    if t0_ns is None:
+        try:
+            t0_ns = read_manifest_data(session_dir).get("t0_ns")
+        except (OSError, ValueError):
+            t0_ns = None
+    if t0_ns is None:
+        raise PullError(f"{camera}: its recording was not closed and T0 is unknown (no manifest)")
+    copies: dict[str, Path] = {}
+    pi_records: dict[str, dict] = {}
+    try:
+        for name, rel in remote.items():
+            copy = raw.path / f"{name}.pi-copy"
+            copy.unlink(missing_ok=True)  # ours, from an interrupted attempt
+            info = download_file(transport, rel, copy, sizes[name], pending[name], on_bytes)
+            copies[name] = copy
+            pi_records[name] = {"size": sizes[name], "sha256": info["sha256"]}
+        names = RawFolder.file_names(camera)
+        by_kind = {kind: copies[names[kind]] for kind in ("h264", "frames")}
+        result = reconcile_camera(session_dir, camera, by_kind, int(t0_ns))
+    finally:
+        for copy in copies.values():
+            copy.unlink(missing_ok=True)
+    log.warning(
+        "%s: recording was not closed by its agent; kept %d whole frames (%d from the Pi, %d from the "
+        "stream), cut %d rows without bytes and %d bytes without a row",
+        camera,
+        result.frames,
+        result.frames_from_pi,
+        result.frames_from_stream,
+        result.rows_without_bytes,
+        result.pi_bytes_cut,
+    )
+    source = (
+        "stream+pi"
+        if result.frames_from_stream and result.frames_from_pi
+        else ("stream" if result.frames_from_stream else "pi")
+    )
+    now = time.time()
+    files = {
+        name: {
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "source": source if name == names["h264"] else "rebuilt from the frame rows",
+            "verified": True,
+            "verified_at": now,
+            "pi": pi_records[name],
+        }
+        for name, path in ((n, raw.path / n) for n in remote)
+    }
+    entry = {"files": files, "pi": transport.label, "reconciled": result.as_dict()}
     update_ledger(session_dir, camera, entry)
     return entry
 
@@ -236,6 +311,7 @@ def pull_session(
     progress: Progress | None = None,
     workers: int = 2,
     use_stream: bool = True,
+    t0_ns: int | None = None,
 ) -> dict:
     """Pull every camera's raw files (in parallel); JSON-serialisable result per camera.
 
@@ -251,7 +327,7 @@ def pull_session(
     def one(camera: str) -> dict:
         try:
             with cameras[camera]() as transport:
-                entry = pull_camera(session_dir, session_id, camera, transport, tracker, use_stream)
+                entry = pull_camera(session_dir, session_id, camera, transport, tracker, use_stream, t0_ns)
             return {"ok": True, **entry}
         except (PullError, TransportError, OSError, ValueError) as exc:
             log.error("pull %s: %s", camera, exc)
@@ -296,7 +372,8 @@ def delete_pi_copy(session_dir: Path | str, camera: str, transport: Transport, c
         rel = (pi.raw.path / name).as_posix()
         if transport.size(rel) is None:
             continue
-        if transport.sha256(rel) != files[name]["sha256"]:
+        # A reconciled camera's desktop file differs from the Pi's: compare with what the Pi held.
+        if transport.sha256(rel) != files[name].get("pi", files[name])["sha256"]:
             raise PullError(f"{camera}: the Pi's {name} is not the verified file; nothing deleted")
     deleted = []
     for name in raw_names(camera):
