@@ -377,12 +377,16 @@ class RigService:
         for cam, verdict in safe["cameras"].items():
             if not verdict["safe"]:
                 ctx.log(f"{cam}: footage not verified on the desktop: {'; '.join(verdict['problems'])}")
+        lost = {c["name"]: c["lost"] for c in manifest.cameras if c.get("lost")}
+        for cam, what in lost.items():
+            ctx.log(f"{cam} LOST {what['at_s']:.2f} s into the recording: {what['reason']}")
         return {
             "session_id": active.session_id,
             "cameras": {
                 c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest.cameras
             },
             "footage_verified": safe["safe"],
+            "lost": lost,
         }
 
     # -- logs --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from controller.progress import Progress
 from controller.transfer.gapfill import assemble_from_stream
-from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
+from controller.transfer.ledger import camera_safe, raw_names, read_ledger, record_pull, update_ledger
 from controller.transfer.reconcile import reconcile_camera
 from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
 from syncrig_agent.contract.formats import read_manifest_data
@@ -151,6 +151,9 @@ def pull_camera(
     for name, rel in remote.items():
         size = transport.size(rel)
         if size is None:
+            kept = _kept_after_delete(session_dir, camera)
+            if kept is not None:
+                return kept
             raise PullError(f"{camera}: {rel} does not exist on {transport.label}")
         sizes[name] = size
     if progress is not None:
@@ -171,12 +174,19 @@ def pull_camera(
         final = raw.path / name
         if final.exists():
             remote_sha = pending[name]()
+            known = (read_ledger(session_dir)["cameras"].get(camera) or {}).get("files", {}).get(name) or {}
+            if "pi" in known and known["pi"]["sha256"] == remote_sha and camera_safe_file(final, known):
+                # A reconciled camera's desktop file is whole frames of the Pi's torn one.
+                on_bytes(sizes[name])
+                entry["files"][name] = {**known, "source": "already present (reconciled)"}
+                continue
             if final.stat().st_size == sizes[name] and sha256_file(final) == remote_sha:
                 on_bytes(sizes[name])
                 entry["files"][name] = {
                     "size": sizes[name],
                     "sha256": remote_sha,
                     "verified": True,
+                    "verified_at": time.time(),
                     "source": "already present",
                 }
                 continue
@@ -195,8 +205,29 @@ def pull_camera(
         with transport.open(capture_report) as src, open(raw.capture_report(camera), "xb") as dst:
             dst.write(src.read())
     entry["pi"] = transport.label
-    update_ledger(session_dir, camera, entry)
+    record_pull(session_dir, camera, entry)
     return entry
+
+
+def camera_safe_file(path: Path, record: dict) -> bool:
+    """The desktop file is exactly the one the ledger verified (size and SHA-256, read now)."""
+    return path.stat().st_size == record.get("size") and sha256_file(path) == record.get("sha256")
+
+
+def _kept_after_delete(session_dir: Path, camera: str) -> dict | None:
+    """A re-pull after "delete camera copies": the Pi's files are gone on purpose; if the desktop
+    copy is still the verified one (re-hashed now), the pull is that fact, not a failure."""
+    entry = read_ledger(session_dir)["cameras"].get(camera) or {}
+    if not entry.get("deleted_from_pi") or camera_safe(session_dir, camera, rehash=True):
+        return None
+    now = time.time()
+    files = {
+        name: {**entry["files"][name], "source": "already present (camera copy deleted)", "verified_at": now}
+        for name in raw_names(camera)
+    }
+    pull = {"files": files, "pi": "camera copy deleted"}
+    record_pull(session_dir, camera, pull)
+    return pull
 
 
 def _pull_lost_camera(
@@ -262,7 +293,7 @@ def _pull_lost_camera(
         for name, path in ((n, raw.path / n) for n in remote)
     }
     entry = {"files": files, "pi": transport.label, "reconciled": result.as_dict()}
-    update_ledger(session_dir, camera, entry)
+    record_pull(session_dir, camera, entry)
     return entry
 
 
@@ -331,12 +362,12 @@ def pull_session(
             return {"ok": True, **entry}
         except (PullError, TransportError, OSError, ValueError) as exc:
             log.error("pull %s: %s", camera, exc)
-            update_ledger(session_dir, camera, {"error": str(exc)})
+            record_pull(session_dir, camera, {"error": str(exc)})
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # e.g. paramiko.SSHException: one camera's failure, not the pull's
             log.exception("pull %s failed", camera)
             message = f"{type(exc).__name__}: {exc}"
-            update_ledger(session_dir, camera, {"error": message})
+            record_pull(session_dir, camera, {"error": message})
             return {"ok": False, "error": message}
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cameras)))) as pool:
