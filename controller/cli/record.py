@@ -82,12 +82,19 @@ def add_record_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no live stream receivers: footage comes only from the pull after the recording",
     )
+    rec.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="CAMERA",
+        help="leave this camera out of the recording (repeatable; recorded in the manifest)",
+    )
     rec.add_argument("--segment-seconds", type=positive(float), default=2.0, help="stream segment length")
     rec.set_defaults(handler=cmd_record)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from controller.rig.recording import RecordingError, RecordingRequest, record
+    from controller.rig.recording import RecordingError, RecordingRequest, record, recorded_cameras
     from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras
     from controller.transfer import Collection
 
@@ -100,6 +107,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.sim_jitter_us,
         args.sim_crystal_ppm,
     )
+    try:
+        recorded_cameras(cams, dict.fromkeys(args.exclude, ""))  # refused before any agent starts
+    except RecordingError as exc:
+        print(f"syncrig record: {exc}", file=sys.stderr)
+        return 2
     board = None
     if args.sim_board is not None:
         from controller.dataset.board.spec import BoardSpec, BoardSpecError
@@ -130,7 +142,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         try:
             infos = rig.camera_infos()
             request = RecordingRequest(
-                fps=args.fps, seconds=args.seconds, subject=args.subject, project=args.project
+                fps=args.fps,
+                seconds=args.seconds,
+                subject=args.subject,
+                project=args.project,
+                exclude={name: "excluded by the user (--exclude)" for name in args.exclude},
             )
             bar = None if args.quiet else ProgressBar("recording", total=1.0)
             pull_bar = None if args.quiet else ProgressBar("pulling", total=1.0)
@@ -177,6 +193,8 @@ def _print_session(session_dir: Path) -> bool:
     m = read_manifest(session_dir)
     print(f"session {m.id} -> {session_dir}")
     print(f"  {m.fps:g} fps, T0 = {m.t0_ns} ns, {len(m.cameras)} cameras")
+    for name, why in m.excluded.items():
+        print(f"  {name}: not recorded: {why}")
     for cam in m.cameras:
         wake = cam.get("wake_error") or {}
         extra = f", wake error p50 {wake['p50_us']:.0f} µs p99 {wake['p99_us']:.0f} µs" if wake else ""
@@ -205,6 +223,13 @@ def _print_session(session_dir: Path) -> bool:
             if fill:
                 how += f" ({fill['frames_from_stream']} frames from the stream, "
                 how += f"{fill['frames_from_pi']} from the Pi)"
+            cut = entry.get("reconciled")
+            if cut:
+                how += (
+                    f" (camera lost: {cut['frames']} whole frames kept, {cut['frames_from_pi']} from the Pi, "
+                    f"{cut['frames_from_stream']} from the stream; cut {cut['rows_without_bytes']} rows "
+                    f"without bytes and {cut['pi_bytes_cut']} bytes without a row)"
+                )
             verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
             all_verified = all_verified and bool(h264.get("verified"))
             print(f"  {name}: {verified}{how}")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import av
 import numpy as np
@@ -30,12 +31,21 @@ from syncrig_agent.contract.protocol.replies import RigStatus
 log = logging.getLogger(__name__)
 
 
+class _HasName(Protocol):
+    name: str
+
+
+Named = TypeVar("Named", bound=_HasName)
+
+
 @dataclass
 class RecordingRequest:
     fps: float
     seconds: float | None  # None: record until stopped
     subject: str | None = None
     project: str | None = None
+    # Cameras of the rig to leave out, each with why ("excluded by the user", "offline at start").
+    exclude: dict[str, str] = field(default_factory=dict)
 
 
 class RecordingError(RuntimeError):
@@ -60,6 +70,7 @@ class ActiveRecording:
     clock_reports: dict = field(default_factory=dict)
     start_info: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -98,6 +109,7 @@ def begin_recording(
     that many grid slots, so frame counts are comparable and "expected − recorded" is the number
     of drops. Without it the recording runs until `finish_recording`. With a streaming
     `collection`, its live receivers are started first and START carries their addresses."""
+    cameras = recorded_cameras(cameras, request.exclude)
     session_id, session_dir = create_session_dir(sessions_root, request.subject, request.project)
     period = period_ns_for_fps(request.fps)
     slots = max(1, round(request.seconds * request.fps)) if request.seconds else None
@@ -145,7 +157,22 @@ def begin_recording(
             "armed": {name: armed.to_dict() for name, armed in started.cameras.items()},
         },
         notes=list(notes or []),
+        excluded=dict(request.exclude),
     )
+
+
+def recorded_cameras(cameras: list[Named], exclude: dict[str, str]) -> list[Named]:
+    """The rig's cameras less the excluded ones; an unknown name, or leaving none, is refused."""
+    names = [c.name for c in cameras]
+    unknown = sorted(set(exclude) - set(names))
+    if unknown:
+        raise RecordingError(
+            f"exclude: no camera named {', '.join(unknown)} in the rig (cameras: {', '.join(names)})"
+        )
+    kept = [c for c in cameras if c.name not in exclude]
+    if not kept:
+        raise RecordingError("exclude: every camera is excluded; nothing would be recorded")
+    return kept
 
 
 def finish_recording(
@@ -231,6 +258,7 @@ def finish_recording(
         },
         start=active.start_info,
         notes=active.notes,
+        excluded=active.excluded,
     )
     write_manifest(active.session_dir, manifest)
     return active.session_dir
