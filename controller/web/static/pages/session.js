@@ -25,7 +25,9 @@
       const safe = (d.footage.cameras[c.name] || {}).safe;
       return el("tr", {"data-camera": c.name, class: safe ? "" : "bad"}, el("td", {}, c.name),
         el("td", {}, safe ? "yes" : "NO"),
-        el("td", {}, gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
+        el("td", {}, t.reconciled ? `${t.reconciled.frames_from_stream} / ${t.reconciled.frames_from_pi} (camera lost: ` +
+          `${t.reconciled.rows_without_bytes} rows without bytes and ${t.reconciled.pi_bytes_cut} bytes without a row cut)` :
+          gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
         el("td", {}, ((d.footage.cameras[c.name] || {}).problems || []).join("; ") || t.error || ""));
     }));
     const clockText = s => !s ? "not recorded" : `${s.state} · ${s.source}${s.port_state ? " " + s.port_state : ""}` +
