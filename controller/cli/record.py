@@ -195,6 +195,8 @@ def _print_session(session_dir: Path) -> bool:
     print(f"  {m.fps:g} fps, T0 = {m.t0_ns} ns, {len(m.cameras)} cameras")
     for name, why in m.excluded.items():
         print(f"  {name}: not recorded: {why}")
+    for note in m.notes:
+        print(f"  NOTE: {note}")
     for cam in m.cameras:
         wake = cam.get("wake_error") or {}
         extra = f", wake error p50 {wake['p50_us']:.0f} µs p99 {wake['p99_us']:.0f} µs" if wake else ""

@@ -79,6 +79,8 @@ def analyze_session(
         source_format=source.manifest.software.get("imported_from", "syncrig"),
     )
     _note_lost_cameras(report, source.manifest.cameras)
+    # What happened during the recording (a receiver restarted, a controller re-attached, ...).
+    report["notes"].extend(f"recording: {note}" for note in source.manifest.notes)
     report["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report["matching"]["requested_mode"] = mode
     step(0.6, "plots")

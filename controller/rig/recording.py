@@ -17,6 +17,7 @@ import numpy as np
 
 from controller.rig.cameras import CameraInfo
 from controller.rig.cluster_link import ClusterLink
+from controller.rig.faults import last_recorded_end, link_close_reasons, receiver_fault_notes, stop_or_none
 from controller.rig.recorder import wait_for_planned_end
 from controller.session.create import create_session_dir, remove_unused_session_dir, utc_now_iso
 from controller.transfer.collect import Collection
@@ -192,32 +193,42 @@ def finish_recording(
     wait_s = timeout if timeout is not None else 60.0 + max(0.0, (active.seconds or 0.0))
     try:
         # After the end instant this only collects the summaries (a STOP never extends a recording).
-        stopped = link.stop(at_ns=stop_ns, timeout=wait_s)
-    except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+        stopped = stop_or_none(link, stop_ns, wait_s, active)
+    except RemoteError as exc:
         if collection is not None:
             collection.abort()
         raise RecordingError(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
-    final_stop = stopped.stop_ns
-    _note_clock_sync_at_stop(link, active)
-    if stopped.session is None and active.planned_stop_ns is not None:
-        # The cameras had finished by themselves: the recording ended at its planned end.
-        final_stop = min(final_stop, active.planned_stop_ns)
     summaries: dict[str, dict] = {}
     lost: dict[str, str] = {}  # camera → why STOP could not reach it
-    for cam in active.cameras:
-        result = stopped.cameras.get(cam.name)
-        if result is not None and result.error:
-            log.error("%s: %s", cam.name, result.error)
-        summaries[cam.name] = (result.summary if result is not None else None) or {}
-        if not summaries[cam.name]:
-            lost[cam.name] = (result.error if result is not None else None) or "no answer to STOP"
-    for name, why in _link_close_reasons(link, lost).items():
-        lost[name] = why
+    if stopped is None:
+        # cam0 is gone (killed, frozen, cut off): each client stops by itself when cam0 falls
+        # silent; what every camera wrote is collected and cam0 is the lost camera.
+        final_stop = active.planned_stop_ns or (1 << 62)
+        for cam in active.cameras:
+            summaries[cam.name] = {}
+            if cam.role == "server":
+                lost[cam.name] = active.notes[-1]
+    else:
+        final_stop = stopped.stop_ns
+        _note_clock_sync_at_stop(link, active)
+        if stopped.session is None and active.planned_stop_ns is not None:
+            # The cameras had finished by themselves: the recording ended at its planned end.
+            final_stop = min(final_stop, active.planned_stop_ns)
+        for cam in active.cameras:
+            result = stopped.cameras.get(cam.name)
+            if result is not None and result.error:
+                log.error("%s: %s", cam.name, result.error)
+            summaries[cam.name] = (result.summary if result is not None else None) or {}
+            if not summaries[cam.name]:
+                lost[cam.name] = (result.error if result is not None else None) or "no answer to STOP"
+        for name, why in link_close_reasons(link, lost).items():
+            lost[name] = why
     transfer = (collection or Collection()).finish(
         active.session_dir, active.cameras, t0_ns=active.t0_ns, lost=set(lost)
     )
+    active.notes.extend(receiver_fault_notes(transfer.get("stream")))
     for name, result in transfer["cameras"].items():
         if not result.get("ok"):
             log.error("%s: footage not on the desktop yet: %s", name, result.get("error"))
@@ -226,8 +237,11 @@ def finish_recording(
         if not summaries[cam.name] or summaries[cam.name].get("session_id") != active.session_id:
             summaries[cam.name] = _saved_summary(active.session_dir, cam.name)
         end_index = summaries[cam.name].get("end_index")
-        if stopped.session is None and end_index is not None:
+        if stopped is not None and stopped.session is None and end_index is not None:
             final_stop = min(final_stop, active.t0_ns + int(end_index) * active.period_ns)
+    if stopped is None:
+        # No shared stop instant: the recording ends after the last slot any camera recorded.
+        final_stop = min(final_stop, last_recorded_end(active))
     manifest = SessionManifest(
         id=active.session_id,
         subject=active.subject,
@@ -245,7 +259,7 @@ def finish_recording(
                 active.period_ns,
                 final_stop,
                 active.session_dir,
-                lost.get(cam.name) if not summaries.get(cam.name) else None,
+                lost.get(cam.name),
             )
             for cam in active.cameras
         ],
@@ -318,22 +332,6 @@ def record(
     )
 
 
-def _link_close_reasons(link: ClusterLink, lost: dict[str, str]) -> dict[str, str]:
-    """Why cam0 lost each of these cameras (its link's close reason), where cam0 knows."""
-    if not lost:
-        return {}
-    try:
-        clients = link.status(timeout=5.0).clients
-    except (RemoteError, RequestTimeout, ConnectionClosed, OSError):
-        return {}
-    reasons = {}
-    for name in lost:
-        entry = clients.get(name)
-        if entry is not None and entry.close_reason:
-            reasons[name] = f"link to cam0 closed: {entry.close_reason}"
-    return reasons
-
-
 def _camera_entry(
     cam: CameraInfo,
     summary: dict,
@@ -347,7 +345,7 @@ def _camera_entry(
     raw = SessionLayout(session_dir).raw
     expected = max(0, -((t0 - stop_ns) // period))
     frames = int(summary.get("frames", 0))
-    if lost_reason is not None and raw.frames(cam.name).exists():
+    if lost_reason is not None and not summary and raw.frames(cam.name).exists():
         # A lost camera sent no summary: what it produced is what reached raw/ (whole frames).
         from syncrig_agent.contract.formats import read_frame_table
 

@@ -144,7 +144,7 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
         "id": session_id,
         "manifest": manifest,
         "footage_summary": footage_summary(footage, on_cameras),
-        "lost_cameras": lost_cameras(manifest),
+        "faults": recording_faults(manifest),
         "files": files,
         "bytes": sum(f["bytes"] for f in files),
         "desktop_copy": [c.__dict__ for c in check_desktop_copy(path)],
@@ -170,8 +170,9 @@ def footage_summary(footage: dict, on_cameras: dict[str, bool | None]) -> str:
     return "verified on the desktop (the cameras still hold their copies)"
 
 
-def lost_cameras(manifest: dict) -> list[str]:
-    """Each camera lost during the recording, when and why, in words (the manifest's `lost`)."""
+def recording_faults(manifest: dict) -> list[str]:
+    """Each camera lost during the recording, when and why, in words (the manifest's `lost`),
+    then the recording's notes (a receiver restarted, a controller re-attached, cameras left out)."""
     out = []
     for cam in manifest.get("cameras") or []:
         lost = cam.get("lost")
@@ -180,7 +181,8 @@ def lost_cameras(manifest: dict) -> list[str]:
                 f"{cam['name']} lost {lost.get('at_s', 0):.2f} s into the recording: {lost.get('reason')}; "
                 f"its {cam.get('frames')} frames up to then are kept"
             )
-    return out
+    out += [f"{name} not recorded: {why}" for name, why in (manifest.get("excluded") or {}).items()]
+    return out + list(manifest.get("notes") or [])
 
 
 def ensure_safe_to_delete(root: Path, session_id: str, confirm: str, rehash: bool = True) -> Path:

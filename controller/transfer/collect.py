@@ -70,6 +70,9 @@ class Collection:
     segment_seconds: float = 2.0
     sources: dict[str, TransportFactory] | None = None
     stream_end_timeout_s: float = 15.0
+    # A camera STOP did not reach may still be writing (it records until its heartbeat timeout):
+    # the pull waits this long at most for it to close or fall still.
+    settle_timeout_s: float = 30.0
     progress: Progress | None = None
     receivers: ReceiverManager | None = field(default=None, init=False)
 
@@ -113,7 +116,9 @@ class Collection:
             stream_status = self.receivers.stop()
         sources = self.sources if self.sources is not None else local_sources(cameras)
         result = (
-            pull_session(session_dir, sources, progress=self.progress, t0_ns=t0_ns)
+            pull_session(
+                session_dir, sources, progress=self.progress, t0_ns=t0_ns, settle_s=self.settle_timeout_s
+            )
             if sources
             else {"ok": True, "cameras": {}}
         )

@@ -139,14 +139,19 @@ def pull_camera(
     progress: _Progress | None = None,
     use_stream: bool = True,
     t0_ns: int | None = None,
+    settle_s: float = 0.0,
 ) -> dict:
     """Pull and verify one camera's raw files; returns its ledger entry. A camera whose agent
     never closed the recording is reconciled from the Pi's copy and the stream (reconcile.py);
-    `t0_ns` (else the manifest's) rebuilds its `.pts`."""
+    `t0_ns` (else the manifest's) rebuilds its `.pts`. `settle_s`: how long to wait for a camera
+    that is still writing (cut off from cam0, it records until its heartbeat timeout)."""
     raw = SessionLayout(session_dir).raw
     raw.path.mkdir(exist_ok=True)
     pi = SessionLayout(session_id)  # the Pi's copy, relative to its data directory
     remote = {name: (pi.raw.path / name).as_posix() for name in raw_names(camera)}
+    capture_report = pi.agent_capture_report(camera).as_posix()
+    if settle_s > 0:
+        _wait_until_settled(transport, remote[RawFolder.file_names(camera)["h264"]], capture_report, settle_s)
     sizes: dict[str, int] = {}
     for name, rel in remote.items():
         size = transport.size(rel)
@@ -166,7 +171,6 @@ def pull_camera(
     entry: dict = {"files": {}}
     # The Pi hashes every file while we download (concurrent commands), not before.
     pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
-    capture_report = pi.agent_capture_report(camera).as_posix()
     if transport.size(capture_report) is None and not raw.video(camera).exists():
         # No capture report: the agent never closed this recording (killed, frozen, cut off).
         return _pull_lost_camera(session_dir, camera, transport, remote, sizes, pending, on_bytes, t0_ns)
@@ -207,6 +211,23 @@ def pull_camera(
     entry["pi"] = transport.label
     record_pull(session_dir, camera, entry)
     return entry
+
+
+SETTLED_AFTER_S = 1.5  # a video that has not grown for this long is no longer being written
+
+
+def _wait_until_settled(transport: Transport, video: str, capture_report: str, limit_s: float) -> None:
+    """Until the agent closed the recording (its capture report exists) or its video stopped
+    growing (the agent died or froze), at most `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    last, since = transport.size(video), time.monotonic()
+    while time.monotonic() < deadline and transport.size(capture_report) is None:
+        time.sleep(0.25)
+        size = transport.size(video)
+        if size != last:
+            last, since = size, time.monotonic()
+        elif time.monotonic() - since >= SETTLED_AFTER_S:
+            return
 
 
 def camera_safe_file(path: Path, record: dict) -> bool:
@@ -343,6 +364,7 @@ def pull_session(
     workers: int = 2,
     use_stream: bool = True,
     t0_ns: int | None = None,
+    settle_s: float = 0.0,
 ) -> dict:
     """Pull every camera's raw files (in parallel); JSON-serialisable result per camera.
 
@@ -358,7 +380,9 @@ def pull_session(
     def one(camera: str) -> dict:
         try:
             with cameras[camera]() as transport:
-                entry = pull_camera(session_dir, session_id, camera, transport, tracker, use_stream, t0_ns)
+                entry = pull_camera(
+                    session_dir, session_id, camera, transport, tracker, use_stream, t0_ns, settle_s
+                )
             return {"ok": True, **entry}
         except (PullError, TransportError, OSError, ValueError) as exc:
             log.error("pull %s: %s", camera, exc)
