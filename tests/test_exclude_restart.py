@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 from test_record_cli import run_record
 
 from controller.deploy.plan import DeployOptions
@@ -17,6 +18,13 @@ from syncrig_agent.contract.formats import read_manifest
 from web_support import all_online, app_client, controller_for
 
 
+def test_cli_refuses_an_unknown_camera_before_starting_the_rig(tmp_path: Path) -> None:
+    bad = run_record(tmp_path, "--exclude", "cam9")
+    assert bad.returncode == 2
+    assert "exclude: no camera named cam9 in the rig (cameras: cam0, cam1, cam2)" in bad.stderr
+
+
+@pytest.mark.slow
 def test_cli_exclude_leaves_the_camera_out_and_says_so(tmp_path: Path) -> None:
     result = run_record(tmp_path, "--exclude", "cam2")
     assert result.returncode == 0, result.stderr + result.stdout
@@ -25,9 +33,6 @@ def test_cli_exclude_leaves_the_camera_out_and_says_so(tmp_path: Path) -> None:
     manifest = read_manifest(session)
     assert manifest.camera_names == ["cam0", "cam1"]
     assert manifest.excluded == {"cam2": "excluded by the user (--exclude)"}
-    bad = run_record(tmp_path / "bad", "--exclude", "cam9")
-    assert bad.returncode == 2
-    assert "exclude: no camera named cam9 in the rig (cameras: cam0, cam1, cam2)" in bad.stderr
 
 
 def test_api_exclude_record_anyway_and_restart(make_rig, tmp_path: Path) -> None:

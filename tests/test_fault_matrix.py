@@ -26,10 +26,12 @@ def _check(matrix: dict) -> None:
 
 
 def test_a_few_faults_cost_no_session_and_no_frame(tmp_path: Path) -> None:
-    faults = ["client-agent:KILL", "ffmpeg:KILL"]
+    # cam0 killed (STOP cannot reach it: every camera's files collected anyway) and a receiver's
+    # FFmpeg killed; a killed client is tests/test_lost_camera.py's.
+    faults = ["cam0-agent:KILL", "ffmpeg:KILL"]
     matrix = run_matrix(faults, 1, 2.0, secrets.randbits(32), tmp_path, outputs=False)
     _check(matrix)
-    assert all(r.stop_s < 8.0 for runs in matrix["results"].values() for r in runs), matrix
+    assert all(r.stop_s < 15.0 for runs in matrix["results"].values() for r in runs), matrix
 
 
 @pytest.mark.slow

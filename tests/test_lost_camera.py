@@ -12,6 +12,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from controller.pipeline.sync import SyncRequest, sync_session
 from controller.pipeline.trim import trim_session
 from controller.receivers.sidecar import STREAM_TABLE_COLUMNS
@@ -178,6 +180,7 @@ def test_a_killed_client_keeps_its_frames_and_the_session_syncs(make_rig, tmp_pa
     assert footage_safe(session)["safe"]
 
 
+@pytest.mark.slow
 def test_a_frozen_client_does_not_hold_the_stop(make_rig, tmp_path: Path) -> None:
     rig = make_rig(3)
     session, stop_s = _record_and_lose_cam2(rig, tmp_path, signal.SIGSTOP)

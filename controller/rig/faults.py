@@ -5,16 +5,13 @@ files are collected anyway), and the notes that say so in the manifest."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from controller.rig.cluster_link import ClusterLink
 from syncrig_agent.contract.formats import read_frame_table
 from syncrig_agent.contract.layout import SessionLayout
 from syncrig_agent.contract.protocol import ConnectionClosed, ProtocolError, RemoteError, RequestTimeout
 from syncrig_agent.contract.protocol.replies import StopReply
-
-if TYPE_CHECKING:
-    from controller.rig.recording import ActiveRecording
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +32,7 @@ def link_close_reasons(link: ClusterLink, lost: dict[str, str]) -> dict[str, str
     return reasons
 
 
-def stop_or_none(
-    link: ClusterLink, stop_ns: int | None, wait_s: float, active: ActiveRecording
-) -> StopReply | None:
+def stop_or_none(link: ClusterLink, stop_ns: int | None, wait_s: float, notes: list[str]) -> StopReply | None:
     """cam0's STOP reply; None when cam0 cannot be reached twice (the second try on a fresh
     connection, so a broken controller link is not taken for a lost cam0). RemoteError (cam0
     refused) goes to the caller."""
@@ -50,23 +45,23 @@ def stop_or_none(
             failure = exc
             log.warning("STOP did not reach cam0: %s", exc)
             link.close()
-    active.notes.append(f"cam0 unreachable at STOP ({failure}); collected what every camera wrote")
-    log.warning("%s", active.notes[-1])
+    notes.append(f"cam0 unreachable at STOP ({failure}); collected what every camera wrote")
+    log.warning("%s", notes[-1])
     return None
 
 
-def last_recorded_end(active: ActiveRecording) -> int:
+def last_recorded_end(session_dir: Path, cameras: list[str], t0_ns: int, period_ns: int) -> int:
     """The instant after the last grid slot any camera has in raw/ (T0 when none has any)."""
-    raw = SessionLayout(active.session_dir).raw
+    raw = SessionLayout(session_dir).raw
     last = -1
-    for cam in active.cameras:
+    for camera in cameras:
         try:
-            grid = read_frame_table(raw.frames(cam.name))["grid_index"]
+            grid = read_frame_table(raw.frames(camera))["grid_index"]
         except (OSError, ValueError):
             continue
         if grid.size:
             last = max(last, int(grid[-1]))
-    return active.t0_ns + (last + 1) * active.period_ns
+    return t0_ns + (last + 1) * period_ns
 
 
 def receiver_fault_notes(stream_status: dict | None) -> list[str]:

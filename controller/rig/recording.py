@@ -193,7 +193,7 @@ def finish_recording(
     wait_s = timeout if timeout is not None else 60.0 + max(0.0, (active.seconds or 0.0))
     try:
         # After the end instant this only collects the summaries (a STOP never extends a recording).
-        stopped = stop_or_none(link, stop_ns, wait_s, active)
+        stopped = stop_or_none(link, stop_ns, wait_s, active.notes)
     except RemoteError as exc:
         if collection is not None:
             collection.abort()
@@ -241,7 +241,12 @@ def finish_recording(
             final_stop = min(final_stop, active.t0_ns + int(end_index) * active.period_ns)
     if stopped is None:
         # No shared stop instant: the recording ends after the last slot any camera recorded.
-        final_stop = min(final_stop, last_recorded_end(active))
+        final_stop = min(
+            final_stop,
+            last_recorded_end(
+                active.session_dir, [c.name for c in active.cameras], active.t0_ns, active.period_ns
+            ),
+        )
     manifest = SessionManifest(
         id=active.session_id,
         subject=active.subject,
