@@ -119,7 +119,8 @@ def _counts_problems(session: Path) -> list[str]:
             problems.append(f"{name}: manifest {cam['frames']} frames, table {rows}, pts {pts}")
         if int(table["size"].sum()) != video:
             problems.append(f"{name}: table sizes {int(table['size'].sum())} B, video {video} B")
-        if cam["expected_frames"] != cam["frames"] + cam["dropped"] or cam["dropped"] != sum(
+        in_range = cam["frames"] - cam.get("frames_after_stop", 0)  # a cut-off camera records past STOP
+        if cam["expected_frames"] != in_range + cam["dropped"] or cam["dropped"] != sum(
             cam["drops"].values()
         ):
             problems.append(f"{name}: expected/dropped/drops disagree: {cam}")
@@ -157,7 +158,10 @@ def evaluate(
         "manifest": " ".join(
             [
                 *manifest.get("notes", []),
-                *(f"{c['name']}: {c.get('error') or ''}" for c in manifest["cameras"]),
+                *(
+                    f"{c['name']}: {'lost' if c.get('lost') else ''} {c.get('error') or ''}"
+                    for c in manifest["cameras"]
+                ),
             ]
         ),
         "report": " ".join([*report.get("verdict_reasons", []), *report.get("notes", [])]),

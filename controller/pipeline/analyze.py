@@ -100,9 +100,13 @@ def _note_lost_cameras(report: dict, manifest_cameras: list[dict]) -> None:
         report["cameras"][cam["name"]]["lost"] = lost
         report["verdict_reasons"].insert(
             0,
-            f"{cam['name']} was lost {lost['at_s']:.2f} s into the recording ({lost['reason']}): "
-            f"its rows are empty from grid slot {(lost.get('last_grid_index') or -1) + 1} on",
+            f"{cam['name']} was lost ({lost['reason']}): its last frame {lost['at_s']:.2f} s into the "
+            f"recording, its rows empty from grid slot {_next_slot(lost.get('last_grid_index'))} on",
         )
+
+
+def _next_slot(last_grid_index: int | None) -> int:
+    return 0 if last_grid_index is None else int(last_grid_index) + 1
 
 
 def current_match(source: SessionSource) -> tuple[MatchTable, dict]:

@@ -221,7 +221,7 @@ def finish_recording(
             if result is not None and result.error:
                 log.error("%s: %s", cam.name, result.error)
             summaries[cam.name] = (result.summary if result is not None else None) or {}
-            if not summaries[cam.name]:
+            if result is None or result.error:  # STOP did not reach it
                 lost[cam.name] = (result.error if result is not None else None) or "no answer to STOP"
         for name, why in link_close_reasons(link, lost).items():
             lost[name] = why
@@ -384,10 +384,16 @@ def _camera_entry(
         from syncrig_agent.contract.formats import read_frame_table
 
         grid = read_frame_table(frames_csv)["grid_index"]
+    last = int(grid[-1]) if grid.size else -1
+    lost_slots = max(0, expected - (last + 1))
+    after_stop = int(np.count_nonzero(grid >= expected))
+    if after_stop:
+        # STOP did not reach it (cut off): it recorded on until it stopped by itself. Those frames
+        # exist and are counted in `frames`; the drops are of the slots up to the stop.
+        entry["frames_after_stop"] = after_stop
+        entry["dropped"] = expected - (frames - after_stop)
     if lost_reason is not None:
         # Every slot after its last whole frame was lost with the camera.
-        last = int(grid[-1]) if grid.size else -1
-        lost_slots = max(0, expected - (last + 1))
         entry["drops"][CAMERA_LOST] = lost_slots
         entry["lost"] = {
             "reason": lost_reason,
@@ -396,7 +402,10 @@ def _camera_entry(
             "at_s": round((last + 1) * period / 1e9, 3),
             "slots_lost": lost_slots,
         }
-        entry["error"] = entry["error"] or f"camera lost {entry['lost']['at_s']:.2f} s in: {lost_reason}"
+        if lost_slots or not summary:
+            entry["error"] = entry["error"] or (
+                f"camera lost: {lost_reason} (its last frame {entry['lost']['at_s']:.2f} s in)"
+            )
     # Slots after a camera stopped early (error, abort, lost server) were never attempted.
     entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
     if frames_csv.exists():

@@ -178,8 +178,8 @@ def recording_faults(manifest: dict) -> list[str]:
         lost = cam.get("lost")
         if lost:
             out.append(
-                f"{cam['name']} lost {lost.get('at_s', 0):.2f} s into the recording: {lost.get('reason')}; "
-                f"its {cam.get('frames')} frames up to then are kept"
+                f"{cam['name']} lost: {lost.get('reason')}; its last frame {lost.get('at_s', 0):.2f} s into "
+                f"the recording; its {cam.get('frames')} frames are kept"
             )
     out += [f"{name} not recorded: {why}" for name, why in (manifest.get("excluded") or {}).items()]
     return out + list(manifest.get("notes") or [])

@@ -9,7 +9,7 @@
     document.getElementById("s-summary").replaceChildren(
       ...[["Subject", m.subject || "–"], ["Project", m.project || "–"], ["Created", m.created], ["FPS", m.fps],
           ["Duration", fmt.secs(dur)], ["Size", fmt.bytes(d.bytes)],
-          ["Footage", d.footage_summary], ...d.faults.map(text => [text.includes(" lost ") ? "Camera lost" : "Note", text])]
+          ["Footage", d.footage_summary], ...d.faults.map(text => [/^\S+ lost: /.test(text) ? "Camera lost" : "Note", text])]
         .map(([k, v]) => el("div", {}, el("span", {class: "label"}, k), " ", el("b", {}, String(v)))));
     const copies = Object.fromEntries(d.desktop_copy.map(c => [c.camera, c]));
     document.querySelector("#s-cameras tbody").replaceChildren(...m.cameras.map(c => el("tr", {"data-camera": c.name},
