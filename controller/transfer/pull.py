@@ -179,7 +179,7 @@ def pull_camera(
         if final.exists():
             remote_sha = pending[name]()
             known = (read_ledger(session_dir)["cameras"].get(camera) or {}).get("files", {}).get(name) or {}
-            if "pi" in known and known["pi"]["sha256"] == remote_sha and camera_safe_file(final, known):
+            if "pi" in known and known["pi"]["sha256"] == remote_sha and _matches_record(final, known):
                 # A reconciled camera's desktop file is whole frames of the Pi's torn one.
                 on_bytes(sizes[name])
                 entry["files"][name] = {**known, "source": "already present (reconciled)"}
@@ -230,7 +230,7 @@ def _wait_until_settled(transport: Transport, video: str, capture_report: str, l
             return
 
 
-def camera_safe_file(path: Path, record: dict) -> bool:
+def _matches_record(path: Path, record: dict) -> bool:
     """The desktop file is exactly the one the ledger verified (size and SHA-256, read now)."""
     return path.stat().st_size == record.get("size") and sha256_file(path) == record.get("sha256")
 
