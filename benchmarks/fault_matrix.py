@@ -69,6 +69,7 @@ def run_matrix(
     rng = random.Random(seed)
     results: dict[str, list[RunResult]] = {}
     skipped: dict[str, str] = {}
+    restarts: list[dict] = []  # runs redone because the recording did not start
     rig = make_rig(workdir / "rig", heartbeat_timeout_s)
     try:
         for key in faults:
@@ -85,12 +86,19 @@ def run_matrix(
                 for run in range(runs):
                     instant = rng.uniform(0.3, seconds - 0.3)
                     started = time.monotonic()
-                    if fault.component == "controller":
-                        result = run_controller_fault(rig, workdir / f"ctl-{run}", instant, seconds, outputs)
-                    else:
-                        target = netns or rig
-                        sessions = workdir / "sessions"
-                        result = run_once(target, sessions, fault, instant, seconds, netns is None, outputs)
+                    for attempt in range(3):  # a recording that did not start (START refused) is redone
+                        if fault.component == "controller":
+                            workspace = workdir / f"ctl-{run}-{attempt}"
+                            result = run_controller_fault(rig, workspace, instant, seconds, outputs)
+                        else:
+                            target = netns or rig
+                            sessions = workdir / "sessions"
+                            result = run_once(
+                                target, sessions, fault, instant, seconds, netns is None, outputs
+                            )
+                        if result.started:
+                            break
+                        restarts.append({"fault": key, "run": run, "problems": result.problems})
                     results[key].append(result)
                     print(
                         f"{key:20s} run {run + 1}/{runs}: fault at {instant:5.2f} s, "
@@ -106,7 +114,14 @@ def run_matrix(
                     netns.topology.close()
     finally:
         rig.stop()
-    return {"seed": seed, "runs_per_fault": runs, "seconds": seconds, "skipped": skipped, "results": results}
+    return {
+        "seed": seed,
+        "runs_per_fault": runs,
+        "seconds": seconds,
+        "skipped": skipped,
+        "not_started_redone": restarts,
+        "results": results,
+    }
 
 
 def summarize(matrix: dict) -> list[dict]:

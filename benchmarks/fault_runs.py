@@ -75,6 +75,7 @@ class RunResult:
     frames_lost: int = 0  # frames a component had that raw/ does not
     frames_kept: dict[str, int] = field(default_factory=dict)
     stated: bool = False
+    started: bool = False  # the recording started and the fault was injected (else the run is redone)
     stop_s: float | None = None  # Stop pressed → manifest written
     sync_s: float | None = None  # match + report (+ synced outputs)
 
@@ -119,10 +120,8 @@ def _counts_problems(session: Path) -> list[str]:
             problems.append(f"{name}: manifest {cam['frames']} frames, table {rows}, pts {pts}")
         if int(table["size"].sum()) != video:
             problems.append(f"{name}: table sizes {int(table['size'].sum())} B, video {video} B")
-        in_range = cam["frames"] - cam.get("frames_after_stop", 0)  # a cut-off camera records past STOP
-        if cam["expected_frames"] != in_range + cam["dropped"] or cam["dropped"] != sum(
-            cam["drops"].values()
-        ):
+        counted = sum(cam["drops"].values())
+        if cam["expected_frames"] != cam["frames"] + cam["dropped"] or cam["dropped"] != counted:
             problems.append(f"{name}: expected/dropped/drops disagree: {cam}")
     return problems
 
@@ -218,6 +217,7 @@ def run_once(
             session = active.session_dir
             time.sleep(max(0.0, (active.t0_ns - time.time_ns()) / 1e9) + instant_s)
             _inject(rig, collection, session, fault)
+            result.started = True
             time.sleep(max(0.0, seconds - instant_s))
             pressed = time.monotonic()
             finish_recording(link, active, stop_now=True, timeout=10.0, collection=collection)
@@ -278,6 +278,7 @@ def run_controller_fault(
         session_id = status["recording"]["session_id"]
         time.sleep(instant_s)
         first.kill()
+        result.started = True
         first.wait(10)
         second, url2 = _start_controller(config, workdir / "controller.log", seen)
         web2 = HttpSession(url2)

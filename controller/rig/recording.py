@@ -388,10 +388,11 @@ def _camera_entry(
     lost_slots = max(0, expected - (last + 1))
     after_stop = int(np.count_nonzero(grid >= expected))
     if after_stop:
-        # STOP did not reach it (cut off): it recorded on until it stopped by itself. Those frames
-        # exist and are counted in `frames`; the drops are of the slots up to the stop.
+        # STOP did not reach it (cut off): it recorded on until it stopped by itself. Its own
+        # recording ran to its last slot: those frames are counted, and so are its drops there.
         entry["frames_after_stop"] = after_stop
-        entry["dropped"] = expected - (frames - after_stop)
+        entry["expected_frames"] = last + 1
+        entry["dropped"] = last + 1 - frames
     if lost_reason is not None:
         # Every slot after its last whole frame was lost with the camera.
         entry["drops"][CAMERA_LOST] = lost_slots
