@@ -50,6 +50,7 @@ class ControllerRuntime:
         poll_interval_s: float = 1.0,
         apply_settings: Callable[[RigConfig, JobContext], RigConfig | None] | None = None,
         run_schedules: bool = True,
+        restart_agent: Callable[[str], None] | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.config = load_config(self.config_path)
@@ -61,6 +62,9 @@ class ControllerRuntime:
         #: Makes saved settings take effect (the demo restarts its simulated agents); None on a
         #: real rig, where "deploy" pushes them to the Pis.
         self.apply_settings = apply_settings
+        #: Restarts one camera's agent: the simulated rig's process; None on a real rig, where
+        #: systemd does it through deploy's sudoers rule (rig/restart.py).
+        self.restart_agent = restart_agent
         self._lock = threading.Lock()
         self.rig = self._make_rig()
         #: How "Deploy settings" reaches the Pis (known_hosts, key, port); host keys the user
@@ -116,11 +120,12 @@ class ControllerRuntime:
         project: str | None = None,
         override: bool = False,
         timeout_s: float | None = None,
+        exclude: list[str] | None = None,
     ) -> Job:
         """One recording exactly as the UI's Record runs it (pre-flight, START, live streams, STOP,
         pull + verify), waited for: `syncrig record --config` and scripts. Returns the finished job
         (its `result` names the session; `error` says why it failed)."""
-        job_id = self.rig.start_recording(subject, project, seconds, override)
+        job_id = self.rig.start_recording(subject, project, seconds, override, exclude or [])
         return self.jobs.wait(job_id, timeout=timeout_s)
 
     # -- settings ----------------------------------------------------------------------------
@@ -185,6 +190,32 @@ class ControllerRuntime:
         elif restart_for:
             result["note"] = f"saved; run Deploy (install.sh) to push {', '.join(restart_for)} to the Pis"
         return result
+
+    # -- one camera ---------------------------------------------------------------------------
+    def restart_camera(self, camera: str) -> str:
+        """Restart one camera's agent as a job (refused while recording: it would lose the camera)."""
+        from controller.rig.restart import RestartError, restart_agent_over_ssh
+
+        if camera not in {c.name for c in self.config.cameras}:
+            raise RigError(f"unknown camera {camera!r}", 404, "camera")
+        if self.rig.recording_state != RecordingState.IDLE:
+            raise RigError(f"{camera}: restarting an agent would stop its recording; stop first", 409)
+        config, options, simulated = self.config, self.deploy_options, self.restart_agent
+
+        def run(ctx: JobContext) -> dict:
+            ctx.progress(0.1, f"restarting {camera}'s agent")
+            if simulated is not None:
+                simulated(camera)
+                ctx.log(f"{camera}: simulated agent process restarted")
+                return {"camera": camera, "how": "process"}
+            try:
+                said = restart_agent_over_ssh(config, camera, options)
+            except RestartError as exc:
+                raise RuntimeError(str(exc)) from None
+            ctx.log(f"{camera}: systemctl restart done {said.strip()}".strip())
+            return {"camera": camera, "how": "systemd"}
+
+        return self.jobs.submit("restart", f"Restart {camera}'s agent", run).id
 
     # -- deploy ------------------------------------------------------------------------------
     def start_deploy(self, cameras: list[str] | None = None) -> str:

@@ -463,3 +463,23 @@ def test_deploy_refuses_while_cam0_records(pis, rig) -> None:
         finally:
             link.stop()
     assert {c: calls(pis["roots"][c]) for c in CAMERAS} == before  # no agent was touched
+
+
+def test_restart_one_camera_from_the_ui_through_the_sudoers_rule(pis, rig) -> None:
+    """The "Restart agent" button on a real rig: SSH in, `sudo -n <systemctl> restart syncrig-agent.service`,
+    exactly the line deploy's sudoers drop-in allows (here the stand-in systemctl's path)."""
+    config_path = save_config(pis["tmp"] / "restart-rig.json", RigConfig.from_dict(rig.to_dict()))
+    runtime = ControllerRuntime(config_path, sessions_root=pis["tmp"] / "sessions").start()
+    shim = str(pis["tmp"] / "bin" / "systemctl")
+    runtime.deploy_options = options(pis, systemctl=shim)
+    root = pis["roots"]["cam1"]
+    before = (root / "agent.pid").read_text()
+    try:
+        api = ApiClient(create_app(runtime))
+        job = api.wait_job(api.post("/api/cameras/cam1/restart").get_json()["job_id"], timeout=60)
+        assert job["state"] == "done" and job["result"] == {"camera": "cam1", "how": "systemd"}, job
+    finally:
+        runtime.close()
+    assert calls(root, "sudo.calls")[-1] == f"{shim} restart syncrig-agent.service"
+    assert calls(root)[-1] == ["restart", "syncrig-agent.service"]
+    assert (root / "agent.pid").read_text() != before

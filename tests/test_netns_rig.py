@@ -225,8 +225,9 @@ def test_partitioned_client_stops_cleanly_then_rejoins(network: Network) -> None
         assert cam.decoded == cam.pts_lines == cam.table_rows == entry["frames"]
         assert entry["frames"] + entry["drops"]["late_skips"] == entry["expected_frames"], entry
         assert int(cam.grid[-1]) > int(lost_cam.grid[-1]) + FPS * 0.5  # it outlived the lost client
-    # The lost client is reported in the manifest (its own summary says why it stopped early).
-    assert lost_entry["drops"]["not_reached"] > 0
+    # The lost client is reported in the manifest (its own summary says why it stopped early): the
+    # slots after its last frame are camera_lost, and `lost` says why STOP did not reach it.
+    assert lost_entry["drops"]["camera_lost"] > 0 and lost_entry["lost"]["reason"], lost_entry
 
     # (c) The partition heals: cam2 reconnects by itself and records the next session normally.
     rig.wait_connected(timeout=30.0, names=["cam2"])

@@ -66,6 +66,7 @@ class ApiClient(PagePoller):
 def controller_for(rig: SimulatedRig, workdir: Path, fps: float = 20.0, **kw) -> ControllerRuntime:
     config_path = workdir / "rig.json"
     rig.write_rig_config(config_path, fps=fps)
+    kw.setdefault("restart_agent", rig.restart_agent)  # "Restart agent" restarts the process
     return ControllerRuntime(config_path, poll_interval_s=0.25, **kw).start()
 
 

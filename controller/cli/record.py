@@ -105,6 +105,13 @@ def add_record_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no live stream receivers: footage comes only from the pull after the recording",
     )
+    rec.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="CAMERA",
+        help="leave this camera out of the recording (repeatable; recorded in the manifest)",
+    )
     rec.add_argument("--segment-seconds", type=positive(float), default=2.0, help="stream segment length")
     rec.set_defaults(handler=cmd_record)
 
@@ -134,7 +141,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.out is None:
         print("syncrig record: --out DIR is required with --sim", file=sys.stderr)
         return 2
-    from controller.rig.recording import RecordingError, RecordingRequest, record
+    from controller.rig.recording import RecordingError, RecordingRequest, record, recorded_cameras
     from controller.rig.simulated import RigStartError, SimulatedRig, sim_cameras, with_ttl_out
     from controller.transfer import Collection
 
@@ -149,7 +156,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     )
     try:
         cams = with_ttl_out(cams, args.ttl_out, args.ttl_camera, args.ttl_strobe_width_us)
-    except ValueError as exc:
+        recorded_cameras(cams, dict.fromkeys(args.exclude, ""))  # refused before any agent starts
+    except (ValueError, RecordingError) as exc:
         print(f"syncrig record: {exc}", file=sys.stderr)
         return 2
     board = None
@@ -184,7 +192,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         try:
             infos = rig.camera_infos()
             request = RecordingRequest(
-                fps=args.fps, seconds=args.seconds, subject=args.subject, project=args.project
+                fps=args.fps,
+                seconds=args.seconds,
+                subject=args.subject,
+                project=args.project,
+                exclude={name: "excluded by the user (--exclude)" for name in args.exclude},
             )
             bar = None if args.quiet else ProgressBar("recording", total=1.0)
             pull_bar = None if args.quiet else ProgressBar("pulling", total=1.0)
@@ -234,7 +246,9 @@ def _record_with_config(args: argparse.Namespace) -> int:
         print(f"syncrig record: {args.config}: {exc}", file=sys.stderr)
         return 2
     try:
-        job = runtime.record(args.seconds, args.subject, args.project, override=args.override_preflight)
+        job = runtime.record(
+            args.seconds, args.subject, args.project, override=args.override_preflight, exclude=args.exclude
+        )
     except RigError as exc:
         print(f"syncrig record: {exc}", file=sys.stderr)
         return 2 if exc.status == 400 else 1
@@ -258,6 +272,10 @@ def _print_session(session_dir: Path) -> bool:
     m = read_manifest(session_dir)
     print(f"session {m.id} -> {session_dir}")
     print(f"  {m.fps:g} fps, T0 = {m.t0_ns} ns, {len(m.cameras)} cameras")
+    for name, why in m.excluded.items():
+        print(f"  {name}: not recorded: {why}")
+    for note in m.notes:
+        print(f"  NOTE: {note}")
     for cam in m.cameras:
         wake = cam.get("wake_error") or {}
         extra = f", wake error p50 {wake['p50_us']:.0f} µs p99 {wake['p99_us']:.0f} µs" if wake else ""
@@ -286,6 +304,13 @@ def _print_session(session_dir: Path) -> bool:
             if fill:
                 how += f" ({fill['frames_from_stream']} frames from the stream, "
                 how += f"{fill['frames_from_pi']} from the Pi)"
+            cut = entry.get("reconciled")
+            if cut:
+                how += (
+                    f" (camera lost: {cut['frames']} whole frames kept, {cut['frames_from_pi']} from the Pi, "
+                    f"{cut['frames_from_stream']} from the stream; cut {cut['rows_without_bytes']} rows "
+                    f"without bytes and {cut['pi_bytes_cut']} bytes without a row)"
+                )
             verified = "raw/ verified against the Pi, " if h264.get("verified") else ""
             all_verified = all_verified and bool(h264.get("verified"))
             print(f"  {name}: {verified}{how}")

@@ -189,7 +189,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return config
 
     try:
-        runtime = ControllerRuntime(config_path, apply_settings=apply_settings).start()
+        runtime = ControllerRuntime(
+            config_path,
+            apply_settings=apply_settings,
+            restart_agent=lambda camera: holder["rig"].restart_agent(camera),
+        ).start()
     except (ConfigError, OSError, ValueError) as exc:
         print(f"syncrig demo: {exc}", file=sys.stderr)
         holder["rig"].stop()

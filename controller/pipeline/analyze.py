@@ -78,6 +78,9 @@ def analyze_session(
         absolute=source.absolute,
         source_format=source.manifest.software.get("imported_from", "syncrig"),
     )
+    _note_lost_cameras(report, source.manifest.cameras)
+    # What happened during the recording (a receiver restarted, a controller re-attached, ...).
+    report["notes"].extend(f"recording: {note}" for note in source.manifest.notes)
     report["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report["matching"]["requested_mode"] = mode
     step(0.6, "plots")
@@ -85,6 +88,25 @@ def analyze_session(
     write_json_atomic(synced.report, report)
     step(1.0, "done")
     return report
+
+
+def _note_lost_cameras(report: dict, manifest_cameras: list[dict]) -> None:
+    """Which camera was lost, when and why (the manifest's `lost`), in the report and its reasons:
+    its rows are empty after the loss, the other cameras are unaffected."""
+    for cam in manifest_cameras:
+        lost = cam.get("lost")
+        if not lost or cam.get("name") not in report["cameras"]:
+            continue
+        report["cameras"][cam["name"]]["lost"] = lost
+        report["verdict_reasons"].insert(
+            0,
+            f"{cam['name']} was lost ({lost['reason']}): its last frame {lost['at_s']:.2f} s into the "
+            f"recording, its rows empty from grid slot {_next_slot(lost.get('last_grid_index'))} on",
+        )
+
+
+def _next_slot(last_grid_index: int | None) -> int:
+    return 0 if last_grid_index is None else int(last_grid_index) + 1
 
 
 def current_match(source: SessionSource) -> tuple[MatchTable, dict]:

@@ -76,9 +76,16 @@ def trim_session(
             f"trim range {start}..{end} is outside the match table (rows 0..{table.rows - 1}, start <= end)"
         )
     complete = table.complete_rows()
+    lost = {cam["name"] for cam in source.manifest.cameras if cam.get("lost")}
     for label, row in (("start", start), ("end", end)):
-        if np.any(table.cells[row] == EMPTY):
-            missing = [cam for cam in table.cameras if table.column(cam)[row] == EMPTY]
+        # A camera lost before this row has no frame from here on: it cannot hold the others back.
+        missing = [
+            cam
+            for cam in table.cameras
+            if table.column(cam)[row] == EMPTY
+            and not (cam in lost and np.all(table.column(cam)[row:] == EMPTY))
+        ]
+        if missing:
             before, after = ("none" if r is None else str(r) for r in nearest_complete_rows(complete, row))
             raise TrimError(
                 f"{label} frame {row}: {', '.join(missing)} has no frame at that instant, so the cameras "

@@ -174,13 +174,15 @@ class ReceiverManager:
     def camera_complete(self, camera: str) -> bool:
         return self.stream.files(camera)["end"].exists()
 
-    def wait_complete(self, timeout: float) -> bool:
-        """True once every camera's receiver has seen END (files closed, segments final)."""
+    def wait_complete(self, timeout: float, skip: set[str] | frozenset[str] = frozenset()) -> bool:
+        """True once every camera's receiver (but those in `skip`: lost cameras, which send no
+        END) has seen END (files closed, segments final)."""
         deadline = time.monotonic() + timeout
+        waited = [c for c in self.cameras if c not in skip]
         while time.monotonic() < deadline:
-            if all(self.camera_complete(c) for c in self.cameras):
+            if all(self.camera_complete(c) for c in waited):
                 # The process exits right after writing END's file; let it finish.
-                for rec in self.receivers.values():
+                for rec in (self.receivers[c] for c in waited):
                     if rec.proc is not None:
                         with contextlib.suppress(subprocess.TimeoutExpired):
                             rec.proc.wait(max(0.1, deadline - time.monotonic()))

@@ -10,17 +10,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import av
 import numpy as np
 
 from controller.rig.cameras import CameraInfo
 from controller.rig.cluster_link import ClusterLink
+from controller.rig.faults import last_recorded_end, link_close_reasons, receiver_fault_notes, stop_or_none
 from controller.rig.recorder import wait_for_planned_end
 from controller.session.create import create_session_dir, remove_unused_session_dir, utc_now_iso
 from controller.transfer.collect import Collection
 from syncrig_agent import __version__
-from syncrig_agent.contract.drops import NOT_REACHED, drops_by_cause
+from syncrig_agent.contract.drops import CAMERA_LOST, NOT_REACHED, drops_by_cause
 from syncrig_agent.contract.formats import SessionManifest, write_manifest
 from syncrig_agent.contract.grid import period_ns_for_fps
 from syncrig_agent.contract.layout import SessionLayout
@@ -30,12 +32,21 @@ from syncrig_agent.contract.protocol.replies import RigStatus
 log = logging.getLogger(__name__)
 
 
+class _HasName(Protocol):
+    name: str
+
+
+Named = TypeVar("Named", bound=_HasName)
+
+
 @dataclass
 class RecordingRequest:
     fps: float
     seconds: float | None  # None: record until stopped
     subject: str | None = None
     project: str | None = None
+    # Cameras of the rig to leave out, each with why ("excluded by the user", "offline at start").
+    exclude: dict[str, str] = field(default_factory=dict)
 
 
 class RecordingError(RuntimeError):
@@ -60,6 +71,7 @@ class ActiveRecording:
     clock_reports: dict = field(default_factory=dict)
     start_info: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -98,6 +110,7 @@ def begin_recording(
     that many grid slots, so frame counts are comparable and "expected − recorded" is the number
     of drops. Without it the recording runs until `finish_recording`. With a streaming
     `collection`, its live receivers are started first and START carries their addresses."""
+    cameras = recorded_cameras(cameras, request.exclude)
     session_id, session_dir = create_session_dir(sessions_root, request.subject, request.project)
     period = period_ns_for_fps(request.fps)
     slots = max(1, round(request.seconds * request.fps)) if request.seconds else None
@@ -145,7 +158,22 @@ def begin_recording(
             "armed": {name: armed.to_dict() for name, armed in started.cameras.items()},
         },
         notes=list(notes or []),
+        excluded=dict(request.exclude),
     )
+
+
+def recorded_cameras(cameras: list[Named], exclude: dict[str, str]) -> list[Named]:
+    """The rig's cameras less the excluded ones; an unknown name, or leaving none, is refused."""
+    names = [c.name for c in cameras]
+    unknown = sorted(set(exclude) - set(names))
+    if unknown:
+        raise RecordingError(
+            f"exclude: no camera named {', '.join(unknown)} in the rig (cameras: {', '.join(names)})"
+        )
+    kept = [c for c in cameras if c.name not in exclude]
+    if not kept:
+        raise RecordingError("exclude: every camera is excluded; nothing would be recorded")
+    return kept
 
 
 def finish_recording(
@@ -165,25 +193,42 @@ def finish_recording(
     wait_s = timeout if timeout is not None else 60.0 + max(0.0, (active.seconds or 0.0))
     try:
         # After the end instant this only collects the summaries (a STOP never extends a recording).
-        stopped = link.stop(at_ns=stop_ns, timeout=wait_s)
-    except (RemoteError, RequestTimeout, ConnectionClosed, OSError) as exc:
+        stopped = stop_or_none(link, stop_ns, wait_s, active.notes)
+    except RemoteError as exc:
         if collection is not None:
             collection.abort()
         raise RecordingError(
             f"STOP failed ({exc}); the cameras keep their files and stop on their own at the planned end"
         ) from None
-    final_stop = stopped.stop_ns
-    _note_clock_sync_at_stop(link, active)
-    if stopped.session is None and active.planned_stop_ns is not None:
-        # The cameras had finished by themselves: the recording ended at its planned end.
-        final_stop = min(final_stop, active.planned_stop_ns)
     summaries: dict[str, dict] = {}
-    for cam in active.cameras:
-        result = stopped.cameras.get(cam.name)
-        if result is not None and result.error:
-            log.error("%s: %s", cam.name, result.error)
-        summaries[cam.name] = (result.summary if result is not None else None) or {}
-    transfer = (collection or Collection()).finish(active.session_dir, active.cameras)
+    lost: dict[str, str] = {}  # camera → why STOP could not reach it
+    if stopped is None:
+        # cam0 is gone (killed, frozen, cut off): each client stops by itself when cam0 falls
+        # silent; what every camera wrote is collected and cam0 is the lost camera.
+        final_stop = active.planned_stop_ns or (1 << 62)
+        for cam in active.cameras:
+            summaries[cam.name] = {}
+            if cam.role == "server":
+                lost[cam.name] = active.notes[-1]
+    else:
+        final_stop = stopped.stop_ns
+        _note_clock_sync_at_stop(link, active)
+        if stopped.session is None and active.planned_stop_ns is not None:
+            # The cameras had finished by themselves: the recording ended at its planned end.
+            final_stop = min(final_stop, active.planned_stop_ns)
+        for cam in active.cameras:
+            result = stopped.cameras.get(cam.name)
+            if result is not None and result.error:
+                log.error("%s: %s", cam.name, result.error)
+            summaries[cam.name] = (result.summary if result is not None else None) or {}
+            if result is None or result.error:  # STOP did not reach it
+                lost[cam.name] = (result.error if result is not None else None) or "no answer to STOP"
+        for name, why in link_close_reasons(link, lost).items():
+            lost[name] = why
+    transfer = (collection or Collection()).finish(
+        active.session_dir, active.cameras, t0_ns=active.t0_ns, lost=set(lost)
+    )
+    active.notes.extend(receiver_fault_notes(transfer.get("stream")))
     for name, result in transfer["cameras"].items():
         if not result.get("ok"):
             log.error("%s: footage not on the desktop yet: %s", name, result.get("error"))
@@ -192,8 +237,16 @@ def finish_recording(
         if not summaries[cam.name] or summaries[cam.name].get("session_id") != active.session_id:
             summaries[cam.name] = _saved_summary(active.session_dir, cam.name)
         end_index = summaries[cam.name].get("end_index")
-        if stopped.session is None and end_index is not None:
+        if stopped is not None and stopped.session is None and end_index is not None:
             final_stop = min(final_stop, active.t0_ns + int(end_index) * active.period_ns)
+    if stopped is None:
+        # No shared stop instant: the recording ends after the last slot any camera recorded.
+        final_stop = min(
+            final_stop,
+            last_recorded_end(
+                active.session_dir, [c.name for c in active.cameras], active.t0_ns, active.period_ns
+            ),
+        )
     manifest = SessionManifest(
         id=active.session_id,
         subject=active.subject,
@@ -211,6 +264,7 @@ def finish_recording(
                 active.period_ns,
                 final_stop,
                 active.session_dir,
+                lost.get(cam.name),
             )
             for cam in active.cameras
         ],
@@ -223,6 +277,7 @@ def finish_recording(
         },
         start=active.start_info,
         notes=active.notes,
+        excluded=active.excluded,
     )
     write_manifest(active.session_dir, manifest)
     return active.session_dir
@@ -283,12 +338,24 @@ def record(
 
 
 def _camera_entry(
-    cam: CameraInfo, summary: dict, t0: int, period: int, stop_ns: int, session_dir: Path
+    cam: CameraInfo,
+    summary: dict,
+    t0: int,
+    period: int,
+    stop_ns: int,
+    session_dir: Path,
+    lost_reason: str | None = None,
 ) -> dict:
     stats = summary.get("stats", {})
     raw = SessionLayout(session_dir).raw
     expected = max(0, -((t0 - stop_ns) // period))
     frames = int(summary.get("frames", 0))
+    if lost_reason is not None and not summary and raw.frames(cam.name).exists():
+        # A lost camera sent no summary: what it produced is what reached raw/ (whole frames).
+        from syncrig_agent.contract.formats import read_frame_table
+
+        grid = read_frame_table(raw.frames(cam.name))["grid_index"]
+        frames = int(np.count_nonzero((grid >= 0) & (grid < expected)))
     entry = {
         "name": cam.name,
         "host": cam.host,
@@ -313,14 +380,38 @@ def _camera_entry(
             for k, v in summary.get("files", {}).items()
         },
     }
-    # Slots after a camera stopped early (error, abort, lost server) were never attempted.
-    entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
     frames_csv = raw.frames(cam.name)
+    grid = np.zeros(0, dtype=np.int64)
     if frames_csv.exists():
         from syncrig_agent.contract.formats import read_frame_table
 
-        table = read_frame_table(frames_csv)
-        grid = table["grid_index"]
+        grid = read_frame_table(frames_csv)["grid_index"]
+    last = int(grid[-1]) if grid.size else -1
+    lost_slots = max(0, expected - (last + 1))
+    after_stop = int(np.count_nonzero(grid >= expected))
+    if after_stop:
+        # STOP did not reach it (cut off): it recorded on until it stopped by itself. Its own
+        # recording ran to its last slot: those frames are counted, and so are its drops there.
+        entry["frames_after_stop"] = after_stop
+        entry["expected_frames"] = last + 1
+        entry["dropped"] = last + 1 - frames
+    if lost_reason is not None:
+        # Every slot after its last whole frame was lost with the camera.
+        entry["drops"][CAMERA_LOST] = lost_slots
+        entry["lost"] = {
+            "reason": lost_reason,
+            "last_grid_index": last if grid.size else None,
+            "at_ns": t0 + (last + 1) * period,
+            "at_s": round((last + 1) * period / 1e9, 3),
+            "slots_lost": lost_slots,
+        }
+        if lost_slots or not summary:
+            entry["error"] = entry["error"] or (
+                f"camera lost: {lost_reason} (its last frame {entry['lost']['at_s']:.2f} s in)"
+            )
+    # Slots after a camera stopped early (error, abort, lost server) were never attempted.
+    entry["drops"][NOT_REACHED] = max(0, entry["dropped"] - sum(entry["drops"].values()))
+    if frames_csv.exists():
         entry["first_grid_index"] = int(grid[0]) if grid.size else None
         entry["last_grid_index"] = int(grid[-1]) if grid.size else None
         present = np.zeros(expected, dtype=bool)

@@ -32,6 +32,7 @@ from controller.rig.recording import (
     RecordingRequest,
     begin_recording,
     finish_recording,
+    recorded_cameras,
 )
 from controller.rig.state import RecordingState, move
 from controller.rig.ttl_trigger import TtlRecordTrigger
@@ -219,8 +220,10 @@ class RigService:
         )
 
     # -- pre-flight --------------------------------------------------------------------------
-    def preflight(self, planned_seconds: float | None, ctx: JobContext | None = None) -> dict:
-        """Measure and check (network work: call from a job)."""
+    def preflight(
+        self, planned_seconds: float | None, ctx: JobContext | None = None, exclude: list[str] = ()
+    ) -> dict:
+        """Measure and check (network work: call from a job); `exclude`d cameras are not checked."""
         if ctx:
             ctx.progress(0.1, "reading camera status")
         status = self.link.status(timeout=5.0)
@@ -242,7 +245,7 @@ class RigService:
             desktop_free = None
         result = run_checks(
             status,
-            [c.name for c in self.cameras],
+            [c.name for c in self.cameras if c.name not in exclude],
             self.config.bitrate,
             planned_seconds,
             self.limits,
@@ -263,10 +266,21 @@ class RigService:
 
     # -- recording ---------------------------------------------------------------------------
     def start_recording(
-        self, subject: str | None, project: str | None, seconds: float | None, override: bool = False
+        self,
+        subject: str | None,
+        project: str | None,
+        seconds: float | None,
+        override: bool = False,
+        exclude: list[str] = (),
     ) -> str:
+        """Start a recording job. `exclude`: cameras to leave out (recorded in the manifest); with
+        `override` ("record anyway") cameras offline at the start are left out too."""
         subject = _optional_id(subject, "subject")
         project = _optional_id(project, "project")
+        try:
+            recorded_cameras(self.cameras, dict.fromkeys(exclude, ""))
+        except RecordingError as exc:
+            raise RigError(str(exc), 400, "exclude") from None
         if seconds is not None and not (0 < seconds <= MAX_RECORDING_S):
             raise RigError(f"seconds: must be in (0, {MAX_RECORDING_S:g}] s, got {seconds:g}", 400, "seconds")
         if self.jobs.active("settings") is not None:
@@ -277,7 +291,9 @@ class RigService:
             self._move_to(RecordingState.STARTING)
             self.last_error = None
             self._stop_requested.clear()
-        request = RecordingRequest(self.config.fps, seconds, subject, project)
+        request = RecordingRequest(
+            self.config.fps, seconds, subject, project, {n: "excluded by the user" for n in exclude}
+        )
         title = f"Recording {subject or ''} {project or ''}".strip()
         job = self.jobs.submit("record", title, lambda ctx: self._run_recording(ctx, request, override))
         self.record_job_id = job.id
@@ -302,7 +318,7 @@ class RigService:
     def _run_recording(self, ctx: JobContext, request: RecordingRequest, override: bool) -> dict:
         try:
             ctx.progress(0.0, "pre-flight checks")
-            pre = self.preflight(request.seconds)
+            pre = self.preflight(request.seconds, exclude=list(request.exclude))
             notes = []
             if not pre["ok"]:
                 if not override:
@@ -311,6 +327,13 @@ class RigService:
                     )
                 notes.append(f"pre-flight overridden by the user: {pre['reason']}")
                 ctx.log(notes[-1])
+                # "Record anyway" records with the cameras that are there.
+                for card in self.snapshot()["cameras"]:
+                    if not card.get("online") and card["name"] not in request.exclude:
+                        request.exclude[card["name"]] = "offline at start (recorded anyway)"
+                        ctx.log(f"{card['name']} is offline: recording without it")
+            for name, why in request.exclude.items():
+                ctx.log(f"{name} left out: {why}")
             if self._stop_requested.is_set():
                 raise RecordingError("stopped before the recording started")
             ctx.progress(0.0, "starting")
@@ -387,12 +410,16 @@ class RigService:
         for cam, verdict in safe["cameras"].items():
             if not verdict["safe"]:
                 ctx.log(f"{cam}: footage not verified on the desktop: {'; '.join(verdict['problems'])}")
+        lost = {c["name"]: c["lost"] for c in manifest.cameras if c.get("lost")}
+        for cam, what in lost.items():
+            ctx.log(f"{cam} LOST {what['at_s']:.2f} s into the recording: {what['reason']}")
         return {
             "session_id": active.session_id,
             "cameras": {
                 c["name"]: {"frames": c["frames"], "dropped": c["dropped"]} for c in manifest.cameras
             },
             "footage_verified": safe["safe"],
+            "lost": lost,
         }
 
     # -- logs --------------------------------------------------------------------------------

@@ -342,6 +342,26 @@ class SimulatedRig:
             proc.kill()
             return proc.wait()
 
+    def restart_agent(self, camera: str, timeout: float = 30.0) -> None:
+        """Restart one agent process, as systemd restarts a Pi's: SIGTERM (SIGKILL after 5 s, a
+        frozen agent ignores it; SIGCONT lets a stopped one die), then the same command again."""
+        index = self.camera_names.index(camera)
+        proc = self.processes.get(camera)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGCONT)
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if index == 0:
+            self.spawn_server(timeout=timeout)
+            return
+        self.spawn(self.cameras[index], "client")
+        self._note_ready(self.wait_ready(camera, timeout))
+        self.wait_connected(timeout, names=[camera])
+
     def stop(self) -> None:
         # Clients first, so none of them sees its server vanish while it still records.
         for name in reversed(self.camera_names):

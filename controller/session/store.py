@@ -146,6 +146,8 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
         "path": str(path),
         "duration_s": (stop - t0) / 1e9 if t0 and stop else None,
         "manifest": manifest,
+        "footage_summary": footage_summary(footage, on_cameras),
+        "faults": recording_faults(manifest),
         "files": files,
         "bytes": sum(f["bytes"] for f in files),
         "desktop_copy": [c.__dict__ for c in check_desktop_copy(path)],
@@ -154,6 +156,36 @@ def session_details(root: Path, session_id: str, cameras: list[CameraInfo]) -> d
         "safe_on_desktop": footage["safe"],
         "on_cameras": on_cameras,
     }
+
+
+def footage_summary(footage: dict, on_cameras: dict[str, bool | None]) -> str:
+    """The session's footage in words, from the facts of now (the desktop files against the
+    ledger, the cameras' copies), never from a stored flag."""
+    if not footage["safe"]:
+        bad = [f"{cam}: {'; '.join(v['problems'])}" for cam, v in footage["cameras"].items() if not v["safe"]]
+        return "NOT verified on the desktop: " + (" · ".join(bad) or "no camera pulled")
+    deleted = sorted(cam for cam, there in on_cameras.items() if there is False)
+    if deleted:
+        return (
+            f"on the desktop only: camera copies deleted ({', '.join(deleted)}); the desktop files are "
+            "the ones verified against the cameras"
+        )
+    return "verified on the desktop (the cameras still hold their copies)"
+
+
+def recording_faults(manifest: dict) -> list[str]:
+    """Each camera lost during the recording, when and why, in words (the manifest's `lost`),
+    then the recording's notes (a receiver restarted, a controller re-attached, cameras left out)."""
+    out = []
+    for cam in manifest.get("cameras") or []:
+        lost = cam.get("lost")
+        if lost:
+            out.append(
+                f"{cam['name']} lost: {lost.get('reason')}; its last frame {lost.get('at_s', 0):.2f} s into "
+                f"the recording; its {cam.get('frames')} frames are kept"
+            )
+    out += [f"{name} not recorded: {why}" for name, why in (manifest.get("excluded") or {}).items()]
+    return out + list(manifest.get("notes") or [])
 
 
 def ensure_safe_to_delete(root: Path, session_id: str, confirm: str, rehash: bool = True) -> Path:

@@ -70,6 +70,9 @@ class Collection:
     segment_seconds: float = 2.0
     sources: dict[str, TransportFactory] | None = None
     stream_end_timeout_s: float = 15.0
+    # A camera STOP did not reach may still be writing (it records until its heartbeat timeout):
+    # the pull waits this long at most for it to close or fall still.
+    settle_timeout_s: float = 30.0
     progress: Progress | None = None
     receivers: ReceiverManager | None = field(default=None, init=False)
 
@@ -94,18 +97,28 @@ class Collection:
         if self.receivers is not None:
             self.receivers.stop(timeout=5.0)
 
-    def finish(self, session_dir: Path, cameras: list[CameraInfo]) -> dict:
-        """After STOP: streams ended → receivers stopped → pull, verify, gap-fill. JSON result."""
+    def finish(
+        self,
+        session_dir: Path,
+        cameras: list[CameraInfo],
+        t0_ns: int | None = None,
+        lost: set[str] | frozenset[str] = frozenset(),
+    ) -> dict:
+        """After STOP: streams ended → receivers stopped → pull, verify, gap-fill. JSON result.
+        `lost` cameras (STOP could not reach them) send no END: their streams are not waited for.
+        `t0_ns` rebuilds a lost camera's `.pts` (transfer/reconcile.py)."""
         stream_status = None
         if self.receivers is not None:
-            if not self.receivers.wait_complete(self.stream_end_timeout_s):
+            if not self.receivers.wait_complete(self.stream_end_timeout_s, skip=lost):
                 log.warning(
                     "not every stream ended within %.0f s; stopping the receivers", self.stream_end_timeout_s
                 )
             stream_status = self.receivers.stop()
         sources = self.sources if self.sources is not None else local_sources(cameras)
         result = (
-            pull_session(session_dir, sources, progress=self.progress)
+            pull_session(
+                session_dir, sources, progress=self.progress, t0_ns=t0_ns, settle_s=self.settle_timeout_s
+            )
             if sources
             else {"ok": True, "cameras": {}}
         )

@@ -1,8 +1,9 @@
 """`transfer.json`: what the desktop holds of each camera's raw files, verified against the Pi.
 
 Per camera and file: size and SHA-256 as computed on the Pi, where the bytes came from (stream,
-Pi, or both), when it was verified, and whether the Pi's copy was deleted afterwards. The
-delete-session feature and `delete_pi_copy` ask `footage_safe` first.
+Pi, or both), when it was verified, and whether the Pi's copy was deleted afterwards; `pulls` is
+the history: every pull's record appended, never rewritten (`record_pull`). The delete-session
+feature and `delete_pi_copy` ask `footage_safe` first, which reads the files as they are now.
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ def read_ledger(session_dir: Path) -> dict:
     if not path.exists():
         return {"cameras": {}}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def record_pull(session_dir: Path, camera: str, pull: dict) -> dict:
+    """Append one pull's record to the camera's history (`pulls`, never rewritten) and make its
+    newly verified files current. A file found already present keeps the record of how it got
+    here (source, gap fill, verified_at); the pull only adds when it was seen intact again."""
+    session_dir = Path(session_dir)
+    with _lock:
+        ledger = read_ledger(session_dir)
+        entry = ledger["cameras"].setdefault(camera, {"files": {}})
+        now = time.time()
+        entry.setdefault("pulls", []).append({"at": now, **pull})
+        for name, record in (pull.get("files") or {}).items():
+            current = entry["files"].get(name)
+            if record.get("source", "").startswith("already present") and current is not None:
+                current["reverified_at"] = now
+            else:
+                entry["files"][name] = record
+        for key in ("pi", "reconciled"):
+            if key in pull:
+                entry[key] = pull[key]
+        if pull.get("error"):
+            entry["error"] = pull["error"]
+        else:
+            entry.pop("error", None)
+        ledger["updated"] = now
+        write_json_atomic(SessionLayout(session_dir).transfer_ledger, ledger)
+        return ledger
 
 
 def update_ledger(session_dir: Path, camera: str, changes: dict) -> dict:

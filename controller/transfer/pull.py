@@ -23,8 +23,10 @@ from pathlib import Path
 
 from controller.progress import Progress
 from controller.transfer.gapfill import assemble_from_stream
-from controller.transfer.ledger import camera_safe, raw_names, read_ledger, update_ledger
+from controller.transfer.ledger import camera_safe, raw_names, read_ledger, record_pull, update_ledger
+from controller.transfer.reconcile import reconcile_camera
 from controller.transfer.transports import HASH_CHUNK, Transport, TransportError, sha256_file
+from syncrig_agent.contract.formats import read_manifest_data
 from syncrig_agent.contract.ids import validate_camera_name, validate_session_id
 from syncrig_agent.contract.layout import RawFolder, SessionLayout
 
@@ -136,16 +138,27 @@ def pull_camera(
     transport: Transport,
     progress: _Progress | None = None,
     use_stream: bool = True,
+    t0_ns: int | None = None,
+    settle_s: float = 0.0,
 ) -> dict:
-    """Pull and verify one camera's raw files; returns its ledger entry."""
+    """Pull and verify one camera's raw files; returns its ledger entry. A camera whose agent
+    never closed the recording is reconciled from the Pi's copy and the stream (reconcile.py);
+    `t0_ns` (else the manifest's) rebuilds its `.pts`. `settle_s`: how long to wait for a camera
+    that is still writing (cut off from cam0, it records until its heartbeat timeout)."""
     raw = SessionLayout(session_dir).raw
     raw.path.mkdir(exist_ok=True)
     pi = SessionLayout(session_id)  # the Pi's copy, relative to its data directory
     remote = {name: (pi.raw.path / name).as_posix() for name in raw_names(camera)}
+    capture_report = pi.agent_capture_report(camera).as_posix()
+    if settle_s > 0:
+        _wait_until_settled(transport, remote[RawFolder.file_names(camera)["h264"]], capture_report, settle_s)
     sizes: dict[str, int] = {}
     for name, rel in remote.items():
         size = transport.size(rel)
         if size is None:
+            kept = _kept_after_delete(session_dir, camera)
+            if kept is not None:
+                return kept
             raise PullError(f"{camera}: {rel} does not exist on {transport.label}")
         sizes[name] = size
     if progress is not None:
@@ -158,16 +171,26 @@ def pull_camera(
     entry: dict = {"files": {}}
     # The Pi hashes every file while we download (concurrent commands), not before.
     pending = {name: transport.start_sha256(rel) for name, rel in remote.items()}
+    if transport.size(capture_report) is None and not raw.video(camera).exists():
+        # No capture report: the agent never closed this recording (killed, frozen, cut off).
+        return _pull_lost_camera(session_dir, camera, transport, remote, sizes, pending, on_bytes, t0_ns)
     for name, rel in remote.items():
         final = raw.path / name
         if final.exists():
             remote_sha = pending[name]()
+            known = (read_ledger(session_dir)["cameras"].get(camera) or {}).get("files", {}).get(name) or {}
+            if "pi" in known and known["pi"]["sha256"] == remote_sha and _matches_record(final, known):
+                # A reconciled camera's desktop file is whole frames of the Pi's torn one.
+                on_bytes(sizes[name])
+                entry["files"][name] = {**known, "source": "already present (reconciled)"}
+                continue
             if final.stat().st_size == sizes[name] and sha256_file(final) == remote_sha:
                 on_bytes(sizes[name])
                 entry["files"][name] = {
                     "size": sizes[name],
                     "sha256": remote_sha,
                     "verified": True,
+                    "verified_at": time.time(),
                     "source": "already present",
                 }
                 continue
@@ -181,14 +204,118 @@ def pull_camera(
             info = download_file(transport, rel, final, sizes[name], pending[name], on_bytes)
         record = {"size": sizes[name], "sha256": info.pop("sha256")}
         entry["files"][name] = {**record, **info, "verified": True, "verified_at": time.time()}
-    capture_report = pi.agent_capture_report(camera).as_posix()
     if transport.size(capture_report) is not None and not raw.capture_report(camera).exists():
         # Informative (the manifest already has the summary): copied, not part of the verified set.
         with transport.open(capture_report) as src, open(raw.capture_report(camera), "xb") as dst:
             dst.write(src.read())
     entry["ttl"] = _pull_ttl(session_dir, pi, camera, transport)
     entry["pi"] = transport.label
-    update_ledger(session_dir, camera, entry)
+    record_pull(session_dir, camera, entry)
+    return entry
+
+
+SETTLED_AFTER_S = 1.5  # a video that has not grown for this long is no longer being written
+
+
+def _wait_until_settled(transport: Transport, video: str, capture_report: str, limit_s: float) -> None:
+    """Until the agent closed the recording (its capture report exists) or its video stopped
+    growing (the agent died or froze), at most `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    last, since = transport.size(video), time.monotonic()
+    while time.monotonic() < deadline and transport.size(capture_report) is None:
+        time.sleep(0.25)
+        size = transport.size(video)
+        if size != last:
+            last, since = size, time.monotonic()
+        elif time.monotonic() - since >= SETTLED_AFTER_S:
+            return
+
+
+def _matches_record(path: Path, record: dict) -> bool:
+    """The desktop file is exactly the one the ledger verified (size and SHA-256, read now)."""
+    return path.stat().st_size == record.get("size") and sha256_file(path) == record.get("sha256")
+
+
+def _kept_after_delete(session_dir: Path, camera: str) -> dict | None:
+    """A re-pull after "delete camera copies": the Pi's files are gone on purpose; if the desktop
+    copy is still the verified one (re-hashed now), the pull is that fact, not a failure."""
+    entry = read_ledger(session_dir)["cameras"].get(camera) or {}
+    if not entry.get("deleted_from_pi") or camera_safe(session_dir, camera, rehash=True):
+        return None
+    now = time.time()
+    files = {
+        name: {**entry["files"][name], "source": "already present (camera copy deleted)", "verified_at": now}
+        for name in raw_names(camera)
+    }
+    pull = {"files": files, "pi": "camera copy deleted"}
+    record_pull(session_dir, camera, pull)
+    return pull
+
+
+def _pull_lost_camera(
+    session_dir: Path,
+    camera: str,
+    transport: Transport,
+    remote: dict[str, str],
+    sizes: dict[str, int],
+    pending: dict[str, Callable[[], str]],
+    on_bytes: Callable[[int], None],
+    t0_ns: int | None,
+) -> dict:
+    """Verified copies of the Pi's (torn) files, then whole frames from them and the stream into
+    raw/. The ledger keeps the Pi's size + SHA-256 (what a delete compares) beside the desktop's."""
+    raw = SessionLayout(session_dir).raw
+    if t0_ns is None:
+        try:
+            t0_ns = read_manifest_data(session_dir).get("t0_ns")
+        except (OSError, ValueError):
+            t0_ns = None
+    if t0_ns is None:
+        raise PullError(f"{camera}: its recording was not closed and T0 is unknown (no manifest)")
+    copies: dict[str, Path] = {}
+    pi_records: dict[str, dict] = {}
+    try:
+        for name, rel in remote.items():
+            copy = raw.path / f"{name}.pi-copy"
+            copy.unlink(missing_ok=True)  # ours, from an interrupted attempt
+            info = download_file(transport, rel, copy, sizes[name], pending[name], on_bytes)
+            copies[name] = copy
+            pi_records[name] = {"size": sizes[name], "sha256": info["sha256"]}
+        names = RawFolder.file_names(camera)
+        by_kind = {kind: copies[names[kind]] for kind in ("h264", "frames")}
+        result = reconcile_camera(session_dir, camera, by_kind, int(t0_ns))
+    finally:
+        for copy in copies.values():
+            copy.unlink(missing_ok=True)
+    log.warning(
+        "%s: recording was not closed by its agent; kept %d whole frames (%d from the Pi, %d from the "
+        "stream), cut %d rows without bytes and %d bytes without a row",
+        camera,
+        result.frames,
+        result.frames_from_pi,
+        result.frames_from_stream,
+        result.rows_without_bytes,
+        result.pi_bytes_cut,
+    )
+    source = (
+        "stream+pi"
+        if result.frames_from_stream and result.frames_from_pi
+        else ("stream" if result.frames_from_stream else "pi")
+    )
+    now = time.time()
+    files = {
+        name: {
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "source": source if name == names["h264"] else "rebuilt from the frame rows",
+            "verified": True,
+            "verified_at": now,
+            "pi": pi_records[name],
+        }
+        for name, path in ((n, raw.path / n) for n in remote)
+    }
+    entry = {"files": files, "pi": transport.label, "reconciled": result.as_dict()}
+    record_pull(session_dir, camera, entry)
     return entry
 
 
@@ -263,6 +390,8 @@ def pull_session(
     progress: Progress | None = None,
     workers: int = 2,
     use_stream: bool = True,
+    t0_ns: int | None = None,
+    settle_s: float = 0.0,
 ) -> dict:
     """Pull every camera's raw files (in parallel); JSON-serialisable result per camera.
 
@@ -278,16 +407,18 @@ def pull_session(
     def one(camera: str) -> dict:
         try:
             with cameras[camera]() as transport:
-                entry = pull_camera(session_dir, session_id, camera, transport, tracker, use_stream)
+                entry = pull_camera(
+                    session_dir, session_id, camera, transport, tracker, use_stream, t0_ns, settle_s
+                )
             return {"ok": True, **entry}
         except (PullError, TransportError, OSError, ValueError) as exc:
             log.error("pull %s: %s", camera, exc)
-            update_ledger(session_dir, camera, {"error": str(exc)})
+            record_pull(session_dir, camera, {"error": str(exc)})
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # e.g. paramiko.SSHException: one camera's failure, not the pull's
             log.exception("pull %s failed", camera)
             message = f"{type(exc).__name__}: {exc}"
-            update_ledger(session_dir, camera, {"error": message})
+            record_pull(session_dir, camera, {"error": message})
             return {"ok": False, "error": message}
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cameras)))) as pool:
@@ -323,7 +454,8 @@ def delete_pi_copy(session_dir: Path | str, camera: str, transport: Transport, c
         rel = (pi.raw.path / name).as_posix()
         if transport.size(rel) is None:
             continue
-        if transport.sha256(rel) != files[name]["sha256"]:
+        # A reconciled camera's desktop file differs from the Pi's: compare with what the Pi held.
+        if transport.sha256(rel) != files[name].get("pi", files[name])["sha256"]:
             raise PullError(f"{camera}: the Pi's {name} is not the verified file; nothing deleted")
     deleted = []
     for name in raw_names(camera):

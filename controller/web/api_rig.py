@@ -95,8 +95,19 @@ def start_recording():  # noqa: ANN201
     for name, value in (("subject", subject), ("project", project)):
         if value is not None and not isinstance(value, str):
             raise FormError(f"{name}: must be text", name)
-    job_id = runtime().rig.start_recording(subject, project, optional_number(data, "seconds"), override)
+    exclude = data.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(n, str) for n in exclude):
+        raise FormError("exclude: must be a list of camera names", "exclude")
+    seconds = optional_number(data, "seconds")
+    job_id = runtime().rig.start_recording(subject, project, seconds, override, exclude)
     return jsonify({"job_id": job_id, "warnings": missing_id_warnings(subject, project)}), 202
+
+
+@bp.post("/cameras/<camera>/restart")
+def restart_camera(camera: str):  # noqa: ANN201
+    """Restart one camera's agent (simulation: its process; a rig: systemd through the sudoers
+    rule deploy installed)."""
+    return jsonify({"job_id": runtime().restart_camera(camera)}), 202
 
 
 @bp.post("/recording/stop")

@@ -182,7 +182,21 @@ class ServerAgent:
 
     def _on_close(self, conn: Connection) -> None:
         with self._clients_lock:
+            was_controller = conn in self.controllers
             self.controllers.discard(conn)
+        record = self.clients.get(conn.peer_name or "") if not was_controller else None
+        record = record if record is not None and record.conn is conn else None
+        status = record.status if record is not None else None
+        was_recording = status is not None and status.state == "recording"
+        if self.current is not None and (was_recording or (record is not None and self.camera.recording)):
+            # A camera lost mid-recording costs its frames from here on: the operator must see it.
+            log.warning(
+                "lost camera %s during recording %s: %s",
+                conn.peer_name,
+                self.current.session_id,
+                conn.close_reason,
+            )
+            return
         log.info("connection to %s closed: %s", conn.peer_name, conn.close_reason)
 
     def connected_clients(self) -> dict[str, ClientRecord]:
@@ -358,19 +372,35 @@ class ServerAgent:
         connected = self.connected_clients()
         stop = {"type": STOP, "at_ns": stop_ns}
         wait_s = max(0.0, (stop_ns - self.camera.clock.now_ns()) / 1e9) + 30.0
+        results: dict[str, CameraStopResult] = {}
         futures = {
             n: self._pool.submit(connected[n].conn.request, stop, wait_s)
             for n in names
             if n in connected and n != self.name
         }
-        results: dict[str, CameraStopResult] = {}
         if self.name in names or self.camera.recording:
             results[self.name] = self.camera.stop(stop_ns)
-        for name, future in futures.items():
-            try:
-                results[name] = CameraStopResult.from_dict(future.result(), f"stop reply of {name}")
-            except (RemoteError, RequestTimeout, ConnectionClosed, InvalidReply) as exc:
-                results[name] = CameraStopResult(camera=name, error=f"{type(exc).__name__}: {exc}")
+        # A camera silent for several heartbeats is frozen or cut off: waiting for its answer would
+        # hold every other camera's stop until its link times out (heartbeat_timeout_s).
+        silent_after = 3 * self.settings.heartbeat_interval_s
+        while futures:
+            for name, future in list(futures.items()):
+                silent_s = time.monotonic() - connected[name].conn.last_heard
+                if future.done():
+                    del futures[name]
+                    try:
+                        results[name] = CameraStopResult.from_dict(future.result(), f"stop reply of {name}")
+                    except (RemoteError, RequestTimeout, ConnectionClosed, InvalidReply) as exc:
+                        results[name] = CameraStopResult(camera=name, error=f"{type(exc).__name__}: {exc}")
+                elif silent_s > silent_after:
+                    del futures[name]
+                    log.warning("lost camera %s: silent for %.1f s at STOP", name, silent_s)
+                    results[name] = CameraStopResult(
+                        camera=name,
+                        error=f"silent for {silent_s:.1f} s (frozen or cut off): it stops on its own "
+                        "after the heartbeat timeout and keeps its files",
+                    )
+            time.sleep(0.02 if futures else 0)
         for name in names:
             if name not in results:
                 results[name] = CameraStopResult(

@@ -42,6 +42,10 @@ DROP_CAUSES: tuple[DropCause, ...] = (
     ),
 )
 
+#: Manifest only: slots after a lost camera's last whole frame (its agent died, froze or was cut
+#: off before STOP reached it); the manifest's `lost` says when and why.
+CAMERA_LOST = "camera_lost"
+
 #: Manifest only: slots after a camera stopped early (error, abort, lost server), never attempted.
 #: The desktop derives it as expected − recorded − every counted cause.
 NOT_REACHED = "not_reached"

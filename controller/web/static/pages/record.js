@@ -16,6 +16,7 @@
       project: document.getElementById("project").value.trim() || null,
       seconds: document.getElementById("seconds").value || null,
       override: document.getElementById("override").checked,
+      exclude: [...document.querySelectorAll("#exclude-box input:checked")].map(i => i.value),
     };
     startBtn.disabled = true;
     try {
@@ -115,11 +116,32 @@
       el("h3", {}, `${c.name} `, el("small", {}, `${c.role} · ${c.host}`)),
       el("dl", {}, ...rows.flatMap(([k, v, title]) => [el("dt", {}, k),
         el("dd", {"data-field": k.toLowerCase().replace(" ", "_"), title: title || ""}, String(v))])),
-      c.error ? el("div", {class: "error"}, c.error) : "");
+      c.error ? el("div", {class: "error"}, c.error) : "",
+      el("button", {type: "button", class: "restart-btn", "data-camera": c.name}, "Restart agent"));
   }
+
+  // One "leave out" box per camera, built once (the cards are rebuilt on every status).
+  function excludeBoxes(cameras) {
+    const box = document.getElementById("exclude-box");
+    if (box.querySelector("input")) return;
+    box.append(...cameras.map(c => el("label", {class: "check"},
+      el("input", {type: "checkbox", value: c.name, name: "exclude"}), ` ${c.name}`)));
+  }
+
+  document.getElementById("cards").addEventListener("click", async ev => {
+    const btn = ev.target.closest(".restart-btn");
+    if (!btn) return;
+    showError("");
+    btn.disabled = true;
+    try {
+      const job = await SyncRig.waitJob((await api("POST", `/api/cameras/${encodeURIComponent(btn.dataset.camera)}/restart`, {})).job_id);
+      if (job.state === "failed") showError(job.error);
+    } catch (e) { showError(e.message); }
+  });
 
   on("status", s => {
     document.getElementById("cards").replaceChildren(...s.cameras.map(card));
+    excludeBoxes(s.cameras);
     const r = s.recording;
     document.getElementById("rec-state-big").textContent = r.state;
     document.getElementById("rec-session").textContent = r.session_id || "–";

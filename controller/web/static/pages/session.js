@@ -9,7 +9,7 @@
     document.getElementById("s-summary").replaceChildren(
       ...[["Subject", m.subject || "–"], ["Project", m.project || "–"], ["Created", m.created], ["FPS", m.fps],
           ["Duration", fmt.secs(dur)], ["Size", fmt.bytes(d.bytes)],
-          ["Footage", d.safe_on_desktop ? "verified on the desktop" : "NOT verified"]]
+          ["Footage", d.footage_summary], ...d.faults.map(text => [/^\S+ lost: /.test(text) ? "Camera lost" : "Note", text])]
         .map(([k, v]) => el("div", {}, el("span", {class: "label"}, k), " ", el("b", {}, String(v)))));
     const copies = Object.fromEntries(d.desktop_copy.map(c => [c.camera, c]));
     document.querySelector("#s-cameras tbody").replaceChildren(...m.cameras.map(c => el("tr", {"data-camera": c.name},
@@ -25,7 +25,9 @@
       const safe = (d.footage.cameras[c.name] || {}).safe;
       return el("tr", {"data-camera": c.name, class: safe ? "" : "bad"}, el("td", {}, c.name),
         el("td", {}, safe ? "yes" : "NO"),
-        el("td", {}, gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
+        el("td", {}, t.reconciled ? `${t.reconciled.frames_from_stream} / ${t.reconciled.frames_from_pi} (camera lost: ` +
+          `${t.reconciled.rows_without_bytes} rows without bytes and ${t.reconciled.pi_bytes_cut} bytes without a row cut)` :
+          gap ? `${gap.frames_from_stream} / ${gap.frames_from_pi}` : (video.source ? `all from ${video.source}` : "–")),
         el("td", {}, ((d.footage.cameras[c.name] || {}).problems || []).join("; ") || t.error || ""));
     }));
     const clockText = s => !s ? "not recorded" : `${s.state} · ${s.source}${s.port_state ? " " + s.port_state : ""}` +

@@ -34,6 +34,8 @@ class SessionManifest:
     absolute_time: bool = True  # False for imported recordings whose times are per-camera relative
     format_version: int = MANIFEST_VERSION
     notes: list[str] = field(default_factory=list)
+    # Cameras of the rig left out of this recording, each with why (named by the user, offline).
+    excluded: dict[str, str] = field(default_factory=dict)
 
     def camera(self, name: str) -> dict:
         for cam in self.cameras:
