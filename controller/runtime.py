@@ -23,7 +23,8 @@ from syncrig_agent.contract.protocol import load_secret
 
 log = logging.getLogger(__name__)
 
-#: What the Settings page edits (api_settings), in its order.
+#: What the Settings page edits (api_settings), in its order. A camera entry's `ttl` (its TTL
+#: lines) is edited with the cameras but reported as its own field "ttl" in `changed`.
 EDITABLE_FIELDS = (
     "cameras",
     "fps",
@@ -39,7 +40,26 @@ EDITABLE_FIELDS = (
 #: effect at once (fps is sent with each START; the directories are this desktop's or deploy's).
 SIMULATED_RIG_FIELDS = ("cameras", "width", "height", "bitrate", "keyframe_interval_s")
 #: What a real rig's agents read from agent.json: saved here, in effect after Deploy.
-CAPTURE_FIELDS = ("width", "height", "bitrate", "keyframe_interval_s")
+CAPTURE_FIELDS = ("width", "height", "bitrate", "keyframe_interval_s", "ttl")
+#: Saved but not what the simulated rig runs with: its TTL lines come from `syncrig demo
+#: --ttl-out` (virtual pins), so the page's are kept for a real rig and change nothing here.
+NOT_SIMULATED_FIELDS = ("ttl",)
+
+
+def changed_fields(old: RigConfig, new: RigConfig) -> list[str]:
+    """The editable fields that differ, "ttl" apart from "cameras" (a change to the cameras' TTL
+    lines alone does not count as a change to the cameras)."""
+
+    def without_ttl(config: RigConfig) -> list[dict]:
+        return [{**entry, "ttl": None} for entry in config.to_dict()["cameras"]]
+
+    others = [name for name in EDITABLE_FIELDS if name != "cameras"]
+    changed = [name for name in others if getattr(old, name) != getattr(new, name)]
+    if without_ttl(old) != without_ttl(new):
+        changed.insert(0, "cameras")
+    if {c.name: c.ttl or {} for c in old.cameras} != {c.name: c.ttl or {} for c in new.cameras}:
+        changed.append("ttl")
+    return changed
 
 
 class ControllerRuntime:
@@ -133,8 +153,10 @@ class ControllerRuntime:
         """Validate and atomically save a new configuration, then make it take effect: what only this
         desktop uses (fps, the directories) at once; the simulated cameras restart (a job) only when
         a field they run with changed (`SIMULATED_RIG_FIELDS`), a real rig's agents get capture
-        fields with Deploy (`CAPTURE_FIELDS`). The answer names the fields: `changed`, `applied`
-        (in effect now), `restart_for` (why the simulated rig restarts), `deploy_for`, `job_id`.
+        fields and TTL lines with Deploy (`CAPTURE_FIELDS`). The answer names the fields: `changed`,
+        `applied` (in effect now), `restart_for` (why the simulated rig restarts), `deploy_for`,
+        `not_simulated` (saved for a real rig; the simulated rig's TTL comes from `--ttl-out`),
+        `job_id`.
 
         Raises ConfigError naming the bad field; nothing is written then."""
         if self.rig.recording_state != RecordingState.IDLE:
@@ -144,7 +166,7 @@ class ControllerRuntime:
         merged["secret_file"] = self.config.secret_file
         new = RigConfig.from_dict(merged)
         old = self.config
-        changed = [name for name in EDITABLE_FIELDS if getattr(old, name) != getattr(new, name)]
+        changed = changed_fields(old, new)
         sessions_root = self.sessions_root
         if "sessions_root" in changed:
             sessions_root = check_desktop_dir("sessions_root", new.sessions_root)
@@ -165,12 +187,14 @@ class ControllerRuntime:
         # A real rig's agents take capture settings from agent.json, which Deploy writes.
         waiting = SIMULATED_RIG_FIELDS if simulated else CAPTURE_FIELDS
         restart_for = [name for name in changed if name in waiting]
+        not_used = [name for name in changed if simulated and name in NOT_SIMULATED_FIELDS]
         result: dict = {
             "saved": str(self.config_path),
             "changed": changed,
-            "applied": [name for name in changed if name not in restart_for],
+            "applied": [name for name in changed if name not in restart_for + not_used],
             "restart_for": restart_for if simulated else [],
             "deploy_for": [] if simulated else restart_for,
+            "not_simulated": not_used,
             "job_id": None,
         }
         if simulated and restart_for:

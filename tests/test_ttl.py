@@ -185,7 +185,7 @@ def test_a_strobe_wider_than_half_a_period_is_refused_at_start(tmp_path):
     agent = CameraAgent(settings)
     try:
         with pytest.raises(
-            RequestError, match=r"strobe_width_us 10000 µs is more than half the frame period"
+            RequestError, match=r"strobe_width_us: 10000 µs is more than half the frame period"
         ):
             agent.start("20260101-000000-0001", time.time_ns() + 10**9, 16_666_667, 60.0, None)
         assert not (tmp_path / "20260101-000000-0001").exists()  # refused before anything was created

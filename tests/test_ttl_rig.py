@@ -138,7 +138,7 @@ def test_a_ttl_input_gates_a_recording(make_rig, tmp_path):
     import json
     import time
 
-    from web_support import controller_for
+    from web_support import app_client, controller_for
 
     port = _free_udp_port()
     gate = {"line": 21, "name": "gate", "record": True}
@@ -171,6 +171,9 @@ def test_a_ttl_input_gates_a_recording(make_rig, tmp_path):
         time.sleep(1.5)
         edge(0)
         wait_for("idle", 60.0)
+        # The Record page's card says which line the camera reads, and that it gates recording.
+        card = app_client(runtime).get_json("/api/status")["cameras"][0]
+        assert card["ttl"]["lines"]["inputs"] == [21] and card["ttl"]["inputs"]["gate"]["record"] is True
     finally:
         runtime.close()
     sessions = [p for p in runtime.sessions_root.iterdir() if p.is_dir() and not p.name.startswith(".")]

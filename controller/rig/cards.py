@@ -51,6 +51,7 @@ def _card(cam: CameraInfo, status: RigStatus | None, fps: float) -> dict:
         clock_sync=st.clock_sync,  # what disciplines this camera's clock, as it reports
         phase_lock=st.phase_lock,  # free-running sensors: the servo's lock onto the grid
         preview=st.preview,
+        ttl=st.ttl,  # the TTL lines it drives and reads, and each input's edges so far
         error=session.error if session is not None else None,
         status_age_s=entry.status_age_s,
     )

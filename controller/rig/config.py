@@ -122,11 +122,6 @@ class RigConfig:
             local = cam.local_data_dir
             if not isinstance(local, str) or (local and not Path(local).is_absolute()) or "\0" in local:
                 raise ConfigError(f"{where}.local_data_dir: must be empty or an absolute path, got {local!r}")
-            if cam.ttl:
-                try:
-                    pi_ttl_settings(cam.ttl)
-                except SettingsError as exc:
-                    raise ConfigError(f"{where}.{exc}") from None
         servers = [c.name for c in self.cameras if c.role == "server"]
         if len(servers) != 1:
             raise ConfigError(
@@ -134,6 +129,8 @@ class RigConfig:
             )
         check_ranges(self, RIG_LIMITS, ConfigError)
         check_frame_size(self, ConfigError)
+        for i, cam in enumerate(self.cameras):
+            check_camera_ttl(f"cameras[{i}]", cam, self.fps)
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("heartbeat_timeout_s: must be longer than heartbeat_interval_s")
         if not isinstance(self.sessions_root, str) or not self.sessions_root.strip():
@@ -231,6 +228,18 @@ def pi_ttl_settings(ttl: dict) -> TtlSettings:
         raise SettingsError(f"ttl: {exc}") from None
     settings.validate()
     return settings
+
+
+def check_camera_ttl(where: str, cam: CameraEntry, fps: float) -> None:
+    """A camera entry's TTL lines, by the agent's own rules (`TtlSettings.validate`, the strobe
+    against the rig's frame period as the agent checks it at START); the error names the field
+    (`cameras[i].ttl.…`) and the camera, whether it came from the file or the Settings page."""
+    if not cam.ttl:
+        return
+    try:
+        pi_ttl_settings(cam.ttl).check_strobe_period(round(1e9 / fps))
+    except SettingsError as exc:
+        raise ConfigError(f"{where}.{exc} (camera {cam.name})") from None
 
 
 def load_config(path: Path | str) -> RigConfig:

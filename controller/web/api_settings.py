@@ -16,6 +16,10 @@ EDITABLE = EDITABLE_FIELDS
 
 @bp.get("")
 def get_settings():  # noqa: ANN201
+    """The rig configuration as the Settings page edits it (`config`, without where the secret
+    lives), the file it is saved to (`path`) and the fields the page may change (`editable`).
+    Each camera entry carries its TTL lines in `ttl`: `outputs` {start|strobe|barcode: GPIO line},
+    `inputs` [{name, line, record}], `strobe_width_us` (empty: no TTL)."""
     rt = runtime()
     data = rt.config.to_dict()
     data.pop("secret_file", None)  # where the secret lives is not the page's business
@@ -24,6 +28,14 @@ def get_settings():  # noqa: ANN201
 
 @bp.post("")
 def save_settings():  # noqa: ANN201
+    """Validate and save the editable fields (`editable` of GET); the others keep their values.
+    A bad value is answered 400 with its `field` (`cameras[1].ttl.outputs.strobe`, ...), the
+    message naming the camera, and nothing is written. TTL lines are checked by the Pi agent's own
+    rules (lines 0..511, each line used once, strobe width 5 ms .. half the frame period at `fps`).
+    The answer lists `changed`, `applied` (in effect now), `restart_for` (the simulated rig
+    restarts, `job_id` follows it), `deploy_for` (a real rig: capture fields and `ttl` reach the
+    Pis with Deploy) and `not_simulated` (saved for a real rig only: the simulated rig's TTL comes
+    from `syncrig demo --ttl-out`)."""
     data = json_body()
     unknown = sorted(set(data) - set(EDITABLE))
     if unknown:

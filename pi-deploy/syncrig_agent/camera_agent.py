@@ -20,7 +20,7 @@ from syncrig_agent.contract.protocol.replies import (
     CameraStatus,
     CameraStopResult,
 )
-from syncrig_agent.contract.validation import parse_address
+from syncrig_agent.contract.validation import SettingsError, parse_address
 from syncrig_agent.diagnostics.health import health_report
 from syncrig_agent.encoders.base import EncoderSettings
 from syncrig_agent.outputs.stream import StreamOutput
@@ -176,13 +176,12 @@ class CameraAgent:
 
     # -- TTL ----------------------------------------------------------------------------------
     def _check_ttl(self, period_ns: int) -> None:
-        ttl = self.settings.ttl
-        if self.ttl_lines is not None and "strobe" in ttl.outputs and ttl.strobe_width_us * 2000 > period_ns:
-            raise RequestError(
-                "bad_field",
-                f"{self.name}: ttl.strobe_width_us {ttl.strobe_width_us:g} µs is more than half the frame "
-                f"period ({period_ns / 1000:g} µs); use at most {period_ns // 2000} µs",
-            )
+        if self.ttl_lines is None:
+            return
+        try:
+            self.settings.ttl.check_strobe_period(period_ns)
+        except SettingsError as exc:
+            raise RequestError("bad_field", f"{self.name}: {exc}") from None
 
     def _start_ttl(self, session: CameraSession, camera_file: str) -> None:
         """TTL out from T0 on the session's grid, TTL in into the session, beside raw/."""

@@ -148,7 +148,7 @@ class TtlSettings:
             if role not in TTL_ROLES:
                 raise SettingsError(f"ttl.outputs: unknown role {role!r}; roles: {', '.join(TTL_ROLES)}")
             _check_line(f"ttl.outputs.{role}", line, used)
-        if not MIN_PULSE_NS / 1000 <= self.strobe_width_us <= 1_000_000:
+        if not MIN_PULSE_NS / 1000 <= _number(self.strobe_width_us) <= 1_000_000:
             raise SettingsError(
                 f"ttl.strobe_width_us: must be {MIN_PULSE_NS // 1000}..1000000 µs (boards drop shorter "
                 f"pulses), got {self.strobe_width_us}"
@@ -173,7 +173,7 @@ class TtlSettings:
             names.add(name)
             if entry.get("edges", "both") not in TTL_INPUT_EDGES:
                 raise SettingsError(f"{where}.edges: must be one of {', '.join(TTL_INPUT_EDGES)}")
-            if not 0 <= float(entry.get("debounce_us", 0)) <= 100_000:
+            if not 0 <= _number(entry.get("debounce_us", 0)) <= 100_000:
                 raise SettingsError(f"{where}.debounce_us: must be 0..100000")
         if self.backend == "gpiod" and not str(self.chip).startswith("/dev/gpiochip"):
             raise SettingsError(f"ttl.chip: must be a GPIO character device /dev/gpiochipN: {self.chip!r}")
@@ -193,6 +193,22 @@ class TtlSettings:
                 raise SettingsError(f"{where}.jitter_us: must be 0..10000")
         if self.wires and self.backend != "simulated":
             raise SettingsError("ttl.wires: only simulated pins have wires (ttl.backend 'simulated')")
+
+    def check_strobe_period(self, period_ns: int) -> None:
+        """The strobe fits the frame period (at most half of it): checked by the agent at START and
+        by the desktop's rig configuration against its fps, with these words."""
+        if "strobe" in self.outputs and self.strobe_width_us * 2000 > period_ns:
+            raise SettingsError(
+                f"ttl.strobe_width_us: {self.strobe_width_us:g} µs is more than half the frame period "
+                f"({period_ns / 1000:g} µs); use at most {period_ns // 2000} µs"
+            )
+
+
+def _number(value: object) -> float:
+    """A number from a settings file or form; anything else is NaN, which every range refuses."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")
+    return float(value)
 
 
 def _check_line(where: str, line: object, used: dict[int, str]) -> None:

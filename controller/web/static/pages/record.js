@@ -89,6 +89,18 @@
     return `${lock} · ${sync.source}${port}${off}`;
   }
 
+  // "out strobe 6, start 5 · in lick 17 (4 edges, gates recording)", from the agent's STATUS.
+  function ttlText(ttl) {
+    const lines = ttl.lines || {};
+    const outs = Object.entries(lines.outputs || {}).map(([role, line]) => `${role} ${line}`);
+    // STATUS lists the inputs in the order of lines.inputs (the agent's settings).
+    const inLines = lines.inputs || [];
+    const ins = Object.entries(ttl.inputs || {}).map(([name, i], k) =>
+      `${name}${inLines[k] != null ? ` ${inLines[k]}` : ""} (${i.edges ?? 0} edges${i.record ? ", gates recording" : ""})`);
+    const parts = [outs.length ? `out ${outs.join(", ")}` : "", ins.length ? `in ${ins.join(", ")}` : ""];
+    return parts.filter(Boolean).join(" · ") || "none";
+  }
+
   function card(c) {
     const t = c.throttled;
     const throttle = t == null ? "n/a" :
@@ -112,6 +124,7 @@
     const lock = c.phase_lock;
     if (lock) rows.push(["Sensor lock", lock.error ? `${lock.label} – ${lock.error}` : lock.label,
       "phase of the sensor's frames against the grid Tn = T0 + n·P"]);
+    if (c.ttl) rows.push(["TTL", ttlText(c.ttl), "GPIO lines this camera drives (out) and reads (in)"]);
     return el("div", {class: `card ${c.online ? "" : "offline"}`, "data-camera": c.name},
       el("h3", {}, `${c.name} `, el("small", {}, `${c.role} · ${c.host}`)),
       el("dl", {}, ...rows.flatMap(([k, v, title]) => [el("dt", {}, k),

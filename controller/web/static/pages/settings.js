@@ -5,6 +5,83 @@
   const camBody = document.querySelector("#cam-table tbody");
   const scalar = ["width", "height", "fps", "bitrate", "keyframe_interval_s", "sessions_root", "pi_data_dir", "pi_install_dir"];
   const numeric = new Set(["width", "height", "fps", "bitrate", "keyframe_interval_s"]);
+  const ttlBody = document.querySelector("#ttl-table tbody");
+  const TTL_ROLES = ["start", "strobe", "barcode"];
+
+  // A number typed in a field; what is not one goes to the server as typed, which names it.
+  function numberOf(text) {
+    const v = text.trim();
+    return v === "" ? null : (Number.isFinite(Number(v)) ? Number(v) : v);
+  }
+
+  function ttlInputRow(i = {}) {
+    const remove = el("button", {type: "button", class: "ttl-remove-input"}, "remove");
+    const row = el("div", {class: "ttl-input"},
+      el("input", {name: "ttl-in-name", "data-part": "name", value: i.name ?? "", size: 8, placeholder: "name", title: "input name"}),
+      el("input", {type: "number", step: 1, name: "ttl-in-line", "data-part": "line", value: i.line ?? "", placeholder: "line", title: "GPIO line"}),
+      el("label", {class: "check"}, el("input", {type: "checkbox", name: "ttl-in-record", "data-part": "record", checked: !!i.record}), " gates recording"),
+      remove);
+    row._extra = i;  // edges, debounce_us: kept as the file has them
+    remove.addEventListener("click", () => row.remove());
+    return row;
+  }
+
+  // One row of the TTL table per camera row; the camera's name is shown as typed above.
+  function ttlRow(c) {
+    const ttl = c.ttl || {};
+    const outputs = ttl.outputs || {};
+    const nameCell = el("td", {class: "ttl-camera"}, c.name);
+    const inputs = el("div", {class: "ttl-inputs"}, ...(ttl.inputs || []).map(ttlInputRow));
+    const add = el("button", {type: "button", class: "ttl-add-input"}, "add input");
+    add.addEventListener("click", () => inputs.append(ttlInputRow()));
+    const row = el("tr", {},
+      nameCell,
+      ...TTL_ROLES.map(role => el("td", {}, el("input", {type: "number", step: 1, name: `ttl-${role}`,
+        "data-ttl-field": `outputs.${role}`, value: outputs[role] ?? "", size: 4, title: `${role} output line`}))),
+      el("td", {}, el("input", {type: "number", step: "any", name: "ttl-strobe_width_us", "data-ttl-field": "strobe_width_us",
+        value: ttl.strobe_width_us ?? "", placeholder: "5000", size: 7})),
+      el("td", {}, inputs, add));
+    row._nameCell = nameCell;
+    return row;
+  }
+
+  // The camera's `ttl` as the rig file keeps it: {} when no line is set; fields the page does not
+  // edit (chip, an input's edges and debounce) kept.
+  function ttlOf(row, extra) {
+    const {outputs: _o, inputs: _i, strobe_width_us: _w, ...rest} = extra || {};
+    const outputs = {};
+    for (const role of TTL_ROLES) {
+      const v = numberOf(row.querySelector(`[name=ttl-${role}]`).value);
+      if (v !== null) outputs[role] = v;
+    }
+    const inputs = [...row.querySelectorAll(".ttl-input")].map(r => {
+      const entry = {...r._extra, line: numberOf(r.querySelector("[data-part=line]").value)};
+      if (r.querySelector("[data-part=record]").checked) entry.record = true;
+      else if ("record" in r._extra) entry.record = false;
+      const name = r.querySelector("[data-part=name]").value.trim();
+      if (name) entry.name = name; else delete entry.name;  // the agent names it in<line>
+      return entry;
+    });
+    if (!Object.keys(outputs).length && !inputs.length) return {};
+    const ttl = {...rest};
+    if (Object.keys(outputs).length) ttl.outputs = outputs;
+    if (inputs.length) ttl.inputs = inputs;
+    const width = numberOf(row.querySelector("[name=ttl-strobe_width_us]").value);
+    if (width !== null) ttl.strobe_width_us = width;
+    return ttl;
+  }
+
+  // A TTL error's field (`cameras[1].ttl.inputs[0].line`): the input that holds it.
+  function ttlField(index, path) {
+    const row = ttlBody.rows[index];
+    if (!row || !path) return row || null;
+    const input = /^inputs\[(\d+)\](?:\.(\w+))?/.exec(path);
+    if (input) {
+      const entry = row.querySelectorAll(".ttl-input")[Number(input[1])];
+      return entry ? (entry.querySelector(`[data-part=${input[2] || "line"}]`) || entry) : row;
+    }
+    return row.querySelector(`[data-ttl-field="${path}"]`) || row;
+  }
 
   function camRow(c = {name: "", host: "", role: "client", ssh_user: "pi"}) {
     const role = el("select", {name: "role"}, el("option", {value: "server"}, "server (cam0)"), el("option", {value: "client"}, "client"));
@@ -17,20 +94,30 @@
       el("td", {}, el("input", {name: "ssh_user", value: c.ssh_user, size: 8})),
       el("td", {}, remove));
     row._extra = c;  // fields this page does not edit (e.g. a simulated camera's ports) are kept
-    remove.addEventListener("click", () => row.remove());
+    row._ttl = ttlRow(c);
+    const name = row.querySelector("[name=name]");
+    name.addEventListener("input", () => { row._ttl._nameCell.textContent = name.value; });
+    remove.addEventListener("click", () => { row.remove(); row._ttl.remove(); });
     return row;
+  }
+
+  function addCameras(rows) {
+    camBody.append(...rows);
+    ttlBody.append(...rows.map(r => r._ttl));
   }
 
   async function load() {
     const {config, path} = await api("GET", "/api/settings");
     document.getElementById("cfg-path").textContent = path;
-    camBody.replaceChildren(...config.cameras.map(camRow));
+    camBody.replaceChildren(); ttlBody.replaceChildren();
+    addCameras(config.cameras.map(camRow));
     for (const k of scalar) form.elements[k].value = config[k];
   }
 
   // The words the page shows for a field (its label), not the config file's name for it.
   function labelOf(name) {
     if (name === "cameras") return "cameras";
+    if (name === "ttl") return "TTL lines";
     const input = form.elements[name];
     const label = input && input.closest("label");
     return label ? label.firstChild.textContent.trim().toLowerCase() : name;
@@ -48,7 +135,8 @@
     const body = {cameras: [...camBody.rows].map(r => ({
       ...r._extra,
       name: r.querySelector("[name=name]").value.trim(), host: r.querySelector("[name=host]").value.trim(),
-      role: r.querySelector("[name=role]").value, ssh_user: r.querySelector("[name=ssh_user]").value.trim()}))};
+      role: r.querySelector("[name=role]").value, ssh_user: r.querySelector("[name=ssh_user]").value.trim(),
+      ttl: ttlOf(r._ttl, r._extra.ttl)}))};
     for (const k of scalar) {
       const v = form.elements[k].value.trim();
       body[k] = numeric.has(k) ? (v === "" ? null : Number(v)) : v;
@@ -67,13 +155,20 @@
           : `Saved; restarting the simulated cameras failed: ${job.error}`;
       } else {
         const deploy = r.deploy_for.length ? ` Run Deploy to push ${names(r.deploy_for)} to the Pis.` : "";
-        result.textContent = `Saved. ${now}${deploy}`;
+        const sim = (r.not_simulated || []).length ? ` ${names(r.not_simulated)} saved for a real rig; ` +
+          "this simulated rig's TTL comes from syncrig demo --ttl-out and did not change." : "";
+        result.textContent = `Saved. ${now}${deploy}${sim}`;
       }
     } catch (e) {
       result.textContent = "";
-      const field = (e.field || "").replace(/\[\d+\].*$/, "");
+      const ttl = /^cameras\[(\d+)\]\.ttl(?:\.(.+))?$/.exec(e.field || "");
+      const field = ttl ? "ttl" : (e.field || "").replace(/\[\d+\].*$/, "");
       const slot = form.querySelector(`[data-error-for="${field}"]`);
-      if (slot) {
+      if (ttl) {
+        slot.textContent = e.message;
+        const input = ttlField(Number(ttl[1]), ttl[2]);
+        if (input) { input.classList.add("invalid"); if (input.focus) input.focus(); }
+      } else if (slot) {
         slot.textContent = e.message;
         if (form.elements[field] && form.elements[field].classList) form.elements[field].classList.add("invalid");
       }
@@ -81,7 +176,7 @@
       box.textContent = e.message; box.hidden = false;
     }
   });
-  document.getElementById("add-camera").addEventListener("click", () => camBody.append(camRow()));
+  document.getElementById("add-camera").addEventListener("click", () => addCameras([camRow()]));
 
   // "Deploy settings": a job running install.sh's code; per-camera progress from its events.
   const deployBtn = document.getElementById("deploy-start");
