@@ -70,7 +70,7 @@ def _rasterize_pdf(pdf: bytes, dpi: float) -> tuple[np.ndarray, tuple[float, flo
 
 
 def test_pdf_is_vector_at_exact_size_on_the_smallest_page(tmp_path: Path) -> None:
-    spec = BoardSpec(squares_x=8, squares_y=6, legacy_pattern=True)
+    spec = BoardSpec(squares_x=8, squares_y=6, square_mm=30, marker_mm=22, legacy_pattern=True)
     info = write_board(spec, tmp_path / "board.pdf")
     pdf = (tmp_path / "board.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")

@@ -8,35 +8,9 @@ import sys
 from pathlib import Path
 
 from controller.cli.arg_types import non_negative_int
-from controller.dataset.board.spec import DICTIONARIES, BoardSpec, BoardSpecError
+from controller.cli.board import add_board_arguments, board_from_args
+from controller.dataset.board.spec import BoardSpecError
 from controller.progress import ProgressBar
-
-SPEC_FLAGS = ("squares_x", "squares_y", "square_mm", "marker_mm", "dictionary", "legacy_pattern")
-
-
-def add_board_arguments(p: argparse.ArgumentParser) -> None:
-    """--board FILE or the spec fields one by one (defaults: BoardSpec's)."""
-    p.add_argument("--board", type=Path, help="board spec JSON (as written by `syncrig board`)")
-    p.add_argument("--squares-x", type=int, help="squares along the board's x axis")
-    p.add_argument("--squares-y", type=int, help="squares along y")
-    p.add_argument("--square-mm", type=float, help="square side as printed (measure it), mm")
-    p.add_argument("--marker-mm", type=float, help="ArUco marker side as printed, mm")
-    p.add_argument("--dictionary", choices=DICTIONARIES, help="ArUco dictionary")
-    p.add_argument(
-        "--legacy-pattern", action="store_true", default=None, help="a board made by OpenCV < 4.6 (even rows)"
-    )
-
-
-def board_from_args(args: argparse.Namespace) -> BoardSpec | None:
-    """The spec from --board or the flags; None when neither was given (use the session's)."""
-    given = {k: getattr(args, k) for k in SPEC_FLAGS if getattr(args, k, None) is not None}
-    if args.board is not None:
-        if given:
-            raise BoardSpecError("give either --board or the spec flags, not both")
-        return BoardSpec.load(args.board)
-    if not given:
-        return None
-    return BoardSpec(**given).validate()
 
 
 def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
@@ -74,11 +48,17 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+    from controller.dataset.calibrate import (
+        CalibrationError,
+        CalibrationOptions,
+        calibrate_session,
+        session_board,
+    )
     from syncrig_agent.contract.layout import SessionLayout
 
     try:
-        spec = board_from_args(args)
+        own = session_board(args.session) if Path(args.session).is_dir() else None
+        spec = board_from_args(args, own)
         if args.max_views < 3:
             raise CalibrationError("--max-views must be at least 3")
         if args.max_rows < 0:

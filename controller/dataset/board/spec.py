@@ -28,10 +28,12 @@ class BoardSpecError(ValueError):
 
 @dataclass(frozen=True)
 class BoardSpec:
+    # Defaults: the demo scene's board (syncrig_agent.sim.charuco_sim.DEFAULT_BOARD), what
+    # `syncrig board` prints and the calibration page offers when a session stores none.
     squares_x: int = 7  # squares along the board's x axis (columns)
     squares_y: int = 5  # squares along y (rows)
-    square_mm: float = 30.0
-    marker_mm: float = 22.0
+    square_mm: float = 40.0
+    marker_mm: float = 30.0
     dictionary: str = "DICT_4X4_50"
     # OpenCV < 4.6 boards (and boards printed from them) start with a marker in the top-left
     # square only when the row count is even; `legacy_pattern` reproduces those boards.

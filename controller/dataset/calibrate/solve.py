@@ -5,6 +5,7 @@ and every board pose, and the world frame put on the board in a reference row (u
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,8 +16,8 @@ from controller.dataset.calibrate.bundle import CameraParams, Observations, bund
 from controller.dataset.calibrate.errors import CalibrationError
 from controller.dataset.calibrate.extrinsics import ViewPose, board_pose, chain_cameras, initial_board_poses
 from controller.dataset.calibrate.geometry import compose, invert, rotation_to_rvec
-from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
-from controller.dataset.calibrate.views import View, camera_views, select_views
+from controller.dataset.calibrate.intrinsics import Intrinsics, fit_intrinsics
+from controller.dataset.calibrate.views import View, camera_views, describe_rejected, select_views
 from controller.dataset.cameras import CameraModel, CameraSet
 from controller.progress import Progress
 from syncrig_agent.sim.charuco_sim import rodrigues
@@ -81,20 +82,24 @@ def _stats(err: np.ndarray) -> dict:
 
 def _intrinsics_for(
     name: str, views: list[View], corners: np.ndarray, size: tuple[int, int], opt: CalibrationOptions
-) -> tuple[Intrinsics, list[View]]:
+) -> tuple[Intrinsics, list[View], list[tuple[int, str]]]:
     """Two passes: pick views by image coverage, fit; then with those intrinsics every view has
-    a board pose, so pick again by coverage *and* tilt/distance diversity, and fit again."""
+    a board pose, so pick again by coverage *and* tilt/distance diversity, and fit again. Views a
+    fit cannot use are left out (fit_intrinsics) and not offered again."""
     first = select_views(views, size, opt.max_views)
-    intr = calibrate_intrinsics(name, first, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
+    intr, used, dropped = fit_intrinsics(name, first, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
     if len(views) <= opt.max_views:
-        return intr, first
+        return intr, used, dropped
+    gone = {row for row, _ in dropped}
+    candidates = [v for v in views if v.row not in gone]
     poses = {}
-    for v in views:
+    for v in candidates:
         vp = board_pose(v, corners, intr)
         if vp is not None:
             poses[v.row] = (vp.rot, vp.trans)
-    chosen = select_views(views, size, opt.max_views, poses)
-    return calibrate_intrinsics(name, chosen, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3), chosen
+    chosen = select_views(candidates, size, opt.max_views, poses)
+    intr, used, more = fit_intrinsics(name, chosen, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
+    return intr, used, dropped + more
 
 
 def _reference_row(
@@ -159,6 +164,7 @@ def calibrate_cameras(
     started = time.perf_counter()
 
     views: dict[str, list[View]] = {}
+    rejected: dict[str, Counter] = {}
     for name in names:
         det = detections[name]
         bad = (det.corner_id < 0) | (det.corner_id >= spec.corner_count)
@@ -167,27 +173,33 @@ def calibrate_cameras(
                 f"{name}: detected corner ids up to {int(det.corner_id.max())}, but the "
                 f"{spec.squares_x}x{spec.squares_y} board has {spec.corner_count} corners: wrong board spec?"
             )
-        views[name] = camera_views(det, opt.min_corners, corners)
+        rejected[name] = Counter()
+        views[name] = camera_views(det, opt.min_corners, corners, rejected[name])
+        why = describe_rejected(rejected[name])
+        left_out = f"; left out: {why}" if why else ""
         if not views[name]:
             raise CalibrationError(
-                f"{name} never saw the board ({len(det.row)} corners detected in total; a view needs "
-                f"{opt.min_corners}, not all on one line of the board): check the board spec and that "
-                "the board was in this camera's view"
+                f"{name} never saw the board in a usable view ({len(det.row)} corners detected in "
+                f"{len(det.rows())} frames{left_out}; a view needs {opt.min_corners} corners spanning "
+                "the board): check the board spec and that the board was in this camera's view"
             )
         if len(views[name]) < opt.min_views:
             raise CalibrationError(
-                f"{name}: too few board views ({len(views[name])} with >= {opt.min_corners} corners "
-                "spanning the board; "
-                f"need {opt.min_views}): record the board in more positions for this camera"
+                f"{name}: too few board views ({len(views[name])} usable of {len(det.rows())} "
+                f"detected{left_out}; need {opt.min_views}): record the board in more positions for "
+                "this camera, facing it within 75 deg and filling more of the image"
             )
 
     intrinsics: dict[str, Intrinsics] = {}
     used: dict[str, list[int]] = {}
+    dropped: dict[str, list[tuple[int, str]]] = {}
     for i, name in enumerate(names):
         progress(0.05 + 0.35 * i / len(names), f"intrinsics {name}")
         size = detections[name].image_size
-        intrinsics[name], chosen = _intrinsics_for(name, views[name], corners, size, opt)
+        intrinsics[name], chosen, dropped[name] = _intrinsics_for(name, views[name], corners, size, opt)
         used[name] = [v.row for v in chosen]
+        gone = {row for row, _ in dropped[name]}
+        views[name] = [v for v in views[name] if v.row not in gone]
     timings["intrinsics"] = round(time.perf_counter() - started, 3)
 
     progress(0.4, "board poses")
@@ -312,6 +324,9 @@ def calibrate_cameras(
             "views_intrinsics": len(used[name]),
             "intrinsics_rms_px": round(intrinsics[name].rms_px, 4),
             "outliers_dropped": int(dropped_per_camera[c]),
+            "views_rejected": dict(rejected[name]),  # by geometry, before any fit
+            "views_dropped": len(dropped[name]),  # by the intrinsics fit
+            "views_dropped_why": {str(row): why for row, why in dropped[name]},
         }
     timings["total"] = round(time.perf_counter() - started, 3)
     progress(1.0, "done")
