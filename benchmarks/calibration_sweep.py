@@ -1,7 +1,7 @@
 """Calibration robustness: many simulated ChArUco sessions, each calibrated end to end (board
 detection in the H.264 synced outputs, then `calibrate_session`) and compared with its ground truth.
 
-Each session is drawn from a seeded generator: 2..6 cameras, 640x480 or 1280x720, 4..40 s at 30 fps,
+Each session is drawn from a seeded generator: 2..6 cameras, 640x480 or 1280x720, 4..40 s at --fps,
 and a random start time (the simulated board follows an 8 s trajectory of absolute time, so the start
 decides which stretch of it a recording films: the board leaving a view, turning edge-on, grazing).
 The session is made by `controller.dataset.synthetic_session.write_charuco_session` (the scene
@@ -9,18 +9,21 @@ The session is made by `controller.dataset.synthetic_session.write_charuco_sessi
 within focal 1 %, principal point 1 %, centre 2 mm and orientation 0.2° of the truth (after a
 similarity alignment). Prints one line per session, the distribution of each figure, writes JSON.
 
-    nice .venv/bin/python benchmarks/calibration_sweep.py [--sessions 32 --seed 13 --json out.json]
+    nice .venv/bin/python benchmarks/calibration_sweep.py [--sessions 30 --seed 13 --fps 30 --jobs 2]
+        [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,8 +44,8 @@ T_BASE = 1_790_000_000_000_000_000
 SIZES = ((640, 480), (1280, 720))
 
 
-def draw_cases(count: int, seed: int) -> list[dict]:
-    """The sessions of a sweep: a pure function of (count, seed)."""
+def draw_cases(count: int, seed: int, fps: int = 30) -> list[dict]:
+    """The sessions of a sweep: a pure function of (count, seed, fps)."""
     rng = random.Random(seed)
     cases = []
     for k in range(count):
@@ -52,7 +55,7 @@ def draw_cases(count: int, seed: int) -> list[dict]:
                 "cameras": rng.randint(2, 6),
                 "width": width,
                 "height": height,
-                "fps": 30,
+                "fps": fps,
                 "seconds": rng.randint(4, 40),
                 "start_ns": T_BASE + rng.randrange(int(DEFAULT_PERIOD_S * 1e9)),
             }
@@ -62,7 +65,7 @@ def draw_cases(count: int, seed: int) -> list[dict]:
 
 def run_case(case: dict, workdir: Path) -> dict:
     """Make, detect, calibrate and compare one session; the figures (worst camera) or the error."""
-    session = workdir / "session"
+    session = workdir / f"session-{os.getpid()}"
     shutil.rmtree(session, ignore_errors=True)
     started = time.perf_counter()
     write_charuco_session(
@@ -104,20 +107,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=32)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--jobs", type=int, default=1, help="sessions made and calibrated at once (processes)")
     ap.add_argument("--json", type=Path, help="write every session's figures here")
     ap.add_argument("--workdir", type=Path, help="where sessions are made (default: a temp dir)")
     args = ap.parse_args()
-    cases = draw_cases(args.sessions, args.seed)
+    cases = draw_cases(args.sessions, args.seed, args.fps)
     results = []
-    with tempfile.TemporaryDirectory(prefix="calsweep-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="calsweep-") as tmp:  # noqa: SIM117
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         print(
             f"{'#':>3s} {'cams':>4s} {'size':>9s} {'sec':>4s} {'phase s':>7s}  {'focal %':>8s} "
             f"{'pp %':>7s} {'ctr mm':>7s} {'ori deg':>7s} {'reproj':>6s} {'time s':>6s}  verdict"
         )
-        for k, case in enumerate(cases):
-            r = run_case(case, workdir)
+        pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+        if pool is None:
+            finished = ((k, run_case(case, workdir)) for k, case in enumerate(cases))
+        else:
+            futures = {pool.submit(run_case, case, workdir): k for k, case in enumerate(cases)}
+            finished = ((futures[f], f.result()) for f in as_completed(futures))
+        for k, r in finished:
+            case = cases[k]
+            r["index"] = k
             results.append(r)
             if args.json:  # after every session: a long sweep cut short still leaves its figures
                 args.json.write_text(
@@ -136,6 +148,8 @@ def main() -> int:
                     f"{took:6.0f}  {'pass' if r['passed'] else 'OUT OF BOUNDS'}"
                 )
             sys.stdout.flush()
+        if pool is not None:
+            pool.shutdown()
     done = [r for r in results if "error" not in r]
     passed = sum(r["passed"] for r in results)
     failed = len(results) - len(done)

@@ -10,7 +10,7 @@ from pathlib import Path
 from controller.progress import ProgressBar
 
 
-def _squares(text: str) -> tuple[int, int]:
+def squares_arg(text: str) -> tuple[int, int]:
     try:
         x, y = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -27,7 +27,7 @@ def add_board_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--board", "--spec", dest="board", type=Path, help="board spec JSON (as `syncrig board` writes it)"
     )
-    p.add_argument("--squares", type=_squares, metavar="COLSxROWS", help="squares across x down (7x5)")
+    p.add_argument("--squares", type=squares_arg, metavar="COLSxROWS", help="squares across x down (7x5)")
     p.add_argument("--squares-x", type=int, help=argparse.SUPPRESS)  # the older spelling of --squares
     p.add_argument("--squares-y", type=int, help=argparse.SUPPRESS)
     p.add_argument("--square-mm", type=float, help="square side as printed (measure it), mm (40)")

@@ -9,7 +9,7 @@ import os
 import sys
 
 from controller.cli.board import add_board_commands
-from controller.cli.calibrate import add_calibrate_command
+from controller.cli.calibrate import add_calibrate_command, add_intrinsics_command
 from controller.cli.dataset import add_dataset_commands
 from controller.cli.deploy import add_deploy_command
 from controller.cli.footage import add_footage_commands
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_commands(sub)  # pose, triangulate, export
     add_board_commands(sub)  # board, detect
     add_calibrate_command(sub)
+    add_intrinsics_command(sub)
     return parser
 
 

@@ -203,6 +203,11 @@ def scan_session(
     decoding and detection release the GIL, so cameras run in parallel)."""
     session = Path(session_dir)
     spec = spec.validate()
+    if spec.is_checkerboard:
+        raise DetectionError(
+            f"the {spec.describe()} gives each camera's intrinsics (`syncrig intrinsics`); finding the board "
+            "in a session's synced frames (extrinsics) needs a ChArUco board: its corners are told apart"
+        )
     cameras = _session_cameras(session)
     total = 0
     for cam in cameras:

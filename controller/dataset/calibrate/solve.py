@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class CalibrationOptions:
     min_corners: int = 6  # corners for a view to count
     fix_k3: bool = True  # pinhole: k3 held at 0 (k1 k2 p1 p2 also fit Pose2Sim's 4-term model)
     refine_intrinsics: bool = True  # the bundle adjustment also refines focal, centre, distortion
+    # Each camera's intrinsics and image size, held fixed (`calibrate --intrinsics FILE`, e.g.
+    # from `syncrig intrinsics`): only the extrinsics are solved.
+    intrinsics: dict[str, tuple[Intrinsics, tuple[int, int]]] | None = None
     loss: str = "soft_l1"
     loss_scale_px: float = 1.0
     outlier_px: float = 4.0  # after a first adjustment, drop corners off by more (and > 5x median)
@@ -102,6 +105,23 @@ def _intrinsics_for(
     return intr, used, dropped + more
 
 
+def _given_intrinsics(
+    name: str, size: tuple[int, int], given: dict[str, tuple[Intrinsics, tuple[int, int]]]
+) -> Intrinsics:
+    if name not in given:
+        raise CalibrationError(
+            f"the intrinsics file has no camera {name!r} (it has {', '.join(sorted(given)) or 'none'}): "
+            "name each camera as the session does (`syncrig intrinsics NAME=PATH`)"
+        )
+    intr, their_size = given[name]
+    if tuple(their_size) != tuple(size):
+        raise CalibrationError(
+            f"{name}: the intrinsics file's camera is {their_size[0]}x{their_size[1]} px but this session's "
+            f"{name} films {size[0]}x{size[1]}: calibrate its intrinsics at the recording's size"
+        )
+    return intr
+
+
 def _reference_row(
     opt: CalibrationOptions, view_poses: dict[str, dict[int, ViewPose]], rows: list[int]
 ) -> int:
@@ -155,6 +175,11 @@ def calibrate_cameras(
 ) -> CalibrationResult:
     """All cameras at once from their board detections (camera order = dict order)."""
     opt = options or CalibrationOptions()
+    if opt.intrinsics:
+        models = {intr.fisheye for intr, _size in opt.intrinsics.values()}
+        if len(models) > 1:
+            raise CalibrationError("the intrinsics file mixes fisheye and pinhole cameras: give one model")
+        opt = replace(opt, fisheye=models.pop())
     progress = progress or _nothing
     corners = spec.corner_points_mm()
     names = list(detections)
@@ -196,6 +221,13 @@ def calibrate_cameras(
     for i, name in enumerate(names):
         progress(0.05 + 0.35 * i / len(names), f"intrinsics {name}")
         size = detections[name].image_size
+        if opt.intrinsics is not None:
+            intrinsics[name], used[name], dropped[name] = (
+                _given_intrinsics(name, size, opt.intrinsics),
+                [],
+                [],
+            )
+            continue
         intrinsics[name], chosen, dropped[name] = _intrinsics_for(name, views[name], corners, size, opt)
         used[name] = [v.row for v in chosen]
         gone = {row for row, _ in dropped[name]}
@@ -247,7 +279,7 @@ def calibrate_cameras(
     ba_kw = dict(
         root=names.index(root),
         fisheye=opt.fisheye,
-        refine_intrinsics=opt.refine_intrinsics,
+        refine_intrinsics=opt.refine_intrinsics and opt.intrinsics is None,
         fix_k3=opt.fix_k3,
         loss=opt.loss,
         loss_scale_px=opt.loss_scale_px,
