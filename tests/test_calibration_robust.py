@@ -151,7 +151,7 @@ def test_one_board_vocabulary_and_default(tmp_path: Path, capsys) -> None:
     is the demo scene's, and a session's own board (board.json, else its simulated scene's)."""
     from syncrig_agent.sim.charuco_sim import DEFAULT_BOARD
 
-    assert BoardSpec().as_dict() == DEFAULT_BOARD
+    assert BoardSpec().as_dict() == {**DEFAULT_BOARD, "type": "charuco"}
     spec_file = tmp_path / "b.json"
     for flags in (["--squares", "5x4"], ["--squares-x", "5", "--squares-y", "4"]):
         assert syncrig(["board", "--out", str(tmp_path / "b.png"), "--dpi", "50", *flags, "--legacy"]) == 0
@@ -183,3 +183,19 @@ def test_a_sessions_own_board_is_the_default(grazing_session: Path) -> None:
     assert session_board(grazing_session) == BoardSpec(9, 6, 25.0, 18.0)  # what detection stored
     stored.unlink()
     assert session_board(grazing_session) == load_ground_truth(grazing_session).board  # the scene's
+
+
+def test_too_few_views_says_which_were_left_out_and_why() -> None:
+    from controller.dataset.calibrate import calibrate_cameras
+
+    every = np.arange(SPEC.corner_count)
+    good = [_project(every, (0.3 * k, 0.2, 0), (-120.0, -80.0, 700.0)) for k in (-1, 0, 1)]
+    grazing = [_project(every, (0, np.radians(80 + k), 0), (-120.0, -80.0, 500.0)) for k in range(4)]
+    xy = good + grazing
+    rows = np.concatenate([np.full(len(every), k) for k in range(len(xy))])
+    det = CameraDetections("cam0", SIZE, rows, np.tile(every, len(xy)), np.concatenate(xy))
+    with pytest.raises(
+        CalibrationError,
+        match=r"cam0: too few board views \(3 usable of 7 detected; left out: 4 too oblique; need 5\)",
+    ):
+        calibrate_cameras({"cam0": det}, SPEC)

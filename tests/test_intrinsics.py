@@ -116,6 +116,12 @@ def test_calibrate_with_fixed_intrinsics_solves_extrinsics_only(tmp_path: Path, 
     assert "cam0: the intrinsics file's camera is 640x480 px but this session's cam0 films 1280x720" in (
         capsys.readouterr().err
     )
+    mixed = tmp_path / "mixed.toml"
+    models = [CameraModel(c.name, c.size, c.matrix, c.distortions) for c in syn.cameras]
+    models[1] = CameraModel("cam1", (1280, 720), syn.cameras[1].matrix, [0.0, 0.0, 0.0, 0.0], fisheye=True)
+    CameraSet(models).save(mixed)
+    assert syncrig(["calibrate", str(session), "--quiet", "--intrinsics", str(mixed)]) == 2
+    assert "the intrinsics file mixes fisheye and pinhole cameras: give one model" in capsys.readouterr().err
 
 
 def test_refusals_say_what_to_do(tmp_path: Path, capsys) -> None:
@@ -162,6 +168,20 @@ def test_refusals_say_what_to_do(tmp_path: Path, capsys) -> None:
             ],
             "a camera is named twice: a a",
         ),
+        (
+            [
+                "intrinsics",
+                f"c={tmp_path}",
+                "--checkerboard",
+                "7x4",
+                "--square-mm",
+                "6",
+                "--every-s",
+                "0",
+                *out,
+            ],
+            "--every-s must be > 0, got 0.0",
+        ),
     ]
     for args, message in cases:
         assert syncrig(args) == 2, args
@@ -179,6 +199,9 @@ def test_refusals_say_what_to_do(tmp_path: Path, capsys) -> None:
     assert "c: the 7x4 inner-corner checkerboard (60 mm squares) was found in 0 of the 3 pictures" in (
         capsys.readouterr().err
     )
+    cv2.imwrite(str(blank / "3.png"), np.full((100, 160), 200, np.uint8))
+    assert syncrig(["intrinsics", f"c={blank}", "--checkerboard", "7x4", "--square-mm", "60", *out]) == 2
+    assert "3.png is 160x100 but the pictures before it are 160x120" in capsys.readouterr().err
     # A checkerboard cannot be told apart between cameras: no session detection, no printing here.
     spec = tmp_path / "checker.json"
     BoardSpec.checkerboard(7, 4, 60).save(spec)
