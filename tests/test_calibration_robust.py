@@ -151,7 +151,7 @@ def test_one_board_vocabulary_and_default(tmp_path: Path, capsys) -> None:
     is the demo scene's, and a session's own board (board.json, else its simulated scene's)."""
     from syncrig_agent.sim.charuco_sim import DEFAULT_BOARD
 
-    assert BoardSpec().as_dict() == {**DEFAULT_BOARD, "type": "charuco"}
+    assert BoardSpec().as_dict() == DEFAULT_BOARD
     spec_file = tmp_path / "b.json"
     for flags in (["--squares", "5x4"], ["--squares-x", "5", "--squares-y", "4"]):
         assert syncrig(["board", "--out", str(tmp_path / "b.png"), "--dpi", "50", *flags, "--legacy"]) == 0

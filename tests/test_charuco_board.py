@@ -119,7 +119,7 @@ def test_board_cli_and_bad_requests(tmp_path: Path, capsys) -> None:
     assert code == 0
     assert BoardSpec.load(out.with_suffix(".json")) == BoardSpec(5, 4, 40.0, 30.0)
     assert "check that a square measures 40 mm" in capsys.readouterr().out
-    assert main(["board", "--marker-mm", "35", "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["board", "--marker-mm", "45", "--out", str(tmp_path / "x.png")]) == 2  # square: 40 mm
     assert "must be smaller than square_mm" in capsys.readouterr().err
     with pytest.raises(PrintError, match=r"\.png or \.pdf"):
         write_board(BoardSpec(), tmp_path / "board.svg")

@@ -140,7 +140,12 @@ class BoardSpec:
         return board
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The spec's fields; `type` only for a checkerboard (a ChArUco spec reads as it always has,
+        for the simulated scene and the files written before checkerboards)."""
+        data = asdict(self)
+        if not self.is_checkerboard:
+            del data["type"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> BoardSpec:
