@@ -64,3 +64,32 @@ def test_calibrate_through_the_api(api) -> None:
     failed = api.wait_job(api.post(base, {"board": other}).get_json()["job_id"], timeout=60)
     assert failed["state"] == "failed" and failed["error"], failed
     assert api.get(f"{base}/report").get_json()["rows"] == report["rows"]
+
+
+def test_the_form_defaults_to_the_demo_board_or_the_sessions_own(api, tmp_path: Path) -> None:
+    """The page's board fields use `syncrig calibrate`'s default: the session's own board, else a
+    simulated session's scene board, else the demo's 7x5 board of 40/30 mm (not a 30/22 one)."""
+    import json
+
+    from syncrig_agent.contract.layout import SessionLayout
+
+    layout = SessionLayout(tmp_path / "sessions" / "calsession")
+    layout.board_file.unlink()
+    base = "/api/sessions/calsession/calibration"
+    default = api.get(f"{base}/board").get_json()
+    assert default["stored"] is False
+    assert {k: default["board"][k] for k in ("squares_x", "squares_y", "square_mm", "marker_mm")} == {
+        "squares_x": 7,
+        "squares_y": 5,
+        "square_mm": 40.0,
+        "marker_mm": 30.0,
+    }
+    scene = {
+        "squares_x": 9,
+        "squares_y": 6,
+        "square_mm": 25.0,
+        "marker_mm": 18.0,
+        "dictionary": "DICT_4X4_50",
+    }
+    layout.ground_truth_file.write_text(json.dumps({"board": scene, "cameras": {}, "trajectory": {}}))
+    assert api.get(f"{base}/board").get_json()["board"]["squares_x"] == 9

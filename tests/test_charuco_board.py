@@ -70,7 +70,7 @@ def _rasterize_pdf(pdf: bytes, dpi: float) -> tuple[np.ndarray, tuple[float, flo
 
 
 def test_pdf_is_vector_at_exact_size_on_the_smallest_page(tmp_path: Path) -> None:
-    spec = BoardSpec(squares_x=8, squares_y=6, legacy_pattern=True)
+    spec = BoardSpec(squares_x=8, squares_y=6, square_mm=30, marker_mm=22, legacy_pattern=True)
     info = write_board(spec, tmp_path / "board.pdf")
     pdf = (tmp_path / "board.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
@@ -119,7 +119,7 @@ def test_board_cli_and_bad_requests(tmp_path: Path, capsys) -> None:
     assert code == 0
     assert BoardSpec.load(out.with_suffix(".json")) == BoardSpec(5, 4, 40.0, 30.0)
     assert "check that a square measures 40 mm" in capsys.readouterr().out
-    assert main(["board", "--marker-mm", "35", "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["board", "--marker-mm", "45", "--out", str(tmp_path / "x.png")]) == 2  # square: 40 mm
     assert "must be smaller than square_mm" in capsys.readouterr().err
     with pytest.raises(PrintError, match=r"\.png or \.pdf"):
         write_board(BoardSpec(), tmp_path / "board.svg")

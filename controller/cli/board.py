@@ -10,7 +10,7 @@ from pathlib import Path
 from controller.progress import ProgressBar
 
 
-def _squares(text: str) -> tuple[int, int]:
+def squares_arg(text: str) -> tuple[int, int]:
     try:
         x, y = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -18,38 +18,60 @@ def _squares(text: str) -> tuple[int, int]:
     return x, y
 
 
-def _add_spec_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spec", type=Path, help="board spec JSON (as written next to a printed board)")
-    p.add_argument("--squares", type=_squares, default=None, metavar="COLSxROWS", help="default 7x5")
-    p.add_argument("--square-mm", type=float, default=None, help="square side in mm (default 30)")
-    p.add_argument("--marker-mm", type=float, default=None, help="marker side in mm (default 22)")
-    p.add_argument("--dictionary", default=None, help="ArUco dictionary (default DICT_4X4_50)")
+def add_board_arguments(p: argparse.ArgumentParser) -> None:
+    """The one board vocabulary of `board`, `detect` and `calibrate` (and the web page's fields):
+    a spec file and/or the fields one by one (a flag overrides the file's field). Defaults: the
+    session's own board (detect, calibrate), else the demo's 7x5 board of 40/30 mm."""
+    from controller.dataset.board.spec import DICTIONARIES
+
     p.add_argument(
+        "--board", "--spec", dest="board", type=Path, help="board spec JSON (as `syncrig board` writes it)"
+    )
+    p.add_argument("--squares", type=squares_arg, metavar="COLSxROWS", help="squares across x down (7x5)")
+    p.add_argument("--squares-x", type=int, help=argparse.SUPPRESS)  # the older spelling of --squares
+    p.add_argument("--squares-y", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--square-mm", type=float, help="square side as printed (measure it), mm (40)")
+    p.add_argument("--marker-mm", type=float, help="ArUco marker side as printed, mm (30)")
+    p.add_argument(
+        "--dictionary", choices=DICTIONARIES, metavar="DICT", help="ArUco dictionary (DICT_4X4_50)"
+    )
+    p.add_argument(
+        "--legacy-pattern",
         "--legacy",
+        dest="legacy_pattern",
         action="store_true",
         default=None,
-        help="OpenCV < 4.6 pattern (matters for even row counts)",
+        help="a board made by OpenCV < 4.6 (matters for even row counts)",
     )
 
 
-def spec_from_args(args: argparse.Namespace):
-    from controller.dataset.board.spec import BoardSpec
+def board_from_args(args: argparse.Namespace, default=None):  # noqa: ANN001, ANN201
+    """The BoardSpec the flags say: --board's file (else `default`, else BoardSpec's defaults) with
+    each given field on top; `default` itself when no flag at all was given (None: "the session's
+    own"). BoardSpecError for a bad file or field."""
+    from controller.dataset.board.spec import BoardSpec, BoardSpecError
 
-    base = BoardSpec.load(args.spec).as_dict() if args.spec else BoardSpec().as_dict()
+    given = {
+        k: getattr(args, k)
+        for k in ("squares_x", "squares_y", "square_mm", "marker_mm", "dictionary", "legacy_pattern")
+        if getattr(args, k, None) is not None
+    }
     if args.squares is not None:
-        base["squares_x"], base["squares_y"] = args.squares
-    for name in ("square_mm", "marker_mm", "dictionary"):
-        value = getattr(args, name)
-        if value is not None:
-            base[name] = value
-    if args.legacy:
-        base["legacy_pattern"] = True
-    return BoardSpec.from_dict(base)
+        if "squares_x" in given or "squares_y" in given:
+            raise BoardSpecError("give --squares COLSxROWS or --squares-x/--squares-y, not both")
+        given["squares_x"], given["squares_y"] = args.squares
+    if args.board is not None:
+        base = BoardSpec.load(args.board)
+    elif not given:
+        return default
+    else:
+        base = default or BoardSpec()
+    return BoardSpec.from_dict({**base.as_dict(), **given})
 
 
 def add_board_commands(sub: argparse._SubParsersAction) -> None:
     board = sub.add_parser("board", help="write a printable ChArUco board (PNG/PDF) and its spec (JSON)")
-    _add_spec_arguments(board)
+    add_board_arguments(board)
     board.add_argument("--out", type=Path, required=True, help="board.png or board.pdf (spec: <stem>.json)")
     board.add_argument("--dpi", type=float, default=300.0, help="PNG resolution (the PDF is vector)")
     board.add_argument("--margin-mm", type=float, default=10.0, help="white margin around the board")
@@ -62,16 +84,16 @@ def add_board_commands(sub: argparse._SubParsersAction) -> None:
     board.set_defaults(handler=cmd_board)
     detect = sub.add_parser("detect", help="detect the ChArUco board in every synced frame of a session")
     detect.add_argument("session", type=Path)
-    _add_spec_arguments(detect)
+    add_board_arguments(detect)
     detect.set_defaults(handler=cmd_detect)
 
 
 def cmd_board(args: argparse.Namespace) -> int:
     from controller.dataset.board.printable import PrintError, write_board
-    from controller.dataset.board.spec import BoardSpecError
+    from controller.dataset.board.spec import BoardSpec, BoardSpecError
 
     try:
-        spec = spec_from_args(args)
+        spec = board_from_args(args, BoardSpec())
         info = write_board(spec, args.out, dpi=args.dpi, page=args.page, margin_mm=args.margin_mm)
     except (BoardSpecError, PrintError, OSError) as exc:
         print(f"syncrig board: {exc}", file=sys.stderr)
@@ -85,11 +107,12 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from controller.dataset.board.detect import DetectionError, detect_session
-    from controller.dataset.board.spec import BoardSpecError
+    from controller.dataset.board.spec import BoardSpec, BoardSpecError
+    from controller.dataset.calibrate import session_board
     from syncrig_agent.contract.layout import SessionLayout
 
     try:
-        spec = spec_from_args(args)
+        spec = board_from_args(args, session_board(args.session) or BoardSpec())
     except BoardSpecError as exc:
         print(f"syncrig detect: {exc}", file=sys.stderr)
         return 2

@@ -8,35 +8,101 @@ import sys
 from pathlib import Path
 
 from controller.cli.arg_types import non_negative_int
-from controller.dataset.board.spec import DICTIONARIES, BoardSpec, BoardSpecError
+from controller.cli.board import add_board_arguments, board_from_args, squares_arg
+from controller.dataset.board.spec import BoardSpecError
 from controller.progress import ProgressBar
 
-SPEC_FLAGS = ("squares_x", "squares_y", "square_mm", "marker_mm", "dictionary", "legacy_pattern")
+
+def _camera_source(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(
+            f"expected CAMERA=PATH (a folder of pictures or a video), got {text!r}"
+        )
+    return name, Path(path)
 
 
-def add_board_arguments(p: argparse.ArgumentParser) -> None:
-    """--board FILE or the spec fields one by one (defaults: BoardSpec's)."""
-    p.add_argument("--board", type=Path, help="board spec JSON (as written by `syncrig board`)")
-    p.add_argument("--squares-x", type=int, help="squares along the board's x axis")
-    p.add_argument("--squares-y", type=int, help="squares along y")
-    p.add_argument("--square-mm", type=float, help="square side as printed (measure it), mm")
-    p.add_argument("--marker-mm", type=float, help="ArUco marker side as printed, mm")
-    p.add_argument("--dictionary", choices=DICTIONARIES, help="ArUco dictionary")
-    p.add_argument(
-        "--legacy-pattern", action="store_true", default=None, help="a board made by OpenCV < 4.6 (even rows)"
+def add_intrinsics_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "intrinsics",
+        help="each camera's intrinsics from pictures of a board (checkerboard or ChArUco), no session needed",
     )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        type=_camera_source,
+        metavar="CAMERA=PATH",
+        help="a folder of pictures or a video",
+    )
+    add_board_arguments(p)
+    p.add_argument(
+        "--checkerboard",
+        type=squares_arg,
+        metavar="COLSxROWS",
+        help="a checkerboard with this many inner corners (with --square-mm)",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="the intrinsics file to write (calibration.toml schema)"
+    )
+    p.add_argument("--fisheye", action="store_true", help="OpenCV's fisheye lens model (k1..k4)")
+    p.add_argument("--k3", action="store_true", help="also fit the k3 radial term (pinhole)")
+    p.add_argument("--every-s", type=float, default=1.0, help="a video: one picture every this many seconds")
+    p.set_defaults(handler=cmd_intrinsics)
 
 
-def board_from_args(args: argparse.Namespace) -> BoardSpec | None:
-    """The spec from --board or the flags; None when neither was given (use the session's)."""
-    given = {k: getattr(args, k) for k in SPEC_FLAGS if getattr(args, k, None) is not None}
-    if args.board is not None:
-        if given:
-            raise BoardSpecError("give either --board or the spec flags, not both")
-        return BoardSpec.load(args.board)
-    if not given:
-        return None
-    return BoardSpec(**given).validate()
+def intrinsics_board(args: argparse.Namespace):  # noqa: ANN201
+    """--checkerboard COLSxROWS --square-mm S, or the ChArUco board flags / --board (one spec)."""
+    from controller.dataset.board.spec import BoardSpec
+
+    if args.checkerboard is None:
+        spec = board_from_args(args, None)
+        if spec is None:
+            raise BoardSpecError(
+                "no board: give --checkerboard COLSxROWS --square-mm S, --board FILE or the ChArUco flags"
+            )
+        return spec
+    others = [
+        f
+        for f in ("board", "squares", "squares_x", "squares_y", "marker_mm", "dictionary")
+        if getattr(args, f)
+    ]
+    if others:
+        raise BoardSpecError(
+            f"--checkerboard describes the whole board: drop --{others[0].replace('_', '-')}"
+        )
+    if args.square_mm is None:
+        raise BoardSpecError("--checkerboard needs --square-mm (the side of one printed square, measured)")
+    return BoardSpec.checkerboard(*args.checkerboard, args.square_mm)
+
+
+def cmd_intrinsics(args: argparse.Namespace) -> int:
+    from controller.dataset.calibrate import CalibrationError
+    from controller.dataset.calibrate.standalone import intrinsics_from_pictures, write_intrinsics_toml
+
+    names = [name for name, _ in args.sources]
+    try:
+        if len(set(names)) != len(names):
+            raise CalibrationError(f"a camera is named twice: {' '.join(names)}")
+        if not args.every_s > 0:
+            raise CalibrationError(f"--every-s must be > 0, got {args.every_s}")
+        spec = intrinsics_board(args)
+        results = intrinsics_from_pictures(
+            dict(args.sources), spec, fisheye=args.fisheye, fix_k3=not args.k3, every_s=args.every_s
+        )
+        write_intrinsics_toml(args.out, results, spec)
+    except (CalibrationError, BoardSpecError, OSError) as exc:
+        print(f"syncrig intrinsics: {exc}", file=sys.stderr)
+        return 2
+    for name, r in results.items():
+        k = r["intrinsics"].matrix
+        errors = [v for v in r["pictures"].values() if isinstance(v, float)]
+        print(
+            f"  {name}: {r['size'][0]}x{r['size'][1]}, f = {k[0, 0]:.1f}, {k[1, 1]:.1f} px, principal point "
+            f"{k[0, 2]:.1f}, {k[1, 2]:.1f} px; {len(errors)} of {len(r['pictures'])} pictures used, "
+            f"rms {r['intrinsics'].rms_px:.3f} px"
+        )
+    print(f"wrote {args.out}")
+    return 0
 
 
 def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +131,12 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the bundle adjustment keeps each camera's first intrinsics (refines poses only)",
     )
+    p.add_argument(
+        "--intrinsics",
+        type=Path,
+        metavar="FILE.toml",
+        help="hold each camera's intrinsics from this file (`syncrig intrinsics`): solve extrinsics only",
+    )
     p.add_argument("--redetect", action="store_true", help="detect again even if detections exist")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -74,11 +146,18 @@ def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from controller.dataset.calibrate import CalibrationError, CalibrationOptions, calibrate_session
+    from controller.dataset.calibrate import (
+        CalibrationError,
+        CalibrationOptions,
+        calibrate_session,
+        session_board,
+    )
+    from controller.dataset.calibrate.standalone import load_intrinsics
     from syncrig_agent.contract.layout import SessionLayout
 
     try:
-        spec = board_from_args(args)
+        own = session_board(args.session) if Path(args.session).is_dir() else None
+        spec = board_from_args(args, own)
         if args.max_views < 3:
             raise CalibrationError("--max-views must be at least 3")
         if args.max_rows < 0:
@@ -90,6 +169,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             max_rows=args.max_rows or None,
             fix_k3=not args.k3,
             refine_intrinsics=not args.fixed_intrinsics,
+            intrinsics=load_intrinsics(args.intrinsics) if args.intrinsics else None,
         )
         bar = None if args.quiet else ProgressBar("calibrating", total=1.0)
         try:

@@ -10,7 +10,7 @@ import sys
 
 from controller.cli.align import add_align_command
 from controller.cli.board import add_board_commands
-from controller.cli.calibrate import add_calibrate_command
+from controller.cli.calibrate import add_calibrate_command, add_intrinsics_command
 from controller.cli.dataset import add_dataset_commands
 from controller.cli.deploy import add_deploy_command
 from controller.cli.footage import add_footage_commands
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_command(sub)
     add_process_command(sub)  # the dataset steps on a Ray cluster
     add_align_command(sub)  # external recordings onto the session clock (TTL)
+    add_intrinsics_command(sub)  # per-camera intrinsics from pictures or a video
     return parser
 
 

@@ -57,3 +57,38 @@ def write_synced_session(
     cells = np.repeat(np.arange(rows, dtype=np.int64)[:, None], len(frames), axis=1)
     write_match_csv(synced.match_csv, MatchTable.on_grid(list(frames), cells, period_ns))
     return rows
+
+
+def write_charuco_session(
+    session: Path,
+    cameras: int,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    start_ns: int,
+    board: dict | None = None,
+) -> int:
+    """A synced session of the simulated ChArUco scene (the very scene `syncrig record --sim-scene
+    charuco` films: camera ring, board trajectory, renderer) starting at true time `start_ns`, with
+    its ground_truth.json; no rig, so any camera count, size, length and start phase is quick to
+    make. Returns the row count."""
+    import json
+
+    from syncrig_agent.sim.charuco_scene import CharucoScene
+    from syncrig_agent.sim.charuco_sim import camera_config, scene_description
+
+    names = [f"cam{i}" for i in range(cameras)]
+    description = scene_description(names, width, height, board)
+    count = int(round(seconds * fps))
+    period_ns = 1_000_000_000 // fps
+
+    def pictures(name: str) -> Iterable[np.ndarray]:
+        scene = CharucoScene(width, height, name, camera_config(description, name))
+        for k in range(count):
+            yield scene.render(start_ns + k * period_ns, k)
+
+    rows = write_synced_session(session, {n: pictures(n) for n in names}, fps=fps)
+    truth = SessionLayout(session).ground_truth_file
+    truth.write_text(json.dumps(description, indent=2) + "\n")
+    return rows

@@ -78,14 +78,15 @@ def report(session_id: str):  # noqa: ANN201
 
 @bp.get("/board")
 def board(session_id: str):  # noqa: ANN201
-    """The board spec stored with the session (else the defaults), to fill the form."""
-    path = SessionLayout(session_path(runtime().sessions_root, session_id)).board_file
+    """The session's own board (stored with its detections, or the simulated scene's), else the
+    defaults (the demo's board), to fill the form: the same default as `syncrig calibrate`."""
+    from controller.dataset.calibrate import session_board
+
     try:
-        spec = BoardSpec.load(path) if path.is_file() else BoardSpec()
-        stored = path.is_file()
+        own = session_board(session_path(runtime().sessions_root, session_id))
     except BoardSpecError:
-        spec, stored = BoardSpec(), False
-    return jsonify({"board": spec.as_dict(), "stored": stored})
+        own = None
+    return jsonify({"board": (own or BoardSpec()).as_dict(), "stored": own is not None})
 
 
 @bp.get("/plots/<name>")

@@ -3,9 +3,15 @@ verdict: a clear BoardMismatchError that says what to change, never a silent bad
 
 - no markers of the spec's dictionary anywhere while another dictionary finds many → which one;
 - markers with ids the spec's board does not have → the board has more squares than the spec;
-- markers found but the ChArUco corners do not interpolate (OpenCV checks the markers' layout
-  against the board) → wrong square counts or legacy-pattern flag; candidate layouts are tried on
-  the failing frames to say which.
+- markers found but no ChArUco corner interpolates (OpenCV checks the markers' layout against the
+  board) → wrong square counts or legacy-pattern flag; candidate layouts are tried on the failing
+  frames to say which.
+
+The evidence of every camera and frame is weighed together: frames in which the spec places its
+corners prove that it fits (a wrong layout places none), so frames that fail for other reasons (the
+board at the image border, edge-on, blurred: a few corners or none) never refuse a spec that other
+frames or cameras support. A frame with some corners but fewer than MIN_CORNERS is a partial view,
+no evidence against the spec.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from controller.dataset.board.spec import DICTIONARIES, BoardSpec
 MIN_CORNERS = 6  # a view needs this many ChArUco corners to be kept (a homography needs 4, spread)
 BOARD_MARKERS = 4  # a frame with this many of the board's markers shows the board
 SAMPLE_FRAMES = 4  # frames per camera kept for diagnosing a mismatch (and at most twice that in all)
-# A camera stops early (and the session is refused) once this many frames showed the board's
-# markers and nearly all of them (EARLY_SHARE) did not fit the spec: no need to decode it all.
+# A camera stops early once this many frames showed the board's markers, nearly all of them
+# (EARLY_SHARE) did not fit the spec and none fit it: no need to decode it all when the spec is
+# wrong. The verdict is still the whole session's (check_board over every camera).
 EARLY_FRAMES = 10
 EARLY_SHARE = 0.8
+# The spec is supported (never refused) when the frames it fits are at least this share of the
+# frames that speak against it: a wrong layout fits (almost) none.
+SUPPORT_SHARE = 0.25
 # Dictionary families tried when the spec's finds nothing (a larger variant holds every id of the
 # smaller ones: DICT_4X4_50's markers are DICT_4X4_250's first 50).
 FAMILIES = ("DICT_4X4_250", "DICT_5X5_250", "DICT_6X6_250", "DICT_7X7_250", "DICT_ARUCO_ORIGINAL")
@@ -44,7 +54,7 @@ class BoardEvidence:
 
     frames: int = 0
     board_frames: int = 0  # frames with ≥ BOARD_MARKERS of the board's own markers
-    failed_frames: int = 0  # ... of which the ChArUco corners did not interpolate
+    failed_frames: int = 0  # ... of which not one ChArUco corner interpolated
     views: int = 0
     foreign_ids: Counter = field(default_factory=Counter)  # id → frames it was seen in
     foreign_frames: int = 0
@@ -60,22 +70,38 @@ class BoardEvidence:
 
     def clearly_mismatched(self) -> bool:
         bad = max(self.failed_frames, self.foreign_frames)
-        return bad >= EARLY_FRAMES and bad >= EARLY_SHARE * max(self.board_frames, self.foreign_frames)
+        return (
+            self.views == 0
+            and bad >= EARLY_FRAMES
+            and bad >= EARLY_SHARE * max(self.board_frames, self.foreign_frames)
+        )
+
+
+def spec_supported(scans: list[BoardEvidence]) -> bool:
+    """Do the frames the spec fits (every camera's) outweigh those that speak against it?"""
+    views = sum(s.views for s in scans)
+    bad = max(sum(s.failed_frames for s in scans), sum(s.foreign_frames for s in scans))
+    return views > 0 and views >= SUPPORT_SHARE * bad
 
 
 def check_board(spec: BoardSpec, scans: list[BoardEvidence]) -> None:
-    """Raise BoardMismatchError if what the cameras saw does not fit `spec` (see module doc)."""
+    """Raise BoardMismatchError if what the cameras saw, all together, does not fit `spec` (see
+    module doc); DetectionError if no camera saw the board at all."""
+    if spec_supported(scans):
+        return
     board_frames = sum(s.board_frames for s in scans)
     failed = sum(s.failed_frames for s in scans)
     foreign_frames = sum(s.foreign_frames for s in scans)
+    views = sum(s.views for s in scans)
     samples = sorted((x for s in scans for x in s.failed_samples), key=lambda x: -len(x[2]))[
         : 2 * SAMPLE_FRAMES
     ]
+    fitting = f" (it fits only {views})" if views else ""
     if foreign_frames >= max(3, 0.2 * max(1, board_frames)):
         ids = sorted(set().union(*(s.foreign_ids for s in scans)))
         raise BoardMismatchError(
-            f"markers with ids {_id_ranges(ids)} were seen in {foreign_frames} frames, but the spec's "
-            f"{spec.squares_x}x{spec.squares_y} board only has ids 0..{spec.marker_count - 1}: "
+            f"markers with ids {_id_ranges(ids)} were seen in {foreign_frames} frames{fitting}, but the "
+            f"spec's {spec.squares_x}x{spec.squares_y} board only has ids 0..{spec.marker_count - 1}: "
             f"the printed board has more squares than the spec says. {_diagnose(spec, samples)}"
         )
     if board_frames and failed >= max(3, 0.5 * board_frames):
@@ -83,11 +109,11 @@ def check_board(spec: BoardSpec, scans: list[BoardEvidence]) -> None:
         also = f" (and markers with ids {_id_ranges(foreign)} it does not have)" if foreign else ""
         raise BoardMismatchError(
             f"the board's markers were found in {board_frames} frames, but in {failed} of them their "
-            f"layout does not fit the spec's {spec.squares_x}x{spec.squares_y} board"
+            f"layout does not fit the spec's {spec.squares_x}x{spec.squares_y} board{fitting}"
             f"{' (legacy pattern)' if spec.legacy_pattern else ''}{also}, so no ChArUco corners could "
             f"be placed. {_diagnose(spec, samples)}"
         )
-    if sum(s.views for s in scans) == 0:
+    if views == 0:
         if board_frames == 0:
             spread = [g for s in scans for g in s.even_samples]
             suggestion = _other_dictionary(spec, spread[:: max(1, -(-len(spread) // 8))])

@@ -9,8 +9,9 @@ dropped instant) are skipped, they show another instant. Results go to
 calibration/detections/<cam>.npz (CameraDetections) and the spec to calibration/board.json.
 
 The board spec must match the printed board: what the frames show is gathered as it goes and
-judged by `board_check` (a clear BoardMismatchError, not a silent bad fit). A camera whose frames
-clearly do not fit stops early, and so do the others.
+judged by `board.check` over every camera together (a clear BoardMismatchError, not a silent bad
+fit). A camera whose frames clearly do not fit stops early, and so do the others; if the session as a
+whole then supports the spec after all, it is scanned again in full.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class CameraScan(BoardEvidence):
     camera: str = ""
     detections: CameraDetections | None = None
     stopped_early: bool = False  # the spec clearly does not fit (or another camera found so)
+    may_stop_early: bool = True  # False: scan every frame whatever they show
 
 
 def read_rows_filled(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -71,14 +73,19 @@ def board_detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
 
 
 def _scan_camera(
-    session: Path, camera: str, spec: BoardSpec, tick: Callable[[int], None], stop: threading.Event
+    session: Path,
+    camera: str,
+    spec: BoardSpec,
+    tick: Callable[[int], None],
+    stop: threading.Event,
+    may_stop_early: bool = True,
 ) -> CameraScan:
     synced = SessionLayout(session).synced
     video, map_path = synced.video(camera), synced.map(camera)
     rows, filled = read_rows_filled(map_path)
     detector = board_detector(spec)
     even = even_sample_frames(len(rows))
-    scan = CameraScan(camera=camera)
+    scan = CameraScan(camera=camera, may_stop_early=may_stop_early)
     try:
         container = av.open(str(video))
     except (OSError, av.FFmpegError) as exc:
@@ -142,9 +149,9 @@ def scan_frames(
             n_corners = 0 if ids is None else len(ids)
             if own >= BOARD_MARKERS:
                 scan.board_frames += 1
-                if n_corners < MIN_CORNERS:
+                if n_corners == 0:  # a few corners: a partial view, not a layout that does not fit
                     scan.failed_frames += 1
-            if shows_board and (len(foreign) or n_corners < MIN_CORNERS):
+            if shows_board and (len(foreign) or n_corners == 0):
                 scan.keep_sample((gray, marker_corners, marker_ids.reshape(-1, 1)))
             if n_corners >= MIN_CORNERS:
                 scan.views += 1
@@ -152,7 +159,7 @@ def scan_frames(
                 out_ids.append(ids.ravel().astype(np.int32))
                 out_xy.append(corners.reshape(-1, 2).astype(np.float64))
         tick(1)
-        if scan.clearly_mismatched():
+        if scan.may_stop_early and scan.clearly_mismatched():
             stop.set()
         if stop.is_set():
             scan.stopped_early = True
@@ -202,6 +209,11 @@ def scan_session(
     decoding and detection release the GIL, so cameras run in parallel)."""
     session = Path(session_dir)
     spec = spec.validate()
+    if spec.is_checkerboard:
+        raise DetectionError(
+            f"the {spec.describe()} gives each camera's intrinsics (`syncrig intrinsics`); finding the board "
+            "in a session's synced frames (extrinsics) needs a ChArUco board: its corners are told apart"
+        )
     cameras = detection_cameras(session)
     total = 0
     for cam in cameras:
@@ -218,34 +230,41 @@ def scan_session(
                 progress(done, total)
 
     workers = workers or min(len(cameras), os.cpu_count() or 1)
-    stop = threading.Event()
 
-    def scan(camera: str) -> CameraScan:
-        try:
-            return _scan_camera(session, camera, spec, tick, stop)
-        except BaseException:
-            stop.set()  # the other cameras need not finish: the session fails anyway
-            raise
+    def scan_all(may_stop_early: bool) -> tuple[list[CameraScan], bool]:
+        stop = threading.Event()
 
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charuco") as pool:
-            scans = list(pool.map(scan, cameras))
-    else:
-        scans = [scan(cam) for cam in cameras]
-    return save_scans(session, spec, scans, stopped=stop.is_set())
+        def scan(camera: str) -> CameraScan:
+            try:
+                return _scan_camera(session, camera, spec, tick, stop, may_stop_early)
+            except BaseException:
+                stop.set()  # the other cameras need not finish: the session fails anyway
+                raise
+
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charuco") as pool:
+                return list(pool.map(scan, cameras)), stop.is_set()
+        return [scan(cam) for cam in cameras], stop.is_set()
+
+    scans, stopped = scan_all(may_stop_early=True)
+    check_board(spec, scans)  # the verdict weighs every camera's frames together
+    if stopped or any(s.stopped_early for s in scans):
+        # One camera's first frames spoke against the spec, yet the session as a whole supports
+        # it (that camera saw the board edge-on, say): scan everything, with no early stop.
+        done = 0
+        scans, stopped = scan_all(may_stop_early=False)
+    return save_scans(session, spec, scans, stopped=stopped)
 
 
 def save_scans(
     session: Path, spec: BoardSpec, scans: list[CameraScan], stopped: bool = False
 ) -> dict[str, CameraDetections]:
-    """Judge the cameras' evidence against the spec (BoardMismatchError), then write the spec and
-    every camera's detections. Shared by detect_session and the cluster's chunked detection."""
-    for scan in scans:
-        if scan.clearly_mismatched():
-            check_board(spec, [scan])  # raises: that camera alone proves the mismatch
+    """Judge the cameras' evidence against the spec (BoardMismatchError: the verdict weighs every
+    camera's frames together), then write the spec and every camera's detections. Shared by
+    detect_session and the cluster's chunked detection."""
     check_board(spec, scans)
     if stopped or any(s.stopped_early for s in scans):
-        # unreachable: a clear mismatch always raises above; never save a partial scan
+        # unreachable: scans that stopped early are redone in full above; never save a partial scan
         raise DetectionError("detection stopped early without a verdict")
     layout = SessionLayout(session)
     spec.save(layout.board_file)

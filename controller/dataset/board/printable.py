@@ -188,6 +188,11 @@ def write_board(
 ) -> PrintInfo:
     """Write `out` (.png or .pdf) and the spec beside it (`<stem>.json`)."""
     spec = spec.validate()
+    if spec.is_checkerboard:
+        raise PrintError(
+            f"`syncrig board` prints ChArUco boards; the {spec.describe()} has no ArUco markers: print a "
+            "checkerboard elsewhere (OpenCV's pattern.png) and measure one square"
+        )
     out = Path(out)
     if not 0 <= margin_mm <= 200:
         raise PrintError(f"margin must be 0..200 mm, got {margin_mm:g}")

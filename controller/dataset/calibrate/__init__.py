@@ -26,21 +26,39 @@ __all__ = [
     "calibrate_cameras",
     "calibrate_session",
     "resolve_board",
+    "session_board",
 ]
 
 
+def session_board(session: Path) -> BoardSpec | None:
+    """A session's own board: the spec stored with its detections (calibration/board.json), else
+    the board of the simulated scene it filmed (ground_truth.json), else None. BoardSpecError when
+    the stored spec is unreadable."""
+    layout = SessionLayout(session)
+    if layout.board_file.is_file():
+        return BoardSpec.load(layout.board_file)
+    if layout.ground_truth_file.is_file():
+        from controller.dataset.ground_truth import load_ground_truth
+
+        try:
+            return load_ground_truth(layout.ground_truth_file).board
+        except ValueError:
+            return None
+    return None
+
+
 def resolve_board(session: Path, spec: BoardSpec | None) -> BoardSpec:
-    """The spec given, else the one stored with the session's detections (board.json)."""
+    """The spec given, else the session's own (session_board)."""
     if spec is not None:
         return spec.validate()
-    stored = SessionLayout(session).board_file
-    if stored.is_file():
-        try:
-            return BoardSpec.load(stored)
-        except BoardSpecError as exc:
-            raise CalibrationError(str(exc)) from None
+    try:
+        stored = session_board(session)
+    except BoardSpecError as exc:
+        raise CalibrationError(str(exc)) from None
+    if stored is not None:
+        return stored
     raise CalibrationError(
-        "no board spec: pass --board board.json or the board's size flags (--squares-x, --squares-y, "
+        "no board spec: pass --board board.json or the board's flags (--squares COLSxROWS, "
         "--square-mm, --marker-mm, --dictionary) the way it was printed"
     )
 
@@ -86,7 +104,7 @@ def calibrate_session(
     detections = None if redetect else _stored_detections(session, cameras, spec)
     if detections is None:
         try:
-            from controller.dataset.board.detect import detect_session
+            from controller.dataset.board.detect import DetectionError, detect_session
         except ImportError:
             raise CalibrationError(
                 "no stored detections for this board spec and board detection "
@@ -94,11 +112,14 @@ def calibrate_session(
             ) from None
 
         progress(0.0, "detecting the board")
-        found = detect_session(
-            session,
-            spec,
-            progress=lambda done, total: progress(0.5 * done / max(total, 1), "detecting the board"),
-        )
+        try:
+            found = detect_session(
+                session,
+                spec,
+                progress=lambda done, total: progress(0.5 * done / max(total, 1), "detecting the board"),
+            )
+        except DetectionError as exc:  # a board that does not fit the spec, or none at all
+            raise CalibrationError(f"board detection: {exc}") from None
         missing = [c for c in cameras if c not in found]
         if missing:
             raise CalibrationError(f"no detections for camera(s) {', '.join(missing)}")

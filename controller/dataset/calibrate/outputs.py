@@ -82,7 +82,12 @@ def build_report(result: CalibrationResult, session: Path | None = None) -> dict
             "cameras": cams,
             "bundle_adjustment": result.bundle,
             "seconds": result.seconds,
-            "options": {k: getattr(result.options, k) for k in result.options.__dataclass_fields__},
+            "options": {
+                k: getattr(result.options, k)
+                for k in result.options.__dataclass_fields__
+                if k != "intrinsics"
+            },
+            "intrinsics_given": result.options.intrinsics is not None,  # held fixed (--intrinsics)
         }
     )
 

@@ -5,7 +5,8 @@ and every board pose, and the world frame put on the board in a reference row (u
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -15,8 +16,8 @@ from controller.dataset.calibrate.bundle import CameraParams, Observations, bund
 from controller.dataset.calibrate.errors import CalibrationError
 from controller.dataset.calibrate.extrinsics import ViewPose, board_pose, chain_cameras, initial_board_poses
 from controller.dataset.calibrate.geometry import compose, invert, rotation_to_rvec
-from controller.dataset.calibrate.intrinsics import Intrinsics, calibrate_intrinsics
-from controller.dataset.calibrate.views import View, camera_views, select_views
+from controller.dataset.calibrate.intrinsics import Intrinsics, fit_intrinsics
+from controller.dataset.calibrate.views import View, camera_views, describe_rejected, select_views
 from controller.dataset.cameras import CameraModel, CameraSet
 from controller.progress import Progress
 from syncrig_agent.sim.charuco_sim import rodrigues
@@ -31,6 +32,9 @@ class CalibrationOptions:
     min_corners: int = 6  # corners for a view to count
     fix_k3: bool = True  # pinhole: k3 held at 0 (k1 k2 p1 p2 also fit Pose2Sim's 4-term model)
     refine_intrinsics: bool = True  # the bundle adjustment also refines focal, centre, distortion
+    # Each camera's intrinsics and image size, held fixed (`calibrate --intrinsics FILE`, e.g.
+    # from `syncrig intrinsics`): only the extrinsics are solved.
+    intrinsics: dict[str, tuple[Intrinsics, tuple[int, int]]] | None = None
     loss: str = "soft_l1"
     loss_scale_px: float = 1.0
     outlier_px: float = 4.0  # after a first adjustment, drop corners off by more (and > 5x median)
@@ -81,20 +85,41 @@ def _stats(err: np.ndarray) -> dict:
 
 def _intrinsics_for(
     name: str, views: list[View], corners: np.ndarray, size: tuple[int, int], opt: CalibrationOptions
-) -> tuple[Intrinsics, list[View]]:
+) -> tuple[Intrinsics, list[View], list[tuple[int, str]]]:
     """Two passes: pick views by image coverage, fit; then with those intrinsics every view has
-    a board pose, so pick again by coverage *and* tilt/distance diversity, and fit again."""
+    a board pose, so pick again by coverage *and* tilt/distance diversity, and fit again. Views a
+    fit cannot use are left out (fit_intrinsics) and not offered again."""
     first = select_views(views, size, opt.max_views)
-    intr = calibrate_intrinsics(name, first, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
+    intr, used, dropped = fit_intrinsics(name, first, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
     if len(views) <= opt.max_views:
-        return intr, first
+        return intr, used, dropped
+    gone = {row for row, _ in dropped}
+    candidates = [v for v in views if v.row not in gone]
     poses = {}
-    for v in views:
+    for v in candidates:
         vp = board_pose(v, corners, intr)
         if vp is not None:
             poses[v.row] = (vp.rot, vp.trans)
-    chosen = select_views(views, size, opt.max_views, poses)
-    return calibrate_intrinsics(name, chosen, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3), chosen
+    chosen = select_views(candidates, size, opt.max_views, poses)
+    intr, used, more = fit_intrinsics(name, chosen, corners, size, fisheye=opt.fisheye, fix_k3=opt.fix_k3)
+    return intr, used, dropped + more
+
+
+def _given_intrinsics(
+    name: str, size: tuple[int, int], given: dict[str, tuple[Intrinsics, tuple[int, int]]]
+) -> Intrinsics:
+    if name not in given:
+        raise CalibrationError(
+            f"the intrinsics file has no camera {name!r} (it has {', '.join(sorted(given)) or 'none'}): "
+            "name each camera as the session does (`syncrig intrinsics NAME=PATH`)"
+        )
+    intr, their_size = given[name]
+    if tuple(their_size) != tuple(size):
+        raise CalibrationError(
+            f"{name}: the intrinsics file's camera is {their_size[0]}x{their_size[1]} px but this session's "
+            f"{name} films {size[0]}x{size[1]}: calibrate its intrinsics at the recording's size"
+        )
+    return intr
 
 
 def _reference_row(
@@ -150,6 +175,11 @@ def calibrate_cameras(
 ) -> CalibrationResult:
     """All cameras at once from their board detections (camera order = dict order)."""
     opt = options or CalibrationOptions()
+    if opt.intrinsics:
+        models = {intr.fisheye for intr, _size in opt.intrinsics.values()}
+        if len(models) > 1:
+            raise CalibrationError("the intrinsics file mixes fisheye and pinhole cameras: give one model")
+        opt = replace(opt, fisheye=models.pop())
     progress = progress or _nothing
     corners = spec.corner_points_mm()
     names = list(detections)
@@ -159,6 +189,7 @@ def calibrate_cameras(
     started = time.perf_counter()
 
     views: dict[str, list[View]] = {}
+    rejected: dict[str, Counter] = {}
     for name in names:
         det = detections[name]
         bad = (det.corner_id < 0) | (det.corner_id >= spec.corner_count)
@@ -167,27 +198,40 @@ def calibrate_cameras(
                 f"{name}: detected corner ids up to {int(det.corner_id.max())}, but the "
                 f"{spec.squares_x}x{spec.squares_y} board has {spec.corner_count} corners: wrong board spec?"
             )
-        views[name] = camera_views(det, opt.min_corners, corners)
+        rejected[name] = Counter()
+        views[name] = camera_views(det, opt.min_corners, corners, rejected[name])
+        why = describe_rejected(rejected[name])
+        left_out = f"; left out: {why}" if why else ""
         if not views[name]:
             raise CalibrationError(
-                f"{name} never saw the board ({len(det.row)} corners detected in total; a view needs "
-                f"{opt.min_corners}, not all on one line of the board): check the board spec and that "
-                "the board was in this camera's view"
+                f"{name} never saw the board in a usable view ({len(det.row)} corners detected in "
+                f"{len(det.rows())} frames{left_out}; a view needs {opt.min_corners} corners spanning "
+                "the board): check the board spec and that the board was in this camera's view"
             )
         if len(views[name]) < opt.min_views:
             raise CalibrationError(
-                f"{name}: too few board views ({len(views[name])} with >= {opt.min_corners} corners "
-                "spanning the board; "
-                f"need {opt.min_views}): record the board in more positions for this camera"
+                f"{name}: too few board views ({len(views[name])} usable of {len(det.rows())} "
+                f"detected{left_out}; need {opt.min_views}): record the board in more positions for "
+                "this camera, facing it within 75 deg and filling more of the image"
             )
 
     intrinsics: dict[str, Intrinsics] = {}
     used: dict[str, list[int]] = {}
+    dropped: dict[str, list[tuple[int, str]]] = {}
     for i, name in enumerate(names):
         progress(0.05 + 0.35 * i / len(names), f"intrinsics {name}")
         size = detections[name].image_size
-        intrinsics[name], chosen = _intrinsics_for(name, views[name], corners, size, opt)
+        if opt.intrinsics is not None:
+            intrinsics[name], used[name], dropped[name] = (
+                _given_intrinsics(name, size, opt.intrinsics),
+                [],
+                [],
+            )
+            continue
+        intrinsics[name], chosen, dropped[name] = _intrinsics_for(name, views[name], corners, size, opt)
         used[name] = [v.row for v in chosen]
+        gone = {row for row, _ in dropped[name]}
+        views[name] = [v for v in views[name] if v.row not in gone]
     timings["intrinsics"] = round(time.perf_counter() - started, 3)
 
     progress(0.4, "board poses")
@@ -235,7 +279,7 @@ def calibrate_cameras(
     ba_kw = dict(
         root=names.index(root),
         fisheye=opt.fisheye,
-        refine_intrinsics=opt.refine_intrinsics,
+        refine_intrinsics=opt.refine_intrinsics and opt.intrinsics is None,
         fix_k3=opt.fix_k3,
         loss=opt.loss,
         loss_scale_px=opt.loss_scale_px,
@@ -312,6 +356,9 @@ def calibrate_cameras(
             "views_intrinsics": len(used[name]),
             "intrinsics_rms_px": round(intrinsics[name].rms_px, 4),
             "outliers_dropped": int(dropped_per_camera[c]),
+            "views_rejected": dict(rejected[name]),  # by geometry, before any fit
+            "views_dropped": len(dropped[name]),  # by the intrinsics fit
+            "views_dropped_why": {str(row): why for row, why in dropped[name]},
         }
     timings["total"] = round(time.perf_counter() - started, 3)
     progress(1.0, "done")

@@ -184,8 +184,15 @@ def synthetic_calibration(
 def compare_to_truth(est: CameraSet, truth: CameraSet) -> dict[str, dict]:
     """Per camera: relative focal-length and principal-point errors, and the centre (mm) and
     orientation (degrees) errors after the similarity (Umeyama) alignment of the estimated
-    camera centres onto the true ones (the two world frames differ by a similarity)."""
-    scale, rot, trans = umeyama(np.array([c.centre for c in est]), np.array([c.centre for c in truth]))
+    camera centres onto the true ones (the two world frames differ by a similarity). Two cameras
+    (or centres on one line) leave the roll about their baseline free: then each camera's axes,
+    drawn from its centre as long as the mean baseline, join the alignment."""
+    src, dst = np.array([c.centre for c in est]), np.array([c.centre for c in truth])
+    spread = np.linalg.svd(dst - dst.mean(0), compute_uv=False)
+    if len(dst) < 3 or spread[1] < 1e-3 * spread[0]:
+        src = _with_axes(src, [c.rotation_matrix for c in est])
+        dst = _with_axes(dst, [c.rotation_matrix for c in truth])
+    scale, rot, trans = umeyama(src, dst)
     out = {}
     for e, t in zip(est, truth, strict=True):
         out[e.name] = {
@@ -195,3 +202,10 @@ def compare_to_truth(est: CameraSet, truth: CameraSet) -> dict[str, dict]:
             "orientation_deg": rotation_angle_deg(e.rotation_matrix @ rot.T, t.rotation_matrix),
         }
     return out
+
+
+def _with_axes(centres: np.ndarray, rotations: list[np.ndarray]) -> np.ndarray:
+    """The centres, then each camera's x, y, z axis end points at the mean baseline's length."""
+    length = float(np.mean(np.linalg.norm(centres - centres.mean(0), axis=1))) or 1.0
+    ends = [c + length * r[k] for c, r in zip(centres, rotations, strict=True) for k in range(3)]
+    return np.vstack([centres, np.array(ends)])

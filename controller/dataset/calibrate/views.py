@@ -4,6 +4,7 @@ and principal point are only observable from perspective), not hundreds of near-
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,15 @@ class View:
 
 # Corners whose board positions spread less than this across their main line lie on one line.
 _LINE_SPREAD = 1e-3
+# A view's geometry must let a fit use it (checked before any fit, on the board layout and the
+# pixels alone): corners on at least this many board rows and columns ...
+MIN_SPAN = 2
+# ... covering at least this share of the image (their convex hull): a board far away or cut to a
+# sliver fixes focal length and distortion poorly and its corners are the least accurate ...
+MIN_IMAGE_SHARE = 0.002
+# ... and a board turned no further than this from facing the camera (estimated from the
+# homography's foreshortening): grazing views have smeared corners and unstable poses.
+MAX_TILT_DEG = 75.0
 
 
 def spans_the_board_plane(board_points: np.ndarray) -> bool:
@@ -34,9 +44,56 @@ def spans_the_board_plane(board_points: np.ndarray) -> bool:
     return len(spread) == 2 and spread[1] > _LINE_SPREAD * spread[0]
 
 
-def camera_views(det: CameraDetections, min_corners: int, board_points: np.ndarray) -> list[View]:
+def tilt_deg(board_xy: np.ndarray, image_xy: np.ndarray) -> float:
+    """The board's tilt from facing the camera, from the foreshortening of the board → image
+    homography at the corners' centre (σmin/σmax of its Jacobian = cos tilt for a pinhole with
+    square pixels); 90 when no homography fits."""
+    import cv2
+
+    board_xy = np.asarray(board_xy, dtype=np.float64)[:, :2]
+    h, _ = cv2.findHomography(board_xy, np.asarray(image_xy, dtype=np.float64), 0)
+    if h is None or not np.isfinite(h).all():
+        return 90.0
+    x, y = board_xy.mean(0)
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    if abs(w) < 1e-12:
+        return 90.0
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    jac = np.array(
+        [[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]], [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]
+    )
+    sv = np.linalg.svd(jac / w, compute_uv=False)
+    if sv[0] <= 0:
+        return 90.0
+    return float(np.degrees(np.arccos(np.clip(sv[1] / sv[0], 0.0, 1.0))))
+
+
+def view_defect(board_points: np.ndarray, image_xy: np.ndarray, size: tuple[int, int]) -> str | None:
+    """Why this view cannot serve a fit (a short reason), or None when its geometry is fine:
+    corners on too few board rows/columns, on one line, too small in the image, too oblique."""
+    import cv2
+
+    board_xy = np.asarray(board_points, dtype=np.float64)[:, :2]
+    if min(len(np.unique(board_xy[:, 0].round(6))), len(np.unique(board_xy[:, 1].round(6)))) < MIN_SPAN:
+        return "too few rows/columns"
+    if not spans_the_board_plane(board_xy):
+        return "collinear"
+    hull = cv2.contourArea(cv2.convexHull(np.asarray(image_xy, dtype=np.float32).reshape(-1, 1, 2)))
+    if hull < MIN_IMAGE_SHARE * size[0] * size[1]:
+        return "too small in the image"
+    if tilt_deg(board_xy, image_xy) > MAX_TILT_DEG:
+        return "too oblique"
+    return None
+
+
+def camera_views(
+    det: CameraDetections, min_corners: int, board_points: np.ndarray, rejected: Counter | None = None
+) -> list[View]:
     """Every row in which the camera saw at least `min_corners` corners (fewer cannot fix a pose)
-    that span the board's plane (`board_points`: each corner id's position on the board)."""
+    whose geometry a fit can use (`view_defect`; `board_points`: each corner id's position on the
+    board). `rejected` counts the rows left out, by reason."""
+    rejected = Counter() if rejected is None else rejected
     if len(det.row) == 0:
         return []
     order = np.argsort(det.row, kind="stable")
@@ -45,9 +102,20 @@ def camera_views(det: CameraDetections, min_corners: int, board_points: np.ndarr
     ends = np.r_[starts[1:], len(rows)]
     views = []
     for s, e in zip(starts, ends, strict=True):
-        if e - s >= min_corners and spans_the_board_plane(board_points[ids[s:e]]):
+        if e - s < min_corners:
+            rejected[f"fewer than {min_corners} corners"] += 1
+            continue
+        defect = view_defect(board_points[ids[s:e]], xy[s:e], det.image_size)
+        if defect is None:
             views.append(View(int(rows[s]), ids[s:e], xy[s:e]))
+        else:
+            rejected[defect] += 1
     return views
+
+
+def describe_rejected(rejected: Counter) -> str:
+    """'12 too oblique, 3 collinear' (most first), or '' when nothing was left out."""
+    return ", ".join(f"{n} {reason}" for reason, n in rejected.most_common())
 
 
 def coverage_cells(
