@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,24 +23,23 @@ import tomllib  # noqa: E402
 
 from controller.dataset.board.spec import BoardSpec  # noqa: E402
 from controller.dataset.calibrate.standalone import intrinsics_from_pictures  # noqa: E402
+from controller.dataset.imports.calibration import read_calibration  # noqa: E402
 from controller.dataset.sample_data import pose2sim_demo  # noqa: E402
 
 
 def qualisys_pixels(path: Path) -> dict[str, dict]:
+    """The Qualisys file's intrinsics in pixels through the calibration importer (the one reader of
+    .qca.txt). k1/k2 are given as the file states them: Pose2Sim's conversion (and so the importer)
+    divides them by 64 like the pixel units, which the photographs' own k1 does not support."""
     out = {}
-    for cam in ET.parse(path).getroot().iter("camera"):
-        if cam.get("viewrotation") != "0":
-            raise SystemExit(
-                f"{path}: camera {cam.get('serial')} is rotated: this comparison does not undo it"
-            )
-        i, fov = cam.find("intrinsic"), cam.find("fov_video")
-        out[cam.get("serial")] = {
-            "fx": float(i.get("focalLengthU")) / 64,
-            "fy": float(i.get("focalLengthV")) / 64,
-            "cx": float(i.get("centerPointU")) / 64 - float(fov.get("left")),
-            "cy": float(i.get("centerPointV")) / 64 - float(fov.get("top")),
-            "k1": float(i.get("radialDistortion1")),
-            "k2": float(i.get("radialDistortion2")),
+    for cam in read_calibration(path).cameras:
+        out[cam.name] = {
+            "fx": cam.matrix[0, 0],
+            "fy": cam.matrix[1, 1],
+            "cx": cam.matrix[0, 2],
+            "cy": cam.matrix[1, 2],
+            "k1": cam.distortions[0] * 64,
+            "k2": cam.distortions[1] * 64,
         }
     return out
 

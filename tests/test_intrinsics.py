@@ -6,7 +6,6 @@ ChArUco board gives the true intrinsics; every refusal says what to do."""
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from controller.dataset.board.spec import BoardSpec
 from controller.dataset.calibrate.synthetic import compare_to_truth, synthetic_calibration
 from controller.dataset.cameras import CameraModel, CameraSet, load_calibration_toml
 from controller.dataset.ground_truth import load_ground_truth
+from controller.dataset.imports.calibration import read_calibration
 from controller.dataset.synthetic_session import write_charuco_session
 from syncrig_agent.contract.layout import SessionLayout
 
@@ -31,20 +31,11 @@ T_BASE = 1_790_000_000_000_000_000
 
 
 def qualisys_pixels(path: Path) -> dict[str, tuple[float, float, float, float]]:
-    """(fx, fy, cx, cy) in pixels per camera of a Qualisys .qca.txt, as Pose2Sim's calib_qca_fun
-    reads it: sensor units / 64, the principal point relative to the video's field of view (all
-    of the demo's cameras have viewrotation 0: no rotation to undo)."""
-    out = {}
-    for cam in ET.parse(path).getroot().iter("camera"):
-        assert cam.get("viewrotation") == "0"
-        i, fov = cam.find("intrinsic"), cam.find("fov_video")
-        out[cam.get("serial")] = (
-            float(i.get("focalLengthU")) / 64,
-            float(i.get("focalLengthV")) / 64,
-            float(i.get("centerPointU")) / 64 - float(fov.get("left")),
-            float(i.get("centerPointV")) / 64 - float(fov.get("top")),
-        )
-    return out
+    """(fx, fy, cx, cy) in pixels per camera of a Qualisys .qca.txt, read by the calibration
+    importer (Pose2Sim's calib_qca_fun: sensor units / 64, principal point relative to the video's
+    field of view)."""
+    cameras = read_calibration(path).cameras
+    return {c.name: (c.matrix[0, 0], c.matrix[1, 1], c.matrix[0, 2], c.matrix[1, 2]) for c in cameras}
 
 
 def test_checkerboard_photographs_agree_with_qualisys(pose2sim_demo_dir, tmp_path: Path, capsys) -> None:
