@@ -6,6 +6,7 @@ on recordings made from that session's own out table."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import socket
 import time
@@ -20,7 +21,9 @@ from syncrig_agent.settings import AgentSettings, SettingsError
 from syncrig_agent.timing.camera_clock import SystemClock
 from syncrig_agent.ttl.base import InputLine, TtlLineError
 from syncrig_agent.ttl.schedule import plan_edges
-from syncrig_agent.ttl.simulated import SimulatedLines
+from syncrig_agent.ttl.simulated import SimulatedLines, sign
+
+WIRE_SECRET = b"a shared secret of the simulated rig"
 
 
 def _settings(ttl: dict) -> AgentSettings:
@@ -101,10 +104,10 @@ def _free_udp_port() -> int:
 def test_a_simulated_wire_carries_edges_with_its_latency():
     port = _free_udp_port()
     clock = SystemClock()
-    receiver = SimulatedLines(clock, f"127.0.0.1:{port}")
+    receiver = SimulatedLines(clock, WIRE_SECRET, f"127.0.0.1:{port}")
     receiver.open([], [InputLine(20, "lick", "both")])
     wire = {"line": 6, "to": f"127.0.0.1:{port}", "to_line": 20, "latency_us": 800.0, "jitter_us": 20.0}
-    sender = SimulatedLines(clock, wires=[wire], seed=3)
+    sender = SimulatedLines(clock, WIRE_SECRET, wires=[wire], seed=3)
     sender.open([6], [])
     try:
         sent = []
@@ -123,6 +126,41 @@ def test_a_simulated_wire_carries_edges_with_its_latency():
     finally:
         sender.close()
         receiver.close()
+
+
+def test_a_simulated_wire_accepts_only_signed_edges_on_loopback():
+    """The wire's socket is a listener like any other: a datagram not signed with the rig's shared
+    secret (or signed with another), or an edge claiming to arrive far in the future, is dropped;
+    a wire to or from a non-loopback address is refused."""
+    port = _free_udp_port()
+    clock = SystemClock()
+    receiver = SimulatedLines(clock, WIRE_SECRET, f"127.0.0.1:{port}")
+    receiver.open([], [InputLine(20, "lick", "both")])
+    try:
+        now = time.time_ns()
+        payload = json.dumps({"line": 20, "level": 1, "realtime_ns": now}).encode()
+        far = json.dumps({"line": 20, "level": 1, "realtime_ns": now + 3_600 * 10**9}).encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for datagram in (
+                payload,
+                sign(b"another rig's secret 0123456789", payload),
+                sign(WIRE_SECRET, far),
+            ):
+                s.sendto(datagram, ("127.0.0.1", port))
+            time.sleep(0.3)
+            assert receiver.read_edges(0.3) == []
+            s.sendto(sign(WIRE_SECRET, payload), ("127.0.0.1", port))
+            got = receiver.read_edges(2.0)
+        assert [(e.line, e.level) for e in got] == [(20, 1)]
+    finally:
+        receiver.close()
+    with pytest.raises(TtlLineError, match="not a loopback address"):
+        SimulatedLines(clock, WIRE_SECRET, "0.0.0.0:0").open([], [InputLine(20, "lick", "both")])
+    wire = {"line": 6, "to": "192.0.2.1:9", "to_line": 20}
+    with pytest.raises(TtlLineError, match="not a loopback address"):
+        SimulatedLines(clock, WIRE_SECRET, wires=[wire]).open([6], [])
+    with pytest.raises(TtlLineError, match="shared secret"):
+        SimulatedLines(clock, b"", wires=[{"line": 6, "to": "127.0.0.1:9", "to_line": 20}]).open([6], [])
 
 
 def test_gpiod_backend_imports_and_refuses_a_missing_chip():

@@ -138,6 +138,9 @@ def test_a_ttl_input_gates_a_recording(make_rig, tmp_path):
     import json
     import time
 
+    from syncrig_agent.contract.protocol import load_secret
+    from syncrig_agent.ttl.simulated import sign
+
     from web_support import app_client, controller_for
 
     port = _free_udp_port()
@@ -151,12 +154,12 @@ def test_a_ttl_input_gates_a_recording(make_rig, tmp_path):
     )
     runtime = controller_for(rig, tmp_path / "ctl")
 
+    secret = load_secret(rig.secret_file)  # the wire's datagrams are signed like every rig message
+
     def edge(level: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(
-                json.dumps({"line": 21, "level": level, "realtime_ns": time.time_ns()}).encode(),
-                ("127.0.0.1", port),
-            )
+            payload = json.dumps({"line": 21, "level": level, "realtime_ns": time.time_ns()}).encode()
+            s.sendto(sign(secret, payload), ("127.0.0.1", port))
 
     def wait_for(state: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -49,7 +49,7 @@ class CameraAgent:
         # Clock state in the background: pmc/chronyc can take seconds, STATUS must not wait.
         self.clock_monitor = ClockMonitor(camera.read_clock_state, settings.clock_refresh_s).start()
         # TTL lines for the agent's lifetime: outputs held low between recordings, inputs watched.
-        self.ttl_lines = open_lines(settings.ttl, self.clock)
+        self.ttl_lines = open_lines(settings.ttl, self.clock, settings.secret_file)
         self.ttl_inputs = TtlInputMonitor(self.ttl_lines).start() if self.ttl_lines else None
         self.ttl_out: TtlOutputRun | None = None
         self.ttl_error: str | None = None

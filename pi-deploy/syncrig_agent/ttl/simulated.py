@@ -7,10 +7,19 @@ picture shows) at the write, plus the wire's latency and a Gaussian jitter. The 
 the edge with its own camera clock at that instant, as a Pi's kernel stamps an edge with its
 clock, and hands it over once that instant has come. So TTL-in minus TTL-out is the latency and
 jitter plus the two simulated clocks' disagreement: what real wires between real Pis show.
+
+Like every listener of the rig, the wire's socket authenticates: each datagram carries an
+HMAC-SHA256 of its payload under the rig's shared secret, and anything else is dropped with a
+warning. Wires run between processes on one machine, so both ends must be loopback addresses; an
+edge that claims to arrive more than MAX_LEAD_NS ahead is dropped, so no datagram can stall the
+receiving thread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import queue
@@ -25,14 +34,46 @@ from syncrig_agent.ttl.base import InputEdge, InputLine, TtlLineError, TtlLines
 
 log = logging.getLogger(__name__)
 
+MAX_LEAD_NS = 1_000_000_000  # no simulated wire is longer than a second
+DIGEST_BYTES = hashlib.sha256().digest_size
+
+
+def _loopback(host: str, field: str) -> None:
+    try:
+        ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        ok = False
+    if not ok:
+        raise TtlLineError(
+            f"{field}: {host!r} is not a loopback address (simulated wires join local processes)"
+        )
+
+
+def sign(secret: bytes, payload: bytes) -> bytes:
+    """A wire datagram: the HMAC-SHA256 of the payload under the shared secret, then the payload."""
+    return hmac.new(secret, payload, hashlib.sha256).digest() + payload
+
+
+def verified_payload(secret: bytes, datagram: bytes) -> bytes | None:
+    """The payload of a datagram signed with `secret`, else None."""
+    digest, payload = datagram[:DIGEST_BYTES], datagram[DIGEST_BYTES:]
+    expected = hmac.new(secret, payload, hashlib.sha256).digest()
+    return payload if len(digest) == DIGEST_BYTES and hmac.compare_digest(digest, expected) else None
+
 
 class SimulatedLines(TtlLines):
     kind = "simulated"
 
     def __init__(
-        self, clock: CameraClock, listen: str = "", wires: list[dict] | None = None, seed: int | None = None
+        self,
+        clock: CameraClock,
+        secret: bytes = b"",
+        listen: str = "",
+        wires: list[dict] | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(clock)
+        self._secret = secret  # signs and checks wire edges; needed only where there are wires
         self.listen = listen
         self.wires: dict[int, list[dict]] = {}
         for wire in wires or []:
@@ -46,8 +87,14 @@ class SimulatedLines(TtlLines):
 
     def open(self, outputs: list[int], inputs: list[InputLine]) -> None:
         super().open(outputs, inputs)
+        if (self.listen or self.wires) and not self._secret:
+            raise TtlLineError("simulated TTL wires need the rig's shared secret to sign their edges")
+        for wires in self.wires.values():
+            for wire in wires:
+                _loopback(parse_address(str(wire["to"]), 0, "ttl.wires.to")[0], "ttl.wires.to")
         if self.listen:
             host, port = parse_address(self.listen, 0, "ttl.sim_listen")
+            _loopback(host, "ttl.sim_listen")
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
                 sock.bind((host, port))
@@ -69,7 +116,7 @@ class SimulatedLines(TtlLines):
             message = {"line": int(wire["to_line"]), "level": level, "realtime_ns": arrival}
             host, port = parse_address(str(wire["to"]), 0, "ttl.wires.to")
             try:
-                self._send.sendto(json.dumps(message).encode(), (host, port))
+                self._send.sendto(sign(self._secret, json.dumps(message).encode()), (host, port))
             except OSError as exc:  # a far end that is down is an unplugged wire, not our failure
                 log.debug("wire to %s: %s", wire["to"], exc)
         return wall
@@ -84,8 +131,14 @@ class SimulatedLines(TtlLines):
                 continue
             except OSError:
                 return
+            payload = verified_payload(self._secret, data)
+            if payload is None:
+                log.warning(
+                    "ignoring a wire datagram not signed with the shared secret (%d bytes)", len(data)
+                )
+                continue
             try:
-                message = json.loads(data)
+                message = json.loads(payload)
                 line, level = int(message["line"]), int(message["level"])
                 arrival = int(message["realtime_ns"])
             except (ValueError, KeyError, TypeError):
@@ -95,6 +148,9 @@ class SimulatedLines(TtlLines):
             if spec is None or (spec.edges == "rising" and not level) or (spec.edges == "falling" and level):
                 continue
             delay = arrival - time.time_ns()
+            if delay > MAX_LEAD_NS:
+                log.warning("ignoring a wire edge %.1f s in the future", delay / 1e9)
+                continue
             if delay > 0:  # the edge has not reached this pin yet
                 time.sleep(delay / 1e9)
             self._edges.put(InputEdge(line, level, self.clock.from_realtime(arrival)))
