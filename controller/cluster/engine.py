@@ -13,6 +13,7 @@ actors restart (max_restarts=-1) and the chunk goes to them again.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -140,6 +141,13 @@ class RayBackend:
     def __init__(
         self, address: str | None, workers: int | None, data: str, probe: Path | None, max_attempts: int = 3
     ) -> None:
+        if not address and "RAY_AUTH_MODE" not in os.environ:
+            # The local Ray's listeners face the network (Ray 2.60 takes the interface address
+            # outside a loopback-only namespace) and Ray's token authentication is off by default:
+            # anyone reaching them could run code. So it requires a token of this run's, never
+            # stored; set before Ray is imported, which is when its C++ side reads it.
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         try:
             import ray
         except ImportError:
@@ -154,7 +162,7 @@ class RayBackend:
             else:
                 # A new Ray of its own ("local": not the latest cluster started on this machine),
                 # asked to bind to loopback (Ray 2.60 still takes the interface address outside a
-                # loopback-only network namespace: docs/CLUSTER.md).
+                # loopback-only network namespace: docs/CLUSTER.md); it requires this run's token.
                 ray.init(
                     address="local",
                     num_cpus=workers or os.cpu_count(),
