@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,9 @@ from controller.deploy.render import agent_settings_for
 from controller.rig.config import CameraEntry, RigConfig, save_config
 from syncrig_agent.contract.protocol import write_secret
 
+from loopback_sshd import free_port
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ConfigFileRig:

@@ -8,7 +8,6 @@ against one controller for the module."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from controller.rig.config import CameraEntry, RigConfig, save_config
 from controller.runtime import ControllerRuntime
 from syncrig_agent.contract.protocol import write_secret
 
+from loopback_sshd import free_port
 from web_support import ApiClient, ServerThread, app_client
 
 GOOD_TTL = {
@@ -24,12 +24,6 @@ GOOD_TTL = {
     "inputs": [{"name": "lick", "line": 17, "record": True}],
     "strobe_width_us": 8000,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def real_rig_runtime(workdir: Path, **kw) -> ControllerRuntime:
